@@ -1,0 +1,45 @@
+# The README's two set-up commands: `make demo` and `make test`. Both create .venv when it is missing.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+CONSTRAINTS := .ci/constraints.txt
+
+.PHONY: venv test lint typecheck unit demo lock clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c $(CONSTRAINTS) -e '.[dev]'
+	@touch $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: lint typecheck
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Fast loop while developing: no Airflow end-to-end runs.
+unit: venv
+	$(VENV)/bin/pytest -m "not e2e and not distributed" $(PYTEST_ARGS)
+
+demo: venv
+	$(VENV)/bin/airflow-omnisend demo
+
+# Re-resolve the pinned versions after changing dependencies in pyproject.toml.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade "pip>=24"
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	.lock-venv/bin/pip freeze --exclude-editable | grep -v '^airflow-omnisend' > $(CONSTRAINTS)
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .airflow-home .demo .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,5 @@
+"""Apache Airflow provider that backfills historic order events into Omnisend."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,78 @@
+"""Provider metadata read by Airflow's ProvidersManager through the ``apache_airflow_provider`` entry point.
+
+``package-name`` must equal the distribution name in pyproject.toml, or every ``airflow`` command crashes.
+Connection form fields are declared here (``conn-fields`` / ``ui-field-behaviour``) so the UI reads them
+without importing the hook.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+INTEGRATION = "Omnisend"
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-omnisend",
+        "name": "Omnisend",
+        "description": "Backfill a shop's historic order events into "
+        "`Omnisend <https://www.omnisend.com/>`__ through the batches API, partition by partition, safely.",
+        "integrations": [
+            {
+                "integration-name": INTEGRATION,
+                "external-doc-url": "https://api-docs.omnisend.com/docs/how-to-sync-historic-orders",
+                "tags": ["service"],
+            }
+        ],
+        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.hooks.omnisend"]}],
+        "connection-types": [
+            {
+                "hook-class-name": "airflow_omnisend.hooks.omnisend.OmnisendHook",
+                "hook-name": "Omnisend",
+                "connection-type": "omnisend",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "API root URL", "password": "API key or bearer token"},
+                    "placeholders": {"host": "https://api.omnisend.com"},
+                },
+                "conn-fields": {
+                    "api_version": {
+                        "label": "API version",
+                        "description": "v5 (/v5/..., X-API-KEY, up to 1,000 items per batch) or 2026-03-15 "
+                        "(/api/..., Omnisend-Version header, up to 100 items per batch).",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["v5", "2026-03-15", None],
+                            "default": "v5",
+                        },
+                    },
+                    "auth": {
+                        "label": "Authentication",
+                        "description": "api_key: the password is an API key. bearer: the password is an "
+                        "OAuth access token.",
+                        "schema": {
+                            "type": ["string", "null"],
+                            "enum": ["api_key", "bearer", None],
+                            "default": "api_key",
+                        },
+                    },
+                    "max_items_per_batch": {
+                        "label": "Max items per batch",
+                        "description": "Override the API version's item limit (lower only makes sense).",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "maximum": 1000},
+                    },
+                    "max_payload_bytes": {
+                        "label": "Max request body bytes",
+                        "description": "Largest serialized batch body sent (Omnisend's guide: at most 1 MB).",
+                        "schema": {"type": ["integer", "null"], "minimum": 1024, "default": 1000000},
+                    },
+                    "timeout": {
+                        "label": "Timeout (seconds)",
+                        "description": "Per-request timeout; HttpHook has none by default.",
+                        "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,3 @@
+"""The only code that speaks HTTP to Omnisend."""
+
+from __future__ import annotations

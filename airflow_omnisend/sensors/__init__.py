@@ -1,0 +1,3 @@
+"""Sensors for users wiring their own DAGs."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Where orders come from: SQL (any Airflow SQL connection) and files."""
+
+from __future__ import annotations
