@@ -1,0 +1,101 @@
+"""Error typing, problem details and batch-item normalization (no network)."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from airflow_omnisend.exceptions import (
+    OmnisendAPIError,
+    OmnisendAuthError,
+    OmnisendNotFoundError,
+    OmnisendPayloadTooLargeError,
+    OmnisendRateLimitError,
+    OmnisendServerError,
+    OmnisendValidationError,
+)
+from airflow_omnisend.hooks._responses import (
+    MAX_BODY_CHARS,
+    api_error,
+    item_succeeded,
+    merge_batch_items,
+    problem_from,
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, OmnisendValidationError),
+        (422, OmnisendValidationError),
+        (401, OmnisendAuthError),
+        (403, OmnisendAuthError),
+        (404, OmnisendNotFoundError),
+        (413, OmnisendPayloadTooLargeError),
+        (429, OmnisendRateLimitError),
+        (500, OmnisendServerError),
+        (503, OmnisendServerError),
+        (409, OmnisendAPIError),
+    ],
+)
+def test_api_error_types(status: int, cls: type[OmnisendAPIError]) -> None:
+    err = api_error(status, {"detail": "why"}, request="GET /v5/batches")
+    assert type(err) is cls
+    assert (err.status, err.problem, err.request) == (status, {"detail": "why"}, "GET /v5/batches")
+    assert "GET /v5/batches" in str(err)
+    assert "why" in str(err)
+    again = pickle.loads(pickle.dumps(err))
+    assert (type(again), again.status, again.problem) == (cls, status, {"detail": "why"})
+
+
+def test_problem_detail_parsing_and_scrubbing() -> None:
+    body = b'{"status":400,"detail":"bad","errors":[{"field":"items[0].eventTime","message":"invalid"}]}'
+    assert problem_from(body, "k")["errors"][0]["field"] == "items[0].eventTime"
+    assert problem_from(b"<html>" + b"x" * 2000, None)["detail"].startswith("<html>")
+    assert len(problem_from(b"x" * 5000, None)["detail"]) < MAX_BODY_CHARS + 40
+    echoed = problem_from(b'{"detail":"your key SECRET123 is wrong"}', "SECRET123")
+    assert echoed == {"detail": "your key *** is wrong"}
+    assert problem_from(b"", "k") == {}
+
+
+def test_merge_batch_items_from_responses_errors_and_items() -> None:
+    body = {
+        "batchID": "b1",
+        "responses": [
+            {"itemID": "i1", "status": "finished", "responseCode": 202, "request": {"eventID": "e1"}},
+            {"itemID": "i4", "status": "finished", "request": {"eventID": "e4"}},
+        ],
+        "errors": [
+            {
+                "itemID": "i2",
+                "status": "finished",
+                "responseCode": "400",
+                "request": {"eventID": "e2"},
+                "response": {"detail": "bad eventTime"},
+            }
+        ],
+        "items": [
+            {"itemID": "i1", "status": "finished", "response": {"ok": True}},
+            {"itemID": "i3", "status": "pending", "responseCode": None, "request": {"eventID": "e3"}},
+            "not an item",
+        ],
+    }
+    items = merge_batch_items(body)
+    by_id = {i["itemID"]: i for i in items}
+    assert sorted(by_id) == ["i1", "i2", "i3", "i4"]
+    assert len(items) == 4
+    for item in items:
+        assert {"itemID", "status", "responseCode", "request", "response", "listedUnder"} <= item.keys()
+    assert by_id["i1"]["listedUnder"] == "responses"
+    assert by_id["i1"]["response"] == {"ok": True}  # filled in from the items list
+    assert by_id["i2"]["responseCode"] == 400
+    assert [item_succeeded(by_id[i]) for i in ("i1", "i2", "i3", "i4")] == [True, False, False, True]
+
+
+def test_merge_batch_items_odd_shapes() -> None:
+    assert merge_batch_items(None) == []
+    assert merge_batch_items({"responses": None}) == []
+    listed = merge_batch_items([{"itemID": 7, "responseCode": 200}, {"responseCode": 500}])
+    assert [i["itemID"] for i in listed] == ["7", None]
+    assert [item_succeeded(i) for i in listed] == [True, False]
