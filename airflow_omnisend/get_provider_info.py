@@ -25,7 +25,15 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["service"],
             }
         ],
-        "hooks": [{"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.hooks.omnisend"]}],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_omnisend.hooks.omnisend",
+                    "airflow_omnisend.hooks.omnisend_async",
+                ],
+            }
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_omnisend.hooks.omnisend.OmnisendHook",
