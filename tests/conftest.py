@@ -10,6 +10,9 @@ import os
 import tempfile
 from pathlib import Path
 
+# the Omnisend emulator fixtures (``omnisend_emulator``); the plugin imports no Airflow
+pytest_plugins = ["airflow_omnisend.testing.pytest_plugin"]
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_FIXTURES = REPO_ROOT / "tests" / "fixtures"
 
