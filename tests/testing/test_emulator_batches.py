@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -263,3 +264,17 @@ def test_chunked_request_bodies_are_read(v5: Api, emu: OmnisendEmulator) -> None
     assert resp.status_code == 201, resp.text
     emu.wait_until_idle()
     assert emu.store.accepted_count() == 1
+
+
+def test_expect_100_continue_is_answered_before_the_body(v5: Api, emu: OmnisendEmulator) -> None:
+    body = orjson.dumps({"method": "POST", "endpoint": "events", "items": [make_event(0)]})
+    host, port = emu.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        head = (
+            f"POST /v5/batches HTTP/1.1\r\nHost: {host}\r\nX-API-KEY: {emu.api_key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 201 ")

@@ -11,6 +11,21 @@ In-process::
 
 As a process: ``airflow-omnisend emulator --port 8899`` (see ``cli.py``). In pytest: the
 ``omnisend_emulator`` fixture of ``airflow_omnisend.testing.pytest_plugin``.
+
+What it does, in one place (details in each module):
+
+- ``/v5/batches`` (``X-API-KEY`` or ``Authorization: Bearer``; 1,000 items) and ``/api/batches``
+  (``Authorization: Omnisend-API-Key`` or ``Bearer``, plus a required ``Omnisend-Version``; 100 items):
+  POST (201 ``{"batchID", "totalCount"}``), GET list (``endpoint`` required, offset paging), GET one and
+  GET ``/items`` (the ``Batch`` with ``responses`` and ``errors``). ``/api/automations`` (2026 only, cursor
+  paging). Errors are RFC 9457 problems (400 with ``errors``, 429 with ``retryAfter``).
+- Batches run asynchronously (``batches.py``): pending, inProgress, then finished or stopped. A stopped
+  batch reports only the items processed before the stop; the others are in neither list.
+- Accepted events are de-duplicated on ``(eventID, eventTime)`` exactly as sent; duplicates succeed (202)
+  and are counted, not recorded again.
+- A sliding-window rate limit per key; 429s spend no budget (``ratelimit.py``).
+- Seeded faults (``FaultConfig``), settable at runtime (``set_faults`` or ``POST /__emulator__/faults``).
+- Everything is recorded in SQLite (``store``): accepted events, duplicates, batches, requests.
 """
 
 from __future__ import annotations

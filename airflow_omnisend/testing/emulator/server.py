@@ -77,6 +77,11 @@ class _Handler(BaseHTTPRequestHandler):
         with contextlib.suppress(OSError):
             super().finish()
 
+    def handle_expect_100(self) -> bool:
+        result = super().handle_expect_100()
+        self.wfile.flush()  # the write buffer would otherwise hold the interim 100 back
+        return result
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), format % args)
 

@@ -195,6 +195,10 @@ class EmulatorStore:
 
     def submit(self, fn: Callable[[sqlite3.Connection], object], *, wait: bool = False) -> None:
         """Queue a write; with ``wait``, return once it is committed (and raise what it raised)."""
+        if self._closed:
+            if wait:
+                raise RuntimeError("the emulator store is closed (the emulator was stopped)")
+            return  # a request answered while the emulator stops: nobody can read its log entry any more
         op = _Op(fn, wait)
         self._queue.put(op)
         if op.done is not None:
