@@ -40,7 +40,9 @@ def _window(text: str) -> tuple[str, str]:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.description = __doc__.splitlines()[0] if __doc__ else None
+    parser.description = (
+        "Run the local Omnisend emulator until SIGTERM/SIGINT; prints 'listening on <url>' once it serves."
+    )
     add = parser.add_argument
     add("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     add("--port", type=int, default=8899, help="port to bind; 0 picks a free one (default: %(default)s)")
