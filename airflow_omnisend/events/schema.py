@@ -1,0 +1,117 @@
+"""The JSON Schemas of the five Omnisend order events, loaded from the package, for both validators.
+
+The schema files in ``events/schemas/`` are the single source of truth for what a valid order event
+is: the mapping produces that shape, the validator enforces it. Each event schema references shared
+pieces in ``defs.json`` by relative ``$ref``; a registry holding all six documents under their ``$id``
+makes those references resolve the same way in ``jsonschema`` (the reference validator, which explains
+rejections) and in ``jsonschema_rs`` (the compiled screen), without any network retrieval.
+
+Nothing here imports ``jsonschema`` at module import time: it is the slowest import of the validate
+command, and a run where every event passes never needs it.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import jsonschema_rs
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import referencing
+    from jsonschema import Draft202012Validator
+
+#: The five order events, in the order they happen to an order.
+EVENT_NAMES: tuple[str, ...] = (
+    "placed order",
+    "paid for order",
+    "order fulfilled",
+    "order canceled",
+    "order refunded",
+)
+
+#: eventName -> position in an order's life; events of one order are sent in this order.
+LIFECYCLE_RANK: Mapping[str, int] = MappingProxyType({name: rank for rank, name in enumerate(EVENT_NAMES)})
+
+#: eventName -> schema file in ``airflow_omnisend/events/schemas/``.
+SCHEMA_FILES: Mapping[str, str] = MappingProxyType(
+    {
+        "placed order": "placed-order.json",
+        "paid for order": "paid-for-order.json",
+        "order fulfilled": "order-fulfilled.json",
+        "order canceled": "order-canceled.json",
+        "order refunded": "order-refunded.json",
+    }
+)
+DEFS_FILE = "defs.json"
+
+#: Base of every schema ``$id``. The ``.invalid`` host can never resolve: a reference that the registry
+#: does not hold fails loudly instead of being fetched from somewhere.
+SCHEMA_BASE_URI = "https://airflow-omnisend.invalid/schemas/"
+
+
+@functools.cache
+def schema_documents() -> Mapping[str, Mapping[str, Any]]:
+    """All shipped schema documents by file name (``defs.json`` and one per event).
+
+    Cached and shared: callers must not mutate the documents.
+    """
+    package = resources.files("airflow_omnisend.events") / "schemas"
+    docs: dict[str, Mapping[str, Any]] = {}
+    for file_name in (DEFS_FILE, *SCHEMA_FILES.values()):
+        doc = json.loads((package / file_name).read_text(encoding="utf-8"))
+        expected_id = SCHEMA_BASE_URI + file_name
+        if doc.get("$id") != expected_id:  # a renamed or copied file would silently shadow another one
+            raise RuntimeError(f"schema {file_name} has $id {doc.get('$id')!r}, expected {expected_id!r}")
+        docs[file_name] = doc
+    return MappingProxyType(docs)
+
+
+def event_schema(event_name: str) -> Mapping[str, Any]:
+    """The schema document of one event; ``KeyError`` for a name that is not an order event."""
+    return schema_documents()[SCHEMA_FILES[event_name]]
+
+
+@functools.cache
+def reference_registry() -> referencing.Registry[Any]:
+    """``referencing`` registry with every shipped document, for ``jsonschema``."""
+    import referencing
+    from referencing.jsonschema import DRAFT202012
+
+    return referencing.Registry().with_resources(
+        (doc["$id"], DRAFT202012.create_resource(dict(doc))) for doc in schema_documents().values()
+    )
+
+
+@functools.cache
+def screen_registry() -> jsonschema_rs.Registry:
+    """``jsonschema_rs`` registry with every shipped document, for the compiled screen."""
+    return jsonschema_rs.Registry([(doc["$id"], dict(doc)) for doc in schema_documents().values()])
+
+
+@functools.cache
+def reference_validator(event_name: str) -> Draft202012Validator:
+    """The ``jsonschema`` validator of one event (built once per name): slow, explains every error."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(dict(event_schema(event_name)), registry=reference_registry())
+
+
+@functools.cache
+def screen_validator(event_name: str) -> jsonschema_rs.Validator:
+    """The compiled ``jsonschema_rs`` validator of one event (built once per name): fast yes/no.
+
+    The standard (linear-time) regex engine is chosen explicitly: the schema's patterns are written for
+    the subset where Rust ``regex`` and Python ``re`` agree, and formats are not asserted by either side.
+    """
+    return jsonschema_rs.validator_for(
+        dict(event_schema(event_name)),
+        registry=screen_registry(),
+        pattern_options=jsonschema_rs.RegexOptions(),
+        validate_formats=False,
+    )

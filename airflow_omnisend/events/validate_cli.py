@@ -1,0 +1,99 @@
+"""``airflow-omnisend validate EVENTS.ndjson [--valid OUT] [--rejected OUT] [--json]``.
+
+Checks a file of Omnisend order events outside Airflow (a user's own export, or a partition's
+``events.ndjson``) with exactly the rules a DAG run applies, and says what would be rejected and why.
+
+Exit codes: 0 every event is valid; 1 some are rejected (details in ``--rejected``); 2 the input is
+unusable (cannot be read, or a line is not a JSON object: the message names the line). Output files are
+written next to their final name and renamed at the end, so a failed run never leaves a half file that
+looks finished. No Airflow import: the command starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+import orjson
+
+from airflow_omnisend.events.validation import EventValidator, validate_ndjson
+from airflow_omnisend.exceptions import OmnisendInputError
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Iterator
+
+_BUFFER = 1 << 20
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Validate an NDJSON file of Omnisend order events (one JSON object per line)."
+    parser.add_argument("events", metavar="EVENTS.ndjson", help="events to check; '-' reads standard input")
+    parser.add_argument("--valid", metavar="OUT", type=Path, help="write the valid events here (NDJSON)")
+    parser.add_argument(
+        "--rejected",
+        metavar="OUT",
+        type=Path,
+        help='write the rejected events here, one {"line", "event", "errors"} object per line',
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON instead of one line of text"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    outputs = {"--valid": args.valid, "--rejected": args.rejected}
+    try:
+        with contextlib.ExitStack() as stack:
+            src = _open_input(args.events, stack)
+            files: dict[str, BinaryIO | None] = {}
+            for option, path in outputs.items():
+                files[option] = None if path is None else stack.enter_context(_open_output(option, path))
+            summary = validate_ndjson(src, files["--valid"], files["--rejected"], EventValidator())
+        for path in outputs.values():
+            if path is not None:
+                os.replace(_partial(path), path)
+    except (OmnisendInputError, OSError) as exc:
+        for path in outputs.values():
+            if path is not None:
+                with contextlib.suppress(OSError):
+                    _partial(path).unlink()
+        print(f"airflow-omnisend validate: {args.events}: {_describe(exc)}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(orjson.dumps(summary.to_dict(), option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(summary.one_line())
+    return 1 if summary.rejected else 0
+
+
+def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO:
+    if name == "-":
+        return sys.stdin.buffer
+    try:
+        return stack.enter_context(open(name, "rb", buffering=_BUFFER))
+    except OSError as exc:
+        raise OmnisendInputError(f"cannot read the events file: {_describe(exc)}") from exc
+
+
+@contextlib.contextmanager
+def _open_output(option: str, path: Path) -> Iterator[BinaryIO]:
+    try:
+        handle = open(_partial(path), "wb", buffering=_BUFFER)  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise OmnisendInputError(f"cannot write {option} {path}: {_describe(exc)}") from exc
+    with handle:
+        yield handle
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}" + (f" ({exc.filename})" if exc.filename else "")
+    return str(exc)

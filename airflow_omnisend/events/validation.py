@@ -1,0 +1,449 @@
+"""Validate Omnisend order events: a compiled screen for speed, ``jsonschema`` for the reasons.
+
+A backfill validates millions of events and almost all of them are fine, so each event is first
+screened by the compiled ``jsonschema_rs`` validator of its eventName (hundreds of thousands per
+second). Only an event that fails the screen is handed to ``jsonschema``, the reference validator,
+which names every error (JSON path, message, and a stable reason ``code`` from the schema's
+``x-code``/``x-codes`` annotations). Both use the same shipped schema files, and a differential
+property test holds them to the same verdict.
+
+What JSON Schema cannot say is one shared Python post-check, run the same way on both paths: the
+eventTime digits form a real instant (no month 13, Feb 30 or offset minute 60) that is not in the future
+(nor younger than ``min_age``: Omnisend de-duplicates only *historic* events).
+
+Warnings do not stop an event; they count the recommended properties it lacks, above all
+``totalPrice``, without which Omnisend's revenue reporting ignores the order.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import orjson
+
+from airflow_omnisend.events.schema import EVENT_NAMES, reference_validator, screen_validator
+from airflow_omnisend.exceptions import OmnisendInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from jsonschema.exceptions import ValidationError
+
+__all__ = [
+    "RECOMMENDED_PROPERTIES",
+    "EventValidator",
+    "EventVerdict",
+    "Issue",
+    "ValidationSummary",
+    "validate_ndjson",
+]
+
+#: eventName -> (property, warning code): recommended ``properties`` whose absence is a warning. Kept
+#: small on purpose: a warning that fires on every event is noise. Omnisend's own example (the seed
+#: fixture) lacks only totalPrice.
+RECOMMENDED_PROPERTIES: dict[str, tuple[tuple[str, str], ...]] = {
+    "placed order": (("totalPrice", "missing_total_price"), ("lineItems", "missing_line_items")),
+    "paid for order": (("totalPrice", "missing_total_price"),),
+    "order fulfilled": (("totalPrice", "missing_total_price"),),
+    "order canceled": (("totalPrice", "missing_total_price"), ("cancelReason", "missing_cancel_reason")),
+    "order refunded": (
+        ("totalPrice", "missing_total_price"),
+        ("totalRefundedAmount", "missing_total_refunded_amount"),
+    ),
+}
+_WARNING_WHY = {
+    "totalPrice": "Omnisend needs it for revenue reporting",
+    "lineItems": "product-based segments and reports need the ordered products",
+    "cancelReason": "the cancellation flow and segments show the reason",
+    "totalRefundedAmount": "revenue reports subtract the refunded amount",
+}
+
+#: Same pattern as ``defs.json#/$defs/eventTime``; ``fullmatch`` has no trailing-newline loophole.
+_EVENT_TIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}([.][0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})"
+)
+_IDENTIFIER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_MAX_MESSAGE = 300
+_MAX_VALUE_REPR = 80
+
+#: Reason code when the failing subschema names none: by where the error is (first path segments) ...
+_AREA_CODES = {
+    "lineItems": "line_item_invalid",
+    "refundedLineItems": "line_item_invalid",
+    "billingAddress": "address_invalid",
+    "shippingAddress": "address_invalid",
+    "discounts": "discount_invalid",
+    "tracking": "tracking_invalid",
+}
+#: ... or by the failing keyword.
+_KEYWORD_CODES = {
+    "required": "missing_field",
+    "additionalProperties": "unknown_field",
+    "type": "invalid_type",
+    "maxLength": "too_long",
+    "maxItems": "too_long",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One error or warning about an event.
+
+    :param path: where, e.g. ``properties.lineItems[0].productQuantity``; ``$`` is the event itself.
+    :param message: what is wrong, for a person.
+    :param code: a short stable reason key (``negative_money``, ``missing_total_price``...), for counts.
+    """
+
+    path: str
+    message: str
+    code: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"path": self.path, "message": self.message, "code": self.code}
+
+
+@dataclass(frozen=True, slots=True)
+class EventVerdict:
+    """The outcome for one event: any error rejects it; warnings are counted, the event is still sent."""
+
+    errors: list[Issue]
+    warnings: list[Issue]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+class EventValidator:
+    """Checks order events against the shipped schemas plus the eventTime post-check.
+
+    :param now: the instant "the future" starts at (timezone-aware); default: when the validator is
+        made, so one run judges every event against the same instant.
+    :param min_age: an event must be at least this old (``eventTime <= now - min_age``). Omnisend
+        de-duplicates on eventID + eventTime only for historic events; this keeps a backfill away from
+        events that could still count as real-time.
+    """
+
+    def __init__(self, now: datetime | None = None, min_age: timedelta = timedelta(0)) -> None:
+        if now is None:
+            now = datetime.now(UTC)
+        elif now.utcoffset() is None:
+            raise ValueError(
+                f"EventValidator(now={now!r}): now must be timezone-aware, e.g. datetime.now(UTC)"
+            )
+        if min_age < timedelta(0):
+            raise ValueError(f"EventValidator(min_age={min_age!r}): min_age must not be negative")
+        self.now = now
+        self.min_age = min_age
+        self._cutoff = now - min_age
+        self._screens: dict[str, Callable[[Any], bool]] = {
+            name: screen_validator(name).is_valid for name in EVENT_NAMES
+        }
+        self._warnings: dict[str, tuple[tuple[str, Issue], ...]] = {
+            name: tuple(
+                (
+                    prop,
+                    Issue(
+                        f"properties.{prop}",
+                        f"recommended property {prop} is missing: {_WARNING_WHY[prop]}",
+                        code,
+                    ),
+                )
+                for prop, code in props
+            )
+            for name, props in RECOMMENDED_PROPERTIES.items()
+        }
+
+    # -- the full check ---------------------------------------------------------------------------
+
+    def check(self, event: Any) -> EventVerdict:
+        """Errors (schema + eventTime post-check) and warnings for one event."""
+        if type(event) is not dict:
+            return EventVerdict([_not_an_object(event)], [])
+        name = event.get("eventName")
+        if type(name) is not str or (screen := self._screens.get(name)) is None:
+            return EventVerdict([_unknown_event_name(event)], [])
+        try:
+            passed = screen(event)
+        except (TypeError, ValueError, OverflowError):
+            passed = False  # not representable for the screen (e.g. a lone surrogate): let jsonschema judge
+        if passed:
+            errors = self._time_issues(event["eventTime"])
+        else:
+            errors = self._explain_known(name, event)
+            time_value = event.get("eventTime")
+            if type(time_value) is str and not any(e.path == "eventTime" for e in errors):
+                errors.extend(self._time_issues(time_value))
+        warnings: list[Issue] = []
+        props = event.get("properties")
+        if type(props) is dict:
+            for prop, issue in self._warnings[name]:
+                if prop not in props:
+                    warnings.append(issue)
+        return EventVerdict(errors, warnings)
+
+    # -- the two schema verdicts (the differential test compares these) -------------------------------
+
+    def screen_is_valid(self, event: Any) -> bool:
+        """The compiled validator's verdict on the schema alone (no eventTime post-check)."""
+        if type(event) is not dict or type(event.get("eventName")) is not str:
+            return False
+        screen = self._screens.get(event["eventName"])
+        return screen is not None and screen(event)
+
+    def explain(self, event: Any) -> list[Issue]:
+        """The reference validator's schema errors (no eventTime post-check); empty when the schema holds."""
+        if type(event) is not dict:
+            return [_not_an_object(event)]
+        name = event.get("eventName")
+        if type(name) is not str or name not in self._screens:
+            return [_unknown_event_name(event)]
+        return self._explain_known(name, event)
+
+    def _explain_known(self, name: str, event: dict[str, Any]) -> list[Issue]:
+        return [_issue_from(error) for error in reference_validator(name).iter_errors(event)]
+
+    # -- the shared post-check ---------------------------------------------------------------------
+
+    def post_check(self, event: Any) -> list[Issue]:
+        """The checks JSON Schema cannot express, for an event whose eventTime the schema accepts."""
+        value = event.get("eventTime") if type(event) is dict else None
+        if type(value) is not str or not _EVENT_TIME_RE.fullmatch(value):
+            return []  # missing or malformed: the schema reports it
+        return self._time_issues(value)
+
+    def _time_issues(self, value: str) -> list[Issue]:
+        """eventTime (already matching the schema's pattern) is a real instant, not too recent."""
+        try:
+            if value[-1] != "Z" and int(value[-2:]) > 59:
+                raise ValueError("UTC offset minutes must be 00-59")
+            instant = datetime.fromisoformat(value)
+            too_recent = instant > self._cutoff
+        except (ValueError, OverflowError) as exc:
+            return [Issue("eventTime", f"{value!r} is not a real time: {exc}", "event_time_invalid")]
+        if not too_recent:
+            return []
+        if instant > self.now:
+            return [
+                Issue(
+                    "eventTime",
+                    f"{value!r} is in the future (now is {self.now.isoformat()}): a backfill sends only "
+                    "events that have happened",
+                    "event_time_future",
+                )
+            ]
+        return [
+            Issue(
+                "eventTime",
+                f"{value!r} is younger than the minimum age {self.min_age} (cutoff "
+                f"{self._cutoff.isoformat()}): Omnisend de-duplicates only historic events",
+                "event_time_too_recent",
+            )
+        ]
+
+
+def _not_an_object(event: Any) -> Issue:
+    return Issue("$", f"an event must be a JSON object, not {_json_type(event)}", "not_an_object")
+
+
+def _unknown_event_name(event: dict[str, Any]) -> Issue:
+    expected = ", ".join(EVENT_NAMES)
+    if "eventName" not in event:
+        return Issue("eventName", f"eventName is missing (expected one of: {expected})", "unknown_event_name")
+    value = _short_repr(event["eventName"])
+    return Issue(
+        "eventName",
+        f"{value} is not an Omnisend order event name (expected one of: {expected})",
+        "unknown_event_name",
+    )
+
+
+def _issue_from(error: ValidationError) -> Issue:
+    """A ``jsonschema`` error as an Issue: JSON path, readable message, reason code from the schema."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    keyword = str(error.validator)
+    segments: list[str | int] = list(error.absolute_path)
+    message = error.message
+    per_keyword = schema.get("x-codes", {}).get(keyword)
+    if keyword == "required":
+        required = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = next((p for p in required if isinstance(p, str) and message.startswith(repr(p))), None)
+        if missing is not None:
+            segments.append(missing)
+            message = f"{missing} is required"
+        code = per_keyword.get(missing) if isinstance(per_keyword, dict) else per_keyword
+    else:
+        code = per_keyword
+    if not isinstance(code, str):
+        code = schema.get("x-code")
+    if not isinstance(code, str):
+        code = _code_by_place(segments, keyword)
+    template = schema.get("x-messages", {}).get(keyword)
+    if isinstance(template, str):
+        message = template.replace("{value}", _short_repr(error.instance))
+    if len(message) > _MAX_MESSAGE:
+        message = message[: _MAX_MESSAGE - 1] + "…"
+    return Issue(render_path(segments), message, code)
+
+
+def _code_by_place(segments: list[str | int], keyword: str) -> str:
+    if segments and segments[0] == "contact":
+        return "contact_field_invalid"
+    if segments and segments[0] == "properties":
+        area = segments[1] if len(segments) > 1 else None
+        return (
+            _AREA_CODES.get(area, "order_field_invalid") if isinstance(area, str) else "order_field_invalid"
+        )
+    return _KEYWORD_CODES.get(keyword, "invalid_value")
+
+
+def render_path(segments: Iterable[str | int]) -> str:
+    """``["properties", "lineItems", 0, "productQuantity"]`` -> ``properties.lineItems[0].productQuantity``.
+
+    ``$`` is the event itself; keys that are not plain identifiers are quoted: ``properties["a.b"]``.
+    """
+    out: list[str] = []
+    for segment in segments:
+        if isinstance(segment, int):
+            out.append(f"[{segment}]")
+        elif _IDENTIFIER_RE.fullmatch(segment):
+            out.append(f".{segment}" if out else segment)
+        else:
+            out.append(f"[{orjson.dumps(segment).decode()}]")
+    return "".join(out) or "$"
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_VALUE_REPR else text[: _MAX_VALUE_REPR - 1] + "…"
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
+# -- streaming NDJSON -------------------------------------------------------------------------------
+
+_UNKNOWN_NAME = "(unknown)"
+
+
+@dataclass
+class ValidationSummary:
+    """Counts of one NDJSON validation run; constant size whatever the input size.
+
+    ``rejects_by_reason`` counts rejected events per reason code (an event with two different reasons
+    counts under both); ``warnings_by_code`` counts warnings on valid events (the ones that are sent).
+    Events whose eventName is not an order event are counted under ``(unknown)``.
+    """
+
+    lines_read: int = 0
+    events: int = 0
+    valid: int = 0
+    rejected: int = 0
+    warnings: int = 0
+    by_event_name: dict[str, dict[str, int]] = field(default_factory=dict)
+    rejects_by_reason: dict[str, int] = field(default_factory=dict)
+    warnings_by_code: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lines_read": self.lines_read,
+            "events": self.events,
+            "valid": self.valid,
+            "rejected": self.rejected,
+            "warnings": self.warnings,
+            "by_event_name": {name: dict(counts) for name, counts in self.by_event_name.items()},
+            "rejects_by_reason": dict(sorted(self.rejects_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "warnings_by_code": dict(sorted(self.warnings_by_code.items(), key=lambda kv: (-kv[1], kv[0]))),
+        }
+
+    def one_line(self, top_reasons: int = 3) -> str:
+        """``100000 events: 99012 valid, 988 rejected (top reasons: ...), 1200 warnings``."""
+        text = f"{self.events} events: {self.valid} valid, {self.rejected} rejected"
+        if self.rejects_by_reason:
+            top = sorted(self.rejects_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))[:top_reasons]
+            text += " (top reasons: " + ", ".join(f"{code} {count}" for code, count in top) + ")"
+        return text + f", {self.warnings} warning{'' if self.warnings == 1 else 's'}"
+
+
+def validate_ndjson(
+    src: BinaryIO,
+    valid_out: BinaryIO | None,
+    rejected_out: BinaryIO | None,
+    validator: EventValidator,
+) -> ValidationSummary:
+    """Stream NDJSON events from ``src`` into valid and rejected NDJSON, returning the counts.
+
+    Valid events are written as their input line (trimmed; one JSON object per line, byte for byte
+    what was validated, so eventTime strings and numbers stay exactly as given). Rejected events are
+    written as ``{"line": n, "event": {...}, "errors": [{"path", "message", "code"}, ...]}``. ``None``
+    for an output discards those events. Blank lines are skipped. Memory does not grow with the input.
+
+    :raises OmnisendInputError: a line is not JSON, or not a JSON object; the message names the line.
+    """
+    summary = ValidationSummary()
+    by_name = summary.by_event_name
+    by_reason = summary.rejects_by_reason
+    by_warning = summary.warnings_by_code
+    check = validator.check
+    loads = orjson.loads
+    dumps = orjson.dumps
+    append_newline = orjson.OPT_APPEND_NEWLINE
+    write_valid = valid_out.write if valid_out is not None else None
+    write_rejected = rejected_out.write if rejected_out is not None else None
+    known_names = frozenset(EVENT_NAMES)
+    line_no = 0
+    for line_no, raw in enumerate(src, 1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line_no == 1 and line.startswith(b"\xef\xbb\xbf"):
+            line = line[3:].strip()
+        try:
+            event = loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise OmnisendInputError(f"line {line_no}: not JSON ({exc.msg} at column {exc.colno})") from None
+        if type(event) is not dict:
+            raise OmnisendInputError(
+                f"line {line_no}: {_json_type(event)} where an event (a JSON object) was expected"
+            )
+        verdict = check(event)
+        name = event.get("eventName")
+        if type(name) is not str or name not in known_names:
+            name = _UNKNOWN_NAME
+        counts = by_name.get(name)
+        if counts is None:
+            counts = by_name[name] = {"total": 0, "valid": 0, "rejected": 0}
+        counts["total"] += 1
+        if verdict.errors:
+            counts["rejected"] += 1
+            for code in {issue.code for issue in verdict.errors}:
+                by_reason[code] = by_reason.get(code, 0) + 1
+            if write_rejected is not None:
+                record = {"line": line_no, "event": event, "errors": [i.to_dict() for i in verdict.errors]}
+                write_rejected(dumps(record, option=append_newline))
+        else:
+            counts["valid"] += 1
+            for issue in verdict.warnings:
+                by_warning[issue.code] = by_warning.get(issue.code, 0) + 1
+            if write_valid is not None:
+                write_valid(raw if len(raw) == len(line) + 1 and raw[-1:] == b"\n" else line + b"\n")
+    summary.lines_read = line_no
+    summary.events = sum(c["total"] for c in by_name.values())
+    summary.valid = sum(c["valid"] for c in by_name.values())
+    summary.rejected = sum(c["rejected"] for c in by_name.values())
+    summary.warnings = sum(by_warning.values())
+    return summary

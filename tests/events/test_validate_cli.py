@@ -1,0 +1,184 @@
+"""``airflow-omnisend validate``: summary line, output files, exit codes 0/1/2, no Airflow, fast start."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from airflow_omnisend.cli import main
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+GOOD = {
+    "eventName": "placed order",
+    "eventID": "f1eeb5bd-736c-42c7-9cfe-6990f7f59b35",
+    "eventTime": "2024-01-01T00:00:00Z",
+    "eventVersion": "v2",
+    "origin": "api",
+    "contact": {"email": "customer@example.com"},
+    "properties": {"orderID": "4122111", "currency": "EUR", "totalPrice": 39.98, "lineItems": []},
+}
+
+
+def with_props(**props: Any) -> dict[str, Any]:
+    return {**GOOD, "properties": {**GOOD["properties"], **props}}
+
+
+def write_ndjson(path: Path, *events: Any) -> Path:
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    return path
+
+
+def cli(*args: str | Path, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow_omnisend.cli", "validate", *map(str, args)],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_all_valid_exits_0_with_a_one_line_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD, with_props(orderID="2"))
+    valid = tmp_path / "valid.ndjson"
+    assert main(["validate", str(events), "--valid", str(valid)]) == 0
+    out, err = capsys.readouterr()
+    assert out == "2 events: 2 valid, 0 rejected, 0 warnings\n"
+    assert err == ""
+    assert valid.read_bytes() == events.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.ndjson", "valid.ndjson"]
+
+
+def test_rejections_exit_1_and_go_to_the_rejected_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_total = {**GOOD, "properties": {"orderID": "3", "currency": "EUR", "lineItems": []}}
+    events = write_ndjson(
+        tmp_path / "events.ndjson",
+        GOOD,
+        with_props(orderID="1", currency="eur"),
+        with_props(orderID="2", currency="EURO", totalPrice=-1),
+        no_total,
+    )
+    rejected = tmp_path / "rejected.ndjson"
+    assert main(["validate", str(events), "--rejected", str(rejected)]) == 1
+    out, _ = capsys.readouterr()
+    assert out == (
+        "4 events: 2 valid, 2 rejected (top reasons: currency_not_iso4217 2, negative_money 1), 1 warning\n"
+    )
+    records = [orjson.loads(line) for line in rejected.read_bytes().splitlines()]
+    assert [r["event"]["properties"]["orderID"] for r in records] == ["1", "2"]
+    assert records[0]["errors"] == [
+        {
+            "path": "properties.currency",
+            "message": "'eur' is not an ISO 4217 currency code (upper case, e.g. EUR)",
+            "code": "currency_not_iso4217",
+        }
+    ]
+
+
+def test_json_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD, {"eventName": "viewed product"})
+    assert main(["validate", str(events), "--json"]) == 1
+    summary = orjson.loads(capsys.readouterr().out)
+    assert summary["events"] == 2
+    assert summary["by_event_name"]["(unknown)"] == {"total": 1, "valid": 0, "rejected": 1}
+    assert summary["rejects_by_reason"] == {"unknown_event_name": 1}
+
+
+def test_missing_file_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    result = cli(tmp_path / "nope.ndjson", "--valid", tmp_path / "valid.ndjson")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "nope.ndjson" in result.stderr
+    assert "cannot read the events file: No such file or directory" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_directory_is_unusable_input(tmp_path: Path) -> None:
+    result = cli(tmp_path)
+    assert result.returncode == 2
+    assert "cannot read the events file" in result.stderr
+
+
+def test_a_line_that_is_not_json_exits_2_naming_the_line_and_leaves_outputs_alone(tmp_path: Path) -> None:
+    events = tmp_path / "events.ndjson"
+    events.write_bytes(orjson.dumps(GOOD) + b"\n\n" + b'{"eventName": "placed order",\n' + orjson.dumps(GOOD))
+    valid = tmp_path / "valid.ndjson"
+    valid.write_bytes(b"from an earlier run\n")
+    result = cli(events, "--valid", valid, "--rejected", tmp_path / "rejected.ndjson")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "line 3: not JSON" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert valid.read_bytes() == b"from an earlier run\n"  # not replaced by half a run
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.ndjson", "valid.ndjson"]
+
+
+def test_a_line_that_is_not_an_object_exits_2(tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD, [GOOD])
+    result = cli(events)
+    assert result.returncode == 2
+    assert "line 2: an array where an event (a JSON object) was expected" in result.stderr
+
+
+def test_unwritable_output_exits_2(tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    result = cli(events, "--rejected", tmp_path / "no" / "such" / "dir" / "rejected.ndjson")
+    assert result.returncode == 2
+    assert "cannot write --rejected" in result.stderr
+
+
+def test_reads_standard_input() -> None:
+    result = cli("-", stdin=orjson.dumps(GOOD) + b"\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "1 events: 1 valid, 0 rejected, 0 warnings\n"
+
+
+def test_help_names_the_options() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow_omnisend.cli", "validate", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0
+    for option in ("--valid", "--rejected", "--json", "EVENTS.ndjson"):
+        assert option in result.stdout
+
+
+def test_never_imports_airflow_and_starts_fast(tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD, with_props(currency="eur"))
+    code = (
+        "import sys\n"
+        "from airflow_omnisend.cli import main\n"
+        f"rc = main(['validate', {str(events)!r}])\n"
+        "leaked = sorted(m for m in sys.modules if m == 'airflow' or m.startswith('airflow.'))\n"
+        "assert not leaked, leaked\n"
+        "sys.exit(rc)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, (
+        result.stderr
+    )  # one rejected event: the rejection path (jsonschema) ran too
+    assert "AssertionError" not in result.stderr
+    # "well under a second": ~0.1-0.2 s here; the bound leaves room for a loaded CI machine
+    assert elapsed < 1.5, elapsed

@@ -1,0 +1,232 @@
+"""validate_ndjson: NDJSON in, valid and rejected NDJSON out, a summary, and memory that stays flat."""
+
+from __future__ import annotations
+
+import io
+import re
+import tracemalloc
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from airflow_omnisend.events.schema import EVENT_NAMES
+from airflow_omnisend.events.validation import EventValidator, ValidationSummary, validate_ndjson
+from airflow_omnisend.exceptions import OmnisendInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def event(i: int, *, name: str | None = None, **props: Any) -> dict[str, Any]:
+    name = name or EVENT_NAMES[i % len(EVENT_NAMES)]
+    properties: dict[str, Any] = {
+        "orderID": str(1000 + i),
+        "orderNumber": 1000 + i,
+        "currency": "EUR",
+        "totalPrice": 19.99,
+        "lineItems": [{"productID": "1", "productPrice": 19.99, "productQuantity": 1}],
+        "cancelReason": "changed mind",
+        "totalRefundedAmount": 19.99,
+    }
+    properties.update(props)
+    return {
+        "eventName": name,
+        "eventID": f"00000000-0000-5000-8000-{i:012d}",
+        "eventTime": f"2025-06-01T12:{i % 60:02d}:00Z",
+        "eventVersion": "v2",
+        "origin": "api",
+        "contact": {"email": f"c{i}@example.com"},
+        "properties": properties,
+    }
+
+
+def ndjson(*events: Any) -> bytes:
+    return b"".join(orjson.dumps(e) + b"\n" for e in events)
+
+
+def run(data: bytes) -> tuple[ValidationSummary, list[bytes], list[dict[str, Any]]]:
+    valid, rejected = io.BytesIO(), io.BytesIO()
+    summary = validate_ndjson(io.BytesIO(data), valid, rejected, EventValidator(now=NOW))
+    rejected_records = [orjson.loads(line) for line in rejected.getvalue().splitlines()]
+    return summary, valid.getvalue().splitlines(), rejected_records
+
+
+def test_valid_and_rejected_events_go_to_their_files() -> None:
+    bad_price = event(1, name="placed order")
+    bad_price["properties"]["lineItems"][0]["productPrice"] = -1
+    no_total = event(2, name="paid for order")
+    del no_total["properties"]["totalPrice"]
+    unknown = {"eventName": "viewed product", "properties": {"orderID": "77"}}
+    summary, valid, rejected = run(ndjson(event(0), bad_price, no_total, unknown))
+
+    assert [orjson.loads(line)["properties"]["orderID"] for line in valid] == ["1000", "1002"]
+    assert [r["line"] for r in rejected] == [2, 4]
+    assert rejected[0]["event"] == bad_price
+    assert rejected[0]["errors"] == [
+        {
+            "path": "properties.lineItems[0].productPrice",
+            "message": "-1 is less than the minimum of 0",
+            "code": "negative_money",
+        }
+    ]
+    assert rejected[1]["event"]["properties"]["orderID"] == "77"  # a rejected line still names its order
+    assert rejected[1]["errors"][0]["code"] == "unknown_event_name"
+
+    assert summary.to_dict() == {
+        "lines_read": 4,
+        "events": 4,
+        "valid": 2,
+        "rejected": 2,
+        "warnings": 1,
+        "by_event_name": {
+            "placed order": {"total": 2, "valid": 1, "rejected": 1},
+            "paid for order": {"total": 1, "valid": 1, "rejected": 0},
+            "(unknown)": {"total": 1, "valid": 0, "rejected": 1},
+        },
+        "rejects_by_reason": {"negative_money": 1, "unknown_event_name": 1},
+        "warnings_by_code": {"missing_total_price": 1},
+    }
+    assert orjson.loads(orjson.dumps(summary.to_dict())) == summary.to_dict()
+    assert summary.one_line() == (
+        "4 events: 2 valid, 2 rejected (top reasons: negative_money 1, unknown_event_name 1), 1 warning"
+    )
+
+
+def test_valid_lines_are_written_exactly_as_read_one_object_per_line() -> None:
+    compact = orjson.dumps(event(1, name="placed order"))
+    spaced = b'{"eventName": "placed order", ' + compact[len(b'{"eventName":"placed order",') :]
+    lines = [orjson.dumps(event(0)), b"  " + spaced + b"  ", orjson.dumps(event(2)) + b"\r"]
+    data = b"\n".join(lines)  # no newline after the last line
+    summary, valid, _ = run(data)
+    assert summary.valid == 3
+    assert valid == [lines[0], spaced, orjson.dumps(event(2))]
+    for line in valid:
+        assert orjson.loads(line)["eventVersion"] == "v2"
+
+
+def test_blank_lines_and_a_bom_are_skipped_but_lines_are_counted() -> None:
+    data = b"\xef\xbb\xbf" + ndjson(event(0)) + b"\n   \n" + ndjson(event(1)) + b"\n"
+    summary, valid, _ = run(data)
+    assert (summary.lines_read, summary.events, summary.valid) == (5, 2, 2)
+    assert len(valid) == 2
+
+
+def test_rejects_by_reason_count_events_not_errors() -> None:
+    broken = event(0, name="placed order")
+    broken["properties"]["lineItems"] = [
+        {"productQuantity": 0},
+        {"productQuantity": -1},
+        {"productPrice": -1, "productQuantity": 1},
+    ]
+    summary, _, rejected = run(ndjson(broken))
+    assert len(rejected[0]["errors"]) == 3
+    assert summary.rejects_by_reason == {"quantity": 1, "negative_money": 1}
+
+
+def test_empty_input() -> None:
+    summary, valid, rejected = run(b"")
+    assert summary.to_dict()["events"] == 0
+    assert (valid, rejected) == ([], [])
+    assert summary.one_line() == "0 events: 0 valid, 0 rejected, 0 warnings"
+
+
+def test_outputs_can_be_discarded() -> None:
+    data = ndjson(event(0), {"eventName": "nope"})
+    summary = validate_ndjson(io.BytesIO(data), None, None, EventValidator(now=NOW))
+    assert (summary.valid, summary.rejected) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b"{not json}", "line 3: not JSON"),
+        (b'{"eventName": "placed order"', "line 3: not JSON"),
+        (b"[1, 2]", "line 3: an array where an event (a JSON object) was expected"),
+        (b'"placed order"', "line 3: a string where an event"),
+        (b"null", "line 3: null where an event"),
+        (b"NaN", "line 3: not JSON"),
+        (b'{"a": "\xff"}', "line 3: not JSON"),
+    ],
+)
+def test_a_line_that_is_not_an_object_stops_the_run_naming_the_line(line: bytes, message: str) -> None:
+    data = ndjson(event(0)) + b"\n" + line + b"\n" + ndjson(event(1))
+    with pytest.raises(OmnisendInputError, match=re.escape(message)) as raised:
+        run(data)
+    assert str(raised.value).startswith("line 3: ")
+
+
+# -- memory stays flat -----------------------------------------------------------------------------
+
+
+class LazyLines(io.RawIOBase):
+    """A readable binary stream that makes its NDJSON lines as they are read (none kept in memory)."""
+
+    def __init__(self, count: int) -> None:
+        self._lines = self._make(count)
+        self._pending = b""
+
+    @staticmethod
+    def _make(count: int) -> Iterator[bytes]:
+        for i in range(count):
+            if i % 10 == 3:  # one in ten rejected, for one of three reasons
+                broken = event(i, **[{"currency": "eur"}, {"totalPrice": -i}, {"orderID": i}][i % 3])
+                yield orjson.dumps(broken) + b"\n"
+            else:
+                yield orjson.dumps(event(i)) + b"\n"
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while len(self._pending) < len(buffer):
+            chunk = next(self._lines, None)
+            if chunk is None:
+                break
+            self._pending += chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+class CountingSink(io.RawIOBase):
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.lines = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.bytes += len(data)
+        self.lines += bytes(data).count(b"\n")
+        return len(data)
+
+
+def _peak_bytes(count: int, validator: EventValidator) -> tuple[int, ValidationSummary, CountingSink]:
+    src = io.BufferedReader(LazyLines(count), buffer_size=1 << 16)
+    valid, rejected = CountingSink(), CountingSink()
+    tracemalloc.start()
+    try:
+        summary = validate_ndjson(src, valid, rejected, validator)  # type: ignore[arg-type]
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak, summary, valid
+
+
+def test_memory_does_not_grow_with_the_input() -> None:
+    validator = EventValidator(now=NOW)
+    _peak_bytes(200, validator)  # warm up: compile validators, fill caches
+    small_peak, _, _ = _peak_bytes(1_000, validator)
+    large_peak, large, valid_sink = _peak_bytes(10_000, validator)
+    assert (large.events, large.valid, large.rejected) == (10_000, 9_000, 1_000)
+    assert valid_sink.lines == 9_000
+    assert len(large.rejects_by_reason) == 3
+    # ten times the events, (nearly) the same peak: nothing is kept per event
+    assert large_peak < small_peak * 1.5 + 64 * 1024, (small_peak, large_peak)
+    assert large_peak < 2 * 1024 * 1024
