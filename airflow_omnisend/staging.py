@@ -1,0 +1,633 @@
+"""Where a partition's data lives between tasks: ``<staging root>/<store_id>/<YYYY-MM-DD>/``.
+
+Tasks of one partition may run on different workers, so they hand data over through files, and XCom
+carries only small manifests (root URL, store, day, file names, counts, hashes). The root is an
+``ObjectStoragePath``: a local folder by default (``$AIRFLOW_HOME/omnisend-staging``), or whatever
+``AIRFLOW_OMNISEND_STAGING`` names - a folder, ``file:///shared/path`` on a shared mount, or an fsspec
+URL with the Airflow connection as user, ``s3://aws_conn@bucket/prefix``, when workers are on several
+machines.
+
+Layout of one partition::
+
+    events.ndjson  rows_rejected.ndjson      extract
+    valid.ndjson  rejected.ndjson  validation.json      validate
+    plan.json  bodies/shard-00000.ndjson ...            plan
+    receipts/<body sha256>.json                         send (one per body: the crash-safe record)
+    dead_letters/<stage or shard>.ndjson                plan, send
+    report.json                                         report
+
+Writes are atomic where the store allows: a local file is written under a temporary name and
+renamed over the target, so a killed task never leaves half a receipt; an object store gets small
+files in one PUT and streams under a temporary key that is moved into place on success.
+
+Only ``airflow.sdk`` is imported from Airflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+from urllib.parse import urlsplit
+
+import orjson
+from airflow.sdk import ObjectStoragePath
+
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+STAGING_ENV = "AIRFLOW_OMNISEND_STAGING"
+DEFAULT_STAGING_DIRNAME = "omnisend-staging"
+_LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
+_STORE_ID = re.compile(r"[a-z0-9_]+")
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_BODY_ID = re.compile(r"[0-9a-f]{64}")
+_STAGE = re.compile(r"[a-z0-9_-]+")
+
+#: logical name -> file name in the partition folder, and the step that writes it (for error messages)
+FILES: dict[str, tuple[str, str]] = {
+    "events": ("events.ndjson", "extract"),
+    "rows_rejected": ("rows_rejected.ndjson", "extract"),
+    "valid": ("valid.ndjson", "validate"),
+    "rejected": ("rejected.ndjson", "validate"),
+    "validation": ("validation.json", "validate"),
+    "plan": ("plan.json", "plan"),
+    "report": ("report.json", "report"),
+}
+BODIES_DIR = "bodies"
+RECEIPTS_DIR = "receipts"
+DEAD_LETTERS_DIR = "dead_letters"
+
+
+def utc_timestamp(moment: datetime | None = None) -> str:
+    """``moment`` (default: now) as an ISO-8601 UTC string with a ``Z``, the form receipts use."""
+    moment = moment or datetime.now(UTC)
+    if moment.tzinfo is None:
+        raise OmnisendConfigError(f"timestamp {moment!r} has no time zone; pass an aware datetime (UTC)")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def is_local(path: ObjectStoragePath) -> bool:
+    """Whether ``path`` is on this machine's filesystem (plain path, ``file://`` or ``local://``)."""
+    return path.protocol in _LOCAL_PROTOCOLS
+
+
+# ---------------------------------------------------------------------------------------------------
+# the root
+
+
+@dataclass(frozen=True)
+class StagingRoot:
+    """The staging root, as a URL string (keeps the connection id: ``s3://conn@bucket/prefix``).
+
+    Local folders are kept as ``file:///absolute/path``.
+    """
+
+    url: str
+
+    def __post_init__(self) -> None:
+        url = self.url
+        if not isinstance(url, str) or not url.strip():
+            raise OmnisendConfigError(
+                f"staging root must be a folder or URL, got {url!r}; set {STAGING_ENV} to e.g. "
+                "/shared/omnisend-staging or s3://aws_conn@bucket/prefix"
+            )
+        url = url.strip()
+        if "://" not in url:
+            url = "file://" + Path(url).expanduser().resolve().as_posix()
+        parts = urlsplit(url)
+        if parts.scheme in ("file", "local") and parts.netloc not in ("", "localhost"):
+            raise OmnisendConfigError(
+                f"staging root {self.url!r} names the host {parts.netloc!r}; a file URL needs three "
+                f"slashes and an absolute path: file:///{parts.netloc}{parts.path}"
+            )
+        if parts.scheme in ("file", "local") and not parts.path.startswith("/"):
+            raise OmnisendConfigError(
+                f"staging root {self.url!r} is not an absolute path; use file:///absolute/path"
+            )
+        object.__setattr__(self, "url", url.rstrip("/") or url)
+
+    @classmethod
+    def from_env(cls, override: str | None = None) -> StagingRoot:
+        """The root to use: ``override`` (an operator argument), else ``$AIRFLOW_OMNISEND_STAGING``,
+        else ``$AIRFLOW_HOME/omnisend-staging`` (``~/airflow`` when AIRFLOW_HOME is unset)."""
+        for candidate in (override, os.environ.get(STAGING_ENV)):
+            if candidate is not None and candidate.strip():
+                return cls(candidate)
+        home = os.environ.get("AIRFLOW_HOME") or "~/airflow"
+        return cls(str(Path(home).expanduser() / DEFAULT_STAGING_DIRNAME))
+
+    @property
+    def path(self) -> ObjectStoragePath:
+        return ObjectStoragePath(self.url)
+
+    @property
+    def is_local(self) -> bool:
+        return is_local(self.path)
+
+    def check(self) -> None:
+        """Fail early, with the fix, when no filesystem can serve this root (e.g. s3 without the
+        Amazon provider), instead of in the middle of a task."""
+        try:
+            self.path.fs  # noqa: B018 - resolving the filesystem is the check
+        except (ImportError, ValueError) as exc:
+            scheme = urlsplit(self.url).scheme
+            raise OmnisendConfigError(
+                f"staging root {self.url} cannot be used: {exc}; install the Airflow provider that "
+                f"serves {scheme}:// (e.g. apache-airflow-providers-amazon for s3) or set {STAGING_ENV} "
+                "to a folder every worker can reach"
+            ) from exc
+
+    def partition(self, store_id: str, day: str | date) -> PartitionStaging:
+        return PartitionStaging(self, store_id, day)
+
+    def __str__(self) -> str:
+        return self.url
+
+
+# ---------------------------------------------------------------------------------------------------
+# receipts
+
+RECEIPT_STATUSES = ("submitted", "finished", "stopped")
+
+
+def _check_count(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise OmnisendConfigError(f"BatchReceipt.{name} must be a count >= 0, got {value!r}")
+
+
+def _check_timestamp(name: str, value: object) -> None:
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise OmnisendConfigError(
+            f"BatchReceipt.{name} must be an ISO-8601 time with a zone, got {value!r}; use utc_timestamp()"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchReceipt:
+    """What happened to one planned body: written right after submitting (``submitted``, with the
+    batchID) and again when the batch is done. A worker that dies after submitting finds the
+    batchID here on retry and reconnects instead of submitting again; a body with a ``finished``
+    receipt is never sent again, by a retry or a rerun.
+
+    :param items: items in the body.
+    :param accepted: items Omnisend accepted (including after a retry in a follow-up batch).
+    :param duplicates: items Omnisend reported as already known, when it says so (else ``None``).
+    :param retried_items: items resubmitted in follow-up batches (``retry_batch_ids``).
+    :param dead_lettered: items given up on, written to ``dead_letters/shard-NNNNN.ndjson``.
+    :param attempts: times this body was submitted (a lost response can make it more than one).
+    """
+
+    body_id: str
+    shard: int
+    batch_id: str
+    status: str
+    submitted_at: str
+    finished_at: str | None = None
+    items: int = 0
+    accepted: int = 0
+    duplicates: int | None = None
+    retried_items: int = 0
+    dead_lettered: int = 0
+    attempts: int = 1
+    retry_batch_ids: tuple[str, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.body_id, str) or not _BODY_ID.fullmatch(self.body_id):
+            raise OmnisendConfigError(
+                "BatchReceipt.body_id must be the body's sha256 (64 lowercase hex digits), "
+                f"got {self.body_id!r}"
+            )
+        _check_count("shard", self.shard)
+        if not isinstance(self.batch_id, str) or not self.batch_id:
+            raise OmnisendConfigError(
+                f"BatchReceipt.batch_id must be Omnisend's batchID, got {self.batch_id!r}"
+            )
+        if self.status not in RECEIPT_STATUSES:
+            raise OmnisendConfigError(
+                f"BatchReceipt.status must be one of {', '.join(RECEIPT_STATUSES)}, got {self.status!r}"
+            )
+        _check_timestamp("submitted_at", self.submitted_at)
+        if self.is_final:
+            _check_timestamp("finished_at", self.finished_at)
+        elif self.finished_at is not None:
+            raise OmnisendConfigError(
+                f"BatchReceipt.finished_at must be None while the status is {self.status!r}"
+            )
+        for name in ("items", "accepted", "retried_items", "dead_lettered"):
+            _check_count(name, getattr(self, name))
+        if self.duplicates is not None:
+            _check_count("duplicates", self.duplicates)
+        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or self.attempts < 1:
+            raise OmnisendConfigError(f"BatchReceipt.attempts must be >= 1, got {self.attempts!r}")
+        if self.accepted + self.dead_lettered > self.items:
+            raise OmnisendConfigError(
+                f"BatchReceipt for body {self.body_id[:12]}: accepted ({self.accepted}) + dead_lettered "
+                f"({self.dead_lettered}) is more than the body's {self.items} items"
+            )
+        object.__setattr__(self, "retry_batch_ids", tuple(self.retry_batch_ids))
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in ("finished", "stopped")
+
+    def evolve(self, **changes: Any) -> BatchReceipt:
+        """A copy with ``changes`` (validated again)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["retry_batch_ids"] = list(self.retry_batch_ids)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> BatchReceipt:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise OmnisendInputError(
+                f"receipt has unknown fields {sorted(unknown)}; was it written by a newer version?"
+            )
+        values = dict(data)
+        values["retry_batch_ids"] = tuple(values.get("retry_batch_ids") or ())
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise OmnisendInputError(f"not a batch receipt ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------------------------------
+# one partition
+
+
+def _normalise_store_id(store_id: object) -> str:
+    if isinstance(store_id, str) and _STORE_ID.fullmatch(store_id):
+        return store_id
+    suggestion = re.sub(r"[^a-z0-9_]+", "_", str(store_id).lower()).strip("_") or "my_store"
+    raise OmnisendConfigError(
+        f"store_id {store_id!r} cannot name a staging folder: use lowercase letters, digits and "
+        f"underscores only, e.g. {suggestion!r}"
+    )
+
+
+def _normalise_day(day: object) -> str:
+    if isinstance(day, datetime):
+        raise OmnisendConfigError(
+            f"day {day!r} is a datetime; pass the store-local calendar day as a date or 'YYYY-MM-DD'"
+        )
+    if isinstance(day, date):
+        return day.isoformat()
+    if isinstance(day, str) and _DAY.fullmatch(day):
+        try:
+            return date.fromisoformat(day).isoformat()
+        except ValueError:
+            pass
+    raise OmnisendConfigError(
+        f"day {day!r} is not a calendar day in YYYY-MM-DD form; pass e.g. '2026-03-01' "
+        "(the store-local day of the partition)"
+    )
+
+
+@dataclass(frozen=True)
+class PartitionStaging:
+    """The files of one partition (store, store-local day). Cheap to build; touches no storage."""
+
+    root: StagingRoot
+    store_id: str
+    day: str
+
+    def __init__(self, root: StagingRoot | str, store_id: str, day: str | date) -> None:
+        object.__setattr__(self, "root", root if isinstance(root, StagingRoot) else StagingRoot(root))
+        object.__setattr__(self, "store_id", _normalise_store_id(store_id))
+        object.__setattr__(self, "day", _normalise_day(day))
+
+    # -- paths ---------------------------------------------------------------------------------------
+
+    @property
+    def dir(self) -> ObjectStoragePath:
+        return self.root.path / self.store_id / self.day
+
+    @property
+    def is_local(self) -> bool:
+        return self.root.is_local
+
+    def file(self, name: str) -> ObjectStoragePath:
+        """A partition file by logical name (``events``, ``valid``, ``plan``, ... see :data:`FILES`)."""
+        try:
+            return self.dir / FILES[name][0]
+        except KeyError:
+            raise OmnisendConfigError(f"no staging file called {name!r}; known: {', '.join(FILES)}") from None
+
+    @property
+    def events(self) -> ObjectStoragePath:
+        return self.file("events")
+
+    @property
+    def rows_rejected(self) -> ObjectStoragePath:
+        return self.file("rows_rejected")
+
+    @property
+    def valid(self) -> ObjectStoragePath:
+        return self.file("valid")
+
+    @property
+    def rejected(self) -> ObjectStoragePath:
+        return self.file("rejected")
+
+    @property
+    def validation(self) -> ObjectStoragePath:
+        return self.file("validation")
+
+    @property
+    def plan(self) -> ObjectStoragePath:
+        return self.file("plan")
+
+    @property
+    def report(self) -> ObjectStoragePath:
+        return self.file("report")
+
+    @property
+    def bodies_dir(self) -> ObjectStoragePath:
+        return self.dir / BODIES_DIR
+
+    def shard(self, index: int) -> ObjectStoragePath:
+        """``bodies/shard-00000.ndjson``: the planned bodies of shard ``index``, one per line."""
+        _check_index("shard", index)
+        return self.bodies_dir / f"shard-{index:05d}.ndjson"
+
+    @property
+    def receipts_dir(self) -> ObjectStoragePath:
+        return self.dir / RECEIPTS_DIR
+
+    def receipt_path(self, body_id: str) -> ObjectStoragePath:
+        if not isinstance(body_id, str) or not _BODY_ID.fullmatch(body_id):
+            raise OmnisendConfigError(f"body_id must be a sha256 hex digest, got {body_id!r}")
+        return self.receipts_dir / f"{body_id}.json"
+
+    @property
+    def dead_letters_dir(self) -> ObjectStoragePath:
+        return self.dir / DEAD_LETTERS_DIR
+
+    def dead_letters(self, stage_or_shard: str | int) -> ObjectStoragePath:
+        """``dead_letters/plan.ndjson`` for a stage, ``dead_letters/shard-00003.ndjson`` for a shard."""
+        if isinstance(stage_or_shard, int) and not isinstance(stage_or_shard, bool):
+            _check_index("shard", stage_or_shard)
+            return self.dead_letters_dir / f"shard-{stage_or_shard:05d}.ndjson"
+        if isinstance(stage_or_shard, str) and _STAGE.fullmatch(stage_or_shard):
+            return self.dead_letters_dir / f"{stage_or_shard}.ndjson"
+        raise OmnisendConfigError(
+            f"dead letters are named by a stage ('plan', 'send') or a shard number, got {stage_or_shard!r}"
+        )
+
+    def _as_path(self, path: ObjectStoragePath | str) -> ObjectStoragePath:
+        if not isinstance(path, str):
+            return path
+        return self.file(path) if path in FILES else self.resolve(path)
+
+    def relative(self, path: ObjectStoragePath) -> str:
+        """``path`` relative to the partition folder (the form manifests carry)."""
+        base, full = str(self.dir).rstrip("/") + "/", str(path)
+        if not full.startswith(base):
+            raise OmnisendConfigError(f"{full} is not inside the partition folder {self.dir}")
+        return full[len(base) :]
+
+    def resolve(self, relative: str) -> ObjectStoragePath:
+        """The inverse of :meth:`relative`; refuses paths that climb out of the partition."""
+        parts = relative.split("/")
+        if not relative or relative.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise OmnisendConfigError(f"{relative!r} is not a path inside the partition folder")
+        path = self.dir
+        for part in parts:
+            path = path / part
+        return path
+
+    # -- reading and writing -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def open_write(self, path: ObjectStoragePath) -> Iterator[BinaryIO]:
+        """A binary file that appears at ``path`` only when the block ends without an error."""
+        if is_local(path):
+            target = Path(path.path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+            try:
+                with open(tmp, "wb") as out:
+                    yield out
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return
+        tmp_remote = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with tmp_remote.fs.open(tmp_remote.path, "wb") as out:
+                yield cast("BinaryIO", out)
+            tmp_remote.fs.mv(tmp_remote.path, path.path)
+        finally:
+            with contextlib.suppress(OSError):
+                if tmp_remote.exists():
+                    tmp_remote.unlink()
+
+    def write_bytes(self, path: ObjectStoragePath, data: bytes) -> None:
+        """Write a small file in one piece (rename locally, one PUT on an object store)."""
+        if is_local(path):
+            with self.open_write(path) as out:
+                out.write(data)
+        else:
+            path.write_bytes(data)
+
+    def write_json(self, path: ObjectStoragePath | str, data: Any) -> ObjectStoragePath:
+        """Write ``data`` as indented JSON (``path`` or a logical name such as ``"plan"``)."""
+        target = self._as_path(path)
+        self.write_bytes(
+            target, orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+        )
+        return target
+
+    def read_json(self, path: ObjectStoragePath | str) -> Any:
+        """Read a JSON file (``path`` or a logical name); a missing or broken file says which step
+        writes it."""
+        target = self._as_path(path)
+        writer = next((step for file, step in FILES.values() if file == target.name), None)
+        hint = (
+            f"; the {writer} step writes it - run that step for {self.store_id} {self.day} first"
+            if writer
+            else ""
+        )
+        try:
+            data = target.read_bytes()
+        except FileNotFoundError:
+            raise OmnisendInputError(f"{target} does not exist{hint}") from None
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise OmnisendInputError(f"{target} is not valid JSON ({exc}){hint}") from exc
+
+    def read_receipt(self, body_id: str) -> BatchReceipt | None:
+        """The receipt of a body, or ``None`` when it was never submitted."""
+        path = self.receipt_path(body_id)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return BatchReceipt.from_dict(orjson.loads(data))
+        except (orjson.JSONDecodeError, OmnisendConfigError, OmnisendInputError) as exc:
+            raise OmnisendInputError(
+                f"receipt {path} is unreadable ({exc}); check its batch in Omnisend, then delete the "
+                "file to let the body be sent again"
+            ) from exc
+
+    def write_receipt(self, receipt: BatchReceipt) -> ObjectStoragePath:
+        path = self.receipt_path(receipt.body_id)
+        self.write_json(path, receipt.to_dict())
+        return path
+
+    def receipts(self) -> list[BatchReceipt]:
+        """All receipts of the partition, ordered by shard and body_id."""
+        directory = self.receipts_dir
+        if not directory.exists():
+            return []
+        found = []
+        for path in directory.iterdir():
+            name = path.name
+            if name.endswith(".json") and _BODY_ID.fullmatch(name[:-5]):
+                receipt = self.read_receipt(name[:-5])
+                if receipt is not None:
+                    found.append(receipt)
+        return sorted(found, key=lambda r: (r.shard, r.body_id))
+
+    def finished_body_ids(self) -> set[str]:
+        return {r.body_id for r in self.receipts() if r.status == "finished"}
+
+    @contextlib.contextmanager
+    def local_copy(self, path: ObjectStoragePath | str) -> Iterator[Path]:
+        """A local filesystem path with the content of ``path``: the file itself for local staging,
+        a temporary download (deleted afterwards) for remote staging."""
+        source = self._as_path(path)
+        if is_local(source):
+            yield Path(source.path)
+            return
+        folder = Path(tempfile.mkdtemp(prefix="omnisend-staging-"))
+        try:
+            local = folder / source.name
+            with source.fs.open(source.path, "rb") as src, open(local, "wb") as out:
+                shutil.copyfileobj(src, out, 1 << 20)
+            yield local
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def manifest(
+        self,
+        files: Mapping[str, ObjectStoragePath | str] | None = None,
+        counts: Mapping[str, int] | None = None,
+        hashes: Mapping[str, str] | None = None,
+    ) -> StagingManifest:
+        """A small, JSON-friendly description of this partition's files for XCom.
+
+        :param files: name -> a path in the partition, a logical file name (``"valid"``) or a path
+            relative to the partition folder (``"bodies/shard-00000.ndjson"``).
+        """
+        relative = {name: self.relative(self._as_path(p)) for name, p in (files or {}).items()}
+        return StagingManifest(
+            root=self.root.url,
+            store_id=self.store_id,
+            day=self.day,
+            files=relative,
+            counts=dict(counts or {}),
+            hashes=dict(hashes or {}),
+        )
+
+
+def _check_index(name: str, value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 100_000:
+        raise OmnisendConfigError(f"{name} index must be an integer 0..99999, got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------------
+# manifests
+
+
+@dataclass(frozen=True)
+class StagingManifest:
+    """What a task returns through XCom: where the partition is and what it wrote. Never event data.
+
+    :param files: logical name -> path relative to the partition folder (``"valid.ndjson"``).
+    :param counts: name -> number (``{"events": 1234}``).
+    :param hashes: name -> hex digest (``{"plan": "<sha256>"}``).
+    """
+
+    root: str
+    store_id: str
+    day: str
+    files: Mapping[str, str] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    hashes: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        partition = PartitionStaging(self.root, self.store_id, self.day)  # validates all three
+        object.__setattr__(self, "root", partition.root.url)
+        object.__setattr__(self, "day", partition.day)
+        for relative in self.files.values():
+            partition.resolve(relative)
+        for name, count in self.counts.items():
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise OmnisendConfigError(f"manifest count {name!r} must be an integer, got {count!r}")
+        for name, digest in self.hashes.items():
+            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{8,128}", digest):
+                raise OmnisendConfigError(f"manifest hash {name!r} must be a hex digest, got {digest!r}")
+
+    @property
+    def partition(self) -> PartitionStaging:
+        return PartitionStaging(self.root, self.store_id, self.day)
+
+    def path(self, name: str) -> ObjectStoragePath:
+        try:
+            relative = self.files[name]
+        except KeyError:
+            raise OmnisendInputError(
+                f"the manifest of {self.store_id} {self.day} names no file {name!r} (it has: "
+                f"{', '.join(self.files) or 'none'}); did the upstream task write it?"
+            ) from None
+        return self.partition.resolve(relative)
+
+    def url(self, name: str) -> str:
+        return str(self.path(name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.root,
+            "store_id": self.store_id,
+            "day": self.day,
+            "files": dict(self.files),
+            "counts": dict(self.counts),
+            "hashes": dict(self.hashes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StagingManifest:
+        try:
+            return cls(
+                root=data["root"],
+                store_id=data["store_id"],
+                day=data["day"],
+                files=dict(data.get("files") or {}),
+                counts=dict(data.get("counts") or {}),
+                hashes=dict(data.get("hashes") or {}),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise OmnisendInputError(
+                f"not a staging manifest ({exc!r}); the upstream task must return StagingManifest.to_dict()"
+            ) from exc
