@@ -156,11 +156,40 @@ def _plan_one(path: str, max_items: int, max_payload: int, out_dir: str) -> None
     )
 
 
+def compare_strategies(n_events: int, seed: int) -> None:
+    """Sizes only: each packing strategy alone, for small, typical and large events."""
+    from airflow_omnisend.events.planning import BatchLimits, lower_bound, pack_groups
+
+    weights = [w for w, _ in LIFECYCLES]
+    print(f"\nstrategies alone, {n_events} events of sizes only (bodies / lower bound):")
+    print(f"{'median event':>12}  {'profile':36} {'LB':>6} {'ffd-balanced':>14} {'bfd':>14}")
+    for median in (600, 1200, 3000):
+        rng = random.Random(seed)
+        costs, counts, total = [], [], 0
+        while total < n_events:
+            names = rng.choices([names for _, names in LIFECYCLES], weights)[0][: n_events - total]
+            base = min(10_000, max(500, int(rng.lognormvariate(math.log(median), 0.6))))
+            costs.append(sum(min(10_000, max(500, int(base * rng.uniform(0.95, 1.1)))) + 1 for _ in names))
+            counts.append(len(names))
+            total += len(names)
+        for label, (max_items, max_payload) in PROFILES.items():
+            limits = BatchLimits(max_items, max_payload)
+            bound = lower_bound(sum(costs), sum(counts), limits)
+            cells = []
+            for strategy in ("ffd-balanced", "bfd"):
+                started = time.perf_counter()
+                packing = pack_groups(costs, counts, limits.body_capacity, max_items, strategies=(strategy,))
+                seconds = time.perf_counter() - started
+                cells.append(f"{len(packing.bodies) / bound:.4f} {seconds:4.1f}s")
+            print(f"{median:>10} B  {label:36} {bound:>6} {cells[0]:>14} {cells[1]:>14}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep", help="write the partition and shards here (default: a temp dir)")
+    parser.add_argument("--compare", action="store_true", help="also compare the packing strategies")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -207,6 +236,8 @@ def main() -> int:
                 f"{m['lower_bound']:>6} {m['ratio']:>7.4f} {m['shards']:>6}  {m['packing']} "
                 f"(base RSS {m['rss_before_mb']:.0f} MB, plan.json {m['plan_json_bytes'] / 1e3:.0f} KB)"
             )
+    if args.compare:
+        compare_strategies(args.events, args.seed)
     return 0
 
 
