@@ -32,19 +32,21 @@ first-fit decreasing done one body at a time: a body takes the largest remaining
 fits, again and again (in one dimension this is exactly FFD). Groups are split into byte-heavy ones
 (more bytes per item than ``capacity / max_items``) and item-heavy ones, and a body whose byte share
 runs ahead of its item share takes from the item-heavy side next, and vice versa. That matters when
-both limits can bind (100 items / 128 KB, or 1,000 items / 1 MB with small events): plain FFD puts
-all the small events last, where they fill bodies by count and waste bytes (ratio 1.04-1.12 in
-tests). "Largest group that fits" is ``bisect`` plus a segment tree, ``O(log n)`` per group. A
-best-fit-decreasing pass in the dominant limit is the second opinion when the first does not reach
-the lower bound; the plan with fewer bodies wins. Open bodies are metadata only (two integers and a
-member list), so nothing needs to bound them.
+both limits can bind (100 items / 128 KB, or 1,000 items / 1 MB with small events): a plain
+decreasing order puts all the small events last, where they fill bodies by count and waste bytes
+(plain best-fit decreasing measured 1.03-1.12 there, BENCHMARKS.md). "Largest group that fits" is
+``bisect`` plus a segment tree, ``O(log n)`` per group. A best-fit-decreasing pass in the dominant
+limit is the second opinion when the first does not reach the lower bound; the plan with fewer
+bodies wins. Open bodies are metadata only (two integers and a member list), so nothing needs to
+bound them.
 
 What is guaranteed, and what is only measured. The lower bound is
 ``LB = max(ceil(sum(cost) / capacity), ceil(items / max_items))`` (no packing can do better).
-Both strategies open a body only when the group at hand fits none of the bodies so far (FFD closes a
-body only when no remaining group fits it), so when the last body is opened, every other body is
-filled beyond ``(1 - eps)`` of its capacity in bytes or in items, where ``eps`` is the largest group
-relative to a body (for the pieces of a split order: its largest event). It follows that
+The main strategy closes a body only when no remaining group fits it, and a split order's pieces
+are cut only when its next event does not fit; so when the last body is opened, every other body
+is filled beyond ``(1 - eps)`` of its capacity in bytes or in items, where ``eps`` is the largest
+group relative to a body (for the pieces of a split order: its largest event). The second opinion
+is used only when it needs fewer bodies, so what follows holds for the plan either way:
 
 * if all events fit in one body, the plan is one body (optimal);
 * in general ``bodies < (sum(cost)/capacity + items/max_items) / (1 - eps) + 1 <= 2 LB / (1 - eps) + 1``;
@@ -59,10 +61,10 @@ and 64 KB bodies): always ``LB`` or ``LB + 1``, and ``LB + 1`` only where ``LB``
 more than 99.8% full on average; ratio <= 1.005 for ``LB >= 50`` (BENCHMARKS.md, tests).
 
 Memory: the event bytes are never all in memory. An index pass keeps per event its order group,
-lifecycle rank, time, eventID, offset and length (with the packing's lists, 300-450 bytes per
-event: 200,000 events, 300 MB, plan in under 100 MB of RSS); bodies are then built by reading byte ranges
-from the (seekable) source. A source that cannot seek is spooled to a
-temporary file first. Remote staging hands the planner a local copy (``staging.local_copy``).
+lifecycle rank, time, eventID, offset and length (with the packing's lists, 300-450 bytes per event:
+200,000 events, 300 MB, plan in under 100 MB of RSS); bodies are then built by reading byte ranges
+from the (seekable) source. A source that cannot seek is spooled to a temporary file first. Remote
+staging hands the planner a local copy (``staging.local_copy``).
 
 Determinism: the plan depends only on the lines' content, not their order. Ties are broken by
 eventID, then a CRC of the line, then position (only identical-looking lines reach the last step), so
@@ -422,7 +424,7 @@ def lower_bound(total_cost: int, items: int, limits: BatchLimits) -> int:
 
 @dataclass
 class _Index:
-    """Per event: where its bytes are and how it sorts. Arrays keep it near 150 bytes per event."""
+    """Per event: where its bytes are and how it sorts (typed arrays; the eventID string costs most)."""
 
     offsets: array[int] = field(default_factory=lambda: array("q"))
     lengths: array[int] = field(default_factory=lambda: array("q"))

@@ -248,6 +248,37 @@ def test_plan_depends_on_content_not_line_order(
     assert Counter(other.dead.splitlines()) == Counter(first.dead.splitlines())
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(2, 5000), st.integers(1, 12)), max_size=120),
+    st.integers(5000, 20000),
+    st.integers(12, 60),
+    st.sampled_from([("ffd-balanced",), ("bfd",), ("ffd-balanced", "bfd")]),
+)
+def test_packing_is_valid_and_keeps_the_proved_bound(
+    groups: list[tuple[int, int]], capacity: int, max_items: int, strategies: tuple[str, ...]
+) -> None:
+    """Any sizes: every group in exactly one body within both limits; and for the main strategy the
+    bound of the module docstring: bodies < (sum(cost)/capacity + items/max_items) / (1 - eps) + 1,
+    and one body whenever everything fits one."""
+    costs = [c for c, _ in groups]
+    counts = [n for _, n in groups]
+    packing = pack_groups(costs, counts, capacity, max_items, strategies=strategies)
+    assert sorted(g for body in packing.bodies for g in body) == list(range(len(groups)))
+    assert all(body for body in packing.bodies)
+    for body in packing.bodies:
+        assert sum(costs[g] for g in body) <= capacity
+        assert sum(counts[g] for g in body) <= max_items
+    if not groups:
+        assert packing.bodies == []
+        return
+    if sum(costs) <= capacity and sum(counts) <= max_items:
+        assert len(packing.bodies) == 1
+    eps = max(max(costs) / capacity, max(counts) / max_items)
+    if strategies[0] == "ffd-balanced" and eps < 1:
+        assert len(packing.bodies) < (sum(costs) / capacity + sum(counts) / max_items) / (1 - eps) + 1
+
+
 # --------------------------------------------------------------------------------------------------
 # examples
 
