@@ -75,6 +75,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Largest serialized batch body sent (Omnisend's guide: at most 1 MB).",
                         "schema": {"type": ["integer", "null"], "minimum": 1024, "default": 1000000},
                     },
+                    "allow_http": {
+                        "label": "Allow plain http",
+                        "description": "Only for an Omnisend emulator on a private network (e.g. docker "
+                        "compose). Loopback hosts never need it; api.omnisend.com always needs https.",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "Per-request timeout; HttpHook has none by default.",

@@ -31,7 +31,14 @@ MIN_PAYLOAD_BYTES = 1024
 AUTH_MODES = ("api_key", "bearer")
 
 #: Connection extras that are settings of this provider, never HTTP headers.
-OWN_EXTRA_NAMES = ("api_version", "auth", "max_items_per_batch", "max_payload_bytes", "timeout")
+OWN_EXTRA_NAMES = (
+    "api_version",
+    "auth",
+    "max_items_per_batch",
+    "max_payload_bytes",
+    "timeout",
+    "allow_http",
+)
 #: Prefix of the keys Airflow's connection form may store (``extra__<conn_type>__<field>``).
 UI_EXTRA_PREFIX = "extra__omnisend__"
 
@@ -156,6 +163,9 @@ class OmnisendConnectionSettings:
     max_items_per_batch: int = 0
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     timeout: float = DEFAULT_TIMEOUT
+    #: Let the key travel over plain http to a non-loopback host: only for an emulator on a private
+    #: network (docker compose), never for Omnisend itself.
+    allow_http: bool = False
 
     def __post_init__(self) -> None:
         self._check_base_url()
@@ -216,9 +226,12 @@ class OmnisendConnectionSettings:
                 f"Fix: remove {path!r} from the host and choose the version with the api_version extra."
             )
         if parts.scheme != "https" and not is_loopback_host(parts.hostname):
+            if self.allow_http and parts.hostname != urlsplit(DEFAULT_BASE_URL).hostname:
+                return
             raise OmnisendConfigError(
                 f"host {self.base_url!r} uses {parts.scheme}; the API key may only travel over https "
-                "(plain http is allowed for loopback hosts only: 127.0.0.0/8, ::1, localhost). "
+                "(plain http is allowed for loopback hosts only: 127.0.0.0/8, ::1, localhost, or for an "
+                "emulator on a private network with the extra allow_http: true). "
                 f"Fix: use https://{parts.netloc}."
             )
 
@@ -254,6 +267,7 @@ class OmnisendConnectionSettings:
                 max_items_per_batch=_as_int(extras, "max_items_per_batch", 0),
                 max_payload_bytes=_as_int(extras, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
                 timeout=_as_float(extras, "timeout", DEFAULT_TIMEOUT),
+                allow_http=_as_bool(extras, "allow_http"),
             )
         except OmnisendConfigError as err:
             raise OmnisendConfigError(f"{label}{err}") from None
@@ -312,6 +326,15 @@ def _as_int(extras: Mapping[str, Any], name: str, default: int) -> int:
     raise OmnisendConfigError(
         f"extra {name!r} must be a whole number, got {value!r}. Fix: write it as digits, e.g. 100."
     )
+
+
+def _as_bool(extras: Mapping[str, Any], name: str) -> bool:
+    value = extras.get(name)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise OmnisendConfigError(f"extra {name!r} must be true or false, got {value!r}.")
 
 
 def _as_float(extras: Mapping[str, Any], name: str, default: float) -> float:

@@ -206,3 +206,18 @@ def test_bad_secrets_are_refused_without_echoing_them(secret: str | None) -> Non
 
 def test_secret_is_stripped() -> None:
     assert validate_secret("  abc123 \n") == "abc123"
+
+
+def test_allow_http_admits_an_emulator_on_a_private_network_only() -> None:
+    s = OmnisendConnectionSettings.from_connection_fields(
+        host="http://omnisend-emulator:8899", extra={"allow_http": "true"}
+    )
+    assert s.base_url == "http://omnisend-emulator:8899"
+    with pytest.raises(OmnisendConfigError, match="https"):
+        OmnisendConnectionSettings.from_connection_fields(
+            host="http://api.omnisend.com", extra={"allow_http": True}
+        )
+    with pytest.raises(OmnisendConfigError, match="true or false"):
+        OmnisendConnectionSettings.from_connection_fields(
+            host="http://omnisend-emulator:8899", extra={"allow_http": "maybe"}
+        )
