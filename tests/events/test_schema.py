@@ -85,6 +85,22 @@ def test_both_validators_resolve_refs_into_defs(event_name: str) -> None:
     assert resolver.lookup("defs.json#/$defs/money").contents["minimum"] == 0
 
 
+@pytest.mark.parametrize("event_name", schema.EVENT_NAMES)
+def test_inlined_schema_has_no_refs_and_keeps_every_keyword(event_name: str) -> None:
+    inlined = schema.inlined_event_schema(event_name)
+    text = json.dumps(inlined)
+    assert '"$ref"' not in text
+    jsonschema.Draft202012Validator.check_schema(inlined)
+    # the event's own keywords survive next to the inlined envelope
+    assert inlined["properties"]["eventName"]["const"] == event_name
+    assert inlined["allOf"][0]["additionalProperties"] is False
+    order = inlined["properties"]["properties"]
+    order = order["allOf"][0] if "allOf" in order else order  # allOf when the event adds properties
+    assert order["required"] == ["orderID", "currency"]
+    assert order["properties"]["lineItems"]["items"]["properties"]["productQuantity"]["minimum"] == 1
+    assert schema.inlined_event_schema(event_name) is not schema.inlined_event_schema(event_name)
+
+
 def test_every_ref_points_at_an_existing_definition() -> None:
     defs = schema.schema_documents()["defs.json"]["$defs"]
     refs = [node["$ref"] for _, node in _all_subschemas() if "$ref" in node]

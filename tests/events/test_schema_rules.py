@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from airflow_omnisend.events.schema import EVENT_NAMES
-from airflow_omnisend.events.validation import EventValidator
+from airflow_omnisend.events.schema import EVENT_NAMES, reference_validator, registry_reference_validator
+from airflow_omnisend.events.validation import EventValidator, _issue_from
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DELETE = object()
@@ -118,6 +118,14 @@ def validator() -> EventValidator:
 
 def _assert_engines_agree(validator: EventValidator, event: dict[str, Any]) -> None:
     assert validator.screen_is_valid(event) == (validator.explain(event) == [])
+    name = event.get("eventName")
+    if (
+        name in EVENT_NAMES
+    ):  # explain() (inlined schema, valid items blanked) == jsonschema on the shipped one
+        inlined = reference_validator(name).iter_errors(event)
+        shipped = list(registry_reference_validator(name).iter_errors(event))
+        assert [(e.message, e.json_path) for e in inlined] == [(e.message, e.json_path) for e in shipped]
+        assert validator.explain(event) == [_issue_from(e) for e in shipped]
 
 
 # -- events that pass ----------------------------------------------------------------------------------

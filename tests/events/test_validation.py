@@ -224,3 +224,25 @@ def test_each_event_name_uses_its_own_schema(validator: EventValidator, name: st
         assert [e.code for e in errors] == ["negative_money"]
     else:
         assert errors == []
+
+
+def test_valid_line_items_are_blanked_for_jsonschema_but_the_event_is_untouched() -> None:
+    from airflow_omnisend.events.schema import line_item_screen
+    from airflow_omnisend.events.validation import _without_valid_line_items
+
+    good = {"productID": "1", "productPrice": 2.5, "productQuantity": 1}
+    bad = {"productID": "2", "productPrice": -1, "productQuantity": 1}
+    event = minimal("order refunded", lineItems=[good, bad, good], refundedLineItems=[bad], note="x")
+    original = copy.deepcopy(event)
+    pruned = _without_valid_line_items(event, ("lineItems", "refundedLineItems"), line_item_screen().is_valid)
+    assert pruned["properties"]["lineItems"] == [{}, bad, {}]
+    assert pruned["properties"]["refundedLineItems"] == [bad]
+    assert pruned["properties"]["note"] == "x"
+    assert event == original
+    issues = EventValidator(now=NOW).check(event).errors
+    assert [i.path for i in issues] == [
+        "properties.lineItems[1].productPrice",
+        "properties.refundedLineItems[0].productPrice",
+    ]
+    not_a_list = minimal(lineItems="nope")
+    assert _without_valid_line_items(not_a_list, ("lineItems",), line_item_screen().is_valid) is not_a_list

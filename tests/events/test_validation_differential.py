@@ -19,8 +19,8 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_omnisend.events.schema import EVENT_NAMES, schema_documents
-from airflow_omnisend.events.validation import EventValidator
+from airflow_omnisend.events.schema import EVENT_NAMES, registry_reference_validator, schema_documents
+from airflow_omnisend.events.validation import EventValidator, _issue_from
 
 VALIDATOR = EventValidator(now=datetime(2100, 1, 1, tzinfo=UTC))
 DEFS = schema_documents()["defs.json"]["$defs"]
@@ -45,6 +45,11 @@ def assert_same_verdict(event: Any) -> None:
         assert issue.path
         assert issue.message
         assert issue.code
+    # explain() uses the $ref-inlined schema on the event with its valid line items blanked (speed):
+    # plain jsonschema on the shipped schema and the untouched event must say exactly the same
+    if isinstance(event, dict) and event.get("eventName") in EVENT_NAMES:
+        shipped = registry_reference_validator(event["eventName"]).iter_errors(event)
+        assert [_issue_from(e) for e in shipped] == explained
 
 
 # -- valid events --------------------------------------------------------------------------------------
