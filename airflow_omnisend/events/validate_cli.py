@@ -46,6 +46,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     outputs = {"--valid": args.valid, "--rejected": args.rejected}
+    clash = _clashing_paths(args.events, outputs)
+    if clash:
+        print(f"airflow-omnisend validate: {clash}", file=sys.stderr)
+        return 2
     try:
         with contextlib.ExitStack() as stack:
             src = _open_input(args.events, stack)
@@ -68,6 +72,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary.one_line())
     return 1 if summary.rejected else 0
+
+
+def _clashing_paths(events: str, outputs: dict[str, Path | None]) -> str | None:
+    """Two outputs on one file, or an output on the input, would destroy data: refuse before reading."""
+    seen: dict[Path, str] = {} if events == "-" else {Path(events).resolve(): "EVENTS.ndjson"}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        if where in seen:
+            return f"{option} {path} is the same file as {seen[where]}: give each its own path"
+        seen[where] = option
+    return None
 
 
 def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO:

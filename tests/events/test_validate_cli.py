@@ -9,13 +9,12 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import orjson
+import pytest
 
 from airflow_omnisend.cli import main
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-    import pytest
 
 GOOD = {
     "eventName": "placed order",
@@ -139,6 +138,31 @@ def test_unwritable_output_exits_2(tmp_path: Path) -> None:
     result = cli(events, "--rejected", tmp_path / "no" / "such" / "dir" / "rejected.ndjson")
     assert result.returncode == 2
     assert "cannot write --rejected" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("valid", "rejected", "message"),
+    [
+        ("out.ndjson", "out.ndjson", "--rejected out.ndjson is the same file as --valid"),
+        ("events.ndjson", None, "--valid events.ndjson is the same file as EVENTS.ndjson"),
+    ],
+)
+def test_outputs_that_would_overwrite_each_other_or_the_input_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    valid: str,
+    rejected: str | None,
+    message: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    before = events.read_bytes()
+    args = ["validate", "events.ndjson", "--valid", valid] + (["--rejected", rejected] if rejected else [])
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+    assert events.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.ndjson"]
 
 
 def test_reads_standard_input() -> None:
