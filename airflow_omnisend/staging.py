@@ -13,7 +13,9 @@ Layout of one partition::
     valid.ndjson  rejected.ndjson  validation.json      validate
     plan.json  bodies/shard-00000.ndjson ...            plan
     receipts/<body sha256>.json                         send (one per body: the crash-safe record)
-    dead_letters/<stage or shard>.ndjson                plan, send
+    receipts/followups/<body>-r<N>.json  bodies/followups/<body>-r<N>.json
+                                                        send (retries of failed items, per round)
+    dead_letters/plan.ndjson  dead_letters/send-<body>.ndjson   plan, send
     report.json                                         report
 
 Writes are atomic where the store allows: a local file is written under a temporary name and
@@ -66,6 +68,7 @@ FILES: dict[str, tuple[str, str]] = {
 BODIES_DIR = "bodies"
 RECEIPTS_DIR = "receipts"
 DEAD_LETTERS_DIR = "dead_letters"
+FOLLOWUPS_DIR = "followups"
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -187,8 +190,13 @@ class BatchReceipt:
     :param accepted: items Omnisend accepted (including after a retry in a follow-up batch).
     :param duplicates: items Omnisend reported as already known, when it says so (else ``None``).
     :param retried_items: items resubmitted in follow-up batches (``retry_batch_ids``).
-    :param dead_lettered: items given up on, written to ``dead_letters/shard-NNNNN.ndjson``.
+    :param dead_lettered: items given up on, written to the body's own dead-letter file
+        (``dead_letters/send-<body_id>.ndjson``, :meth:`PartitionStaging.send_dead_letters`).
     :param attempts: times this body was submitted (a lost response can make it more than one).
+    :param root_body_id: set on the receipt of a *follow-up* body (the items of a planned body that
+        failed for a retryable reason, sent again): the planned body it belongs to. Follow-up receipts
+        live in ``receipts/followups/`` so :meth:`PartitionStaging.receipts` lists planned bodies only,
+        whose counts already include what their follow-ups achieved.
     """
 
     body_id: str
@@ -204,12 +212,20 @@ class BatchReceipt:
     dead_lettered: int = 0
     attempts: int = 1
     retry_batch_ids: tuple[str, ...] = field(default=())
+    root_body_id: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.body_id, str) or not _BODY_ID.fullmatch(self.body_id):
             raise OmnisendConfigError(
                 "BatchReceipt.body_id must be the body's sha256 (64 lowercase hex digits), "
                 f"got {self.body_id!r}"
+            )
+        if self.root_body_id is not None and not (
+            isinstance(self.root_body_id, str) and _BODY_ID.fullmatch(self.root_body_id)
+        ):
+            raise OmnisendConfigError(
+                "BatchReceipt.root_body_id must be None or the planned body's sha256, "
+                f"got {self.root_body_id!r}"
             )
         _check_count("shard", self.shard)
         if not isinstance(self.batch_id, str) or not self.batch_id:
@@ -495,6 +511,48 @@ class PartitionStaging:
         self.write_json(path, receipt.to_dict())
         return path
 
+    def followup_receipt_path(self, root_body_id: str, round_number: int) -> ObjectStoragePath:
+        """``receipts/followups/<root body>-r<N>.json``: the receipt of follow-up round ``N`` (>= 1) of a
+        planned body. Named by root and round, not by content, so a resumed sender finds it without
+        rebuilding the follow-up first."""
+        self.receipt_path(root_body_id)  # validates the id
+        _check_round(round_number)
+        return self.receipts_dir / FOLLOWUPS_DIR / f"{root_body_id}-r{round_number}.json"
+
+    def followup_body_path(self, root_body_id: str, round_number: int) -> ObjectStoragePath:
+        """``bodies/followups/<root body>-r<N>.json``: the exact bytes of follow-up round ``N``."""
+        self.receipt_path(root_body_id)
+        _check_round(round_number)
+        return self.bodies_dir / FOLLOWUPS_DIR / f"{root_body_id}-r{round_number}.json"
+
+    def send_dead_letters(self, body_id: str) -> ObjectStoragePath:
+        """``dead_letters/send-<body_id>.ndjson``: events of one planned body given up on by the sender
+        (rewritten whole each time, so a retried task never duplicates a line)."""
+        self.receipt_path(body_id)
+        return self.dead_letters(f"send-{body_id}")
+
+    def read_followup_receipt(self, root_body_id: str, round_number: int) -> BatchReceipt | None:
+        """The receipt of a follow-up round, or ``None`` when that round was never submitted."""
+        path = self.followup_receipt_path(root_body_id, round_number)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        try:
+            return BatchReceipt.from_dict(orjson.loads(data))
+        except (orjson.JSONDecodeError, OmnisendConfigError, OmnisendInputError) as exc:
+            raise OmnisendInputError(
+                f"receipt {path} is unreadable ({exc}); check its batch in Omnisend, then delete the "
+                "file to let the follow-up be sent again"
+            ) from exc
+
+    def write_followup_receipt(self, receipt: BatchReceipt, round_number: int) -> ObjectStoragePath:
+        if receipt.root_body_id is None:
+            raise OmnisendConfigError("a follow-up receipt needs root_body_id (the planned body it retries)")
+        path = self.followup_receipt_path(receipt.root_body_id, round_number)
+        self.write_json(path, receipt.to_dict())
+        return path
+
     def receipts(self) -> list[BatchReceipt]:
         """All receipts of the partition, ordered by shard and body_id."""
         directory = self.receipts_dir
@@ -549,6 +607,11 @@ class PartitionStaging:
             counts=dict(counts or {}),
             hashes=dict(hashes or {}),
         )
+
+
+def _check_round(value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value < 1000:
+        raise OmnisendConfigError(f"follow-up round must be an integer 1..999, got {value!r}")
 
 
 def _check_index(name: str, value: object) -> None:
