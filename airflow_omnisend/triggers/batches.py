@@ -1,0 +1,138 @@
+"""OmnisendBatchesTrigger: wait in the triggerer until a set of Omnisend batches has ended.
+
+The trigger only reads (``GET /batches/{id}`` through :class:`OmnisendAsyncHook`), so running it twice
+(a triggerer restart) has no side effect. It polls oldest-first with back-off (``_polling``) and
+yields exactly one small event:
+
+* ``{"status": "done", "batches": {id: {status, totalCount, finishedCount, errorsCount}}, "polls": n}``
+  when every batch is ``finished`` or ``stopped`` (the operator decides what a stop means);
+* ``{"status": "error", "error": <exception type name>, "message", "http_status", "retry_after",
+  "batch_id"}`` when a read failed for good (after the hook's own retries). The message comes from the
+  hook's typed error, which never holds the API key. :func:`exception_from_event` turns it back into
+  the same typed exception in the worker, so the retry policy sees a 401 as a 401.
+
+Item results are not in the event (they can be megabytes); the worker reads them after resuming.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_omnisend import exceptions as omnisend_exceptions
+from airflow_omnisend.exceptions import (
+    OmnisendAPIError,
+    OmnisendBatchStoppedError,
+    OmnisendConfigError,
+    OmnisendError,
+)
+from airflow_omnisend.hooks.omnisend_async import OmnisendAsyncHook
+from airflow_omnisend.triggers._polling import BatchPoller, check_intervals
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping
+
+__all__ = ["OmnisendBatchesTrigger", "error_event", "exception_from_event"]
+
+CLASSPATH = "airflow_omnisend.triggers.batches.OmnisendBatchesTrigger"
+_MAX_MESSAGE = 2000
+
+
+def error_event(exc: BaseException) -> dict[str, Any]:
+    """The payload of an ``error`` event for ``exc``."""
+    message = str(exc)
+    return {
+        "status": "error",
+        "error": type(exc).__name__,
+        "message": message if len(message) <= _MAX_MESSAGE else message[:_MAX_MESSAGE] + "...",
+        "http_status": exc.status if isinstance(exc, OmnisendAPIError) else None,
+        "retry_after": exc.retry_after if isinstance(exc, OmnisendAPIError) else None,
+        "batch_id": exc.batch_id if isinstance(exc, OmnisendBatchStoppedError) else None,
+    }
+
+
+def exception_from_event(event: Mapping[str, Any]) -> OmnisendError:
+    """The typed exception an ``error`` event stands for (``OmnisendError`` for unknown types)."""
+    name = str(event.get("error") or "OmnisendError")
+    message = str(event.get("message") or f"the trigger reported {name}")
+    found = getattr(omnisend_exceptions, name, None)
+    cls = found if isinstance(found, type) and issubclass(found, OmnisendError) else None
+    if cls is None:
+        return OmnisendError(f"{name} in the triggerer: {message}")
+    if issubclass(cls, OmnisendAPIError):
+        status = event.get("http_status")
+        retry_after = event.get("retry_after")
+        return cls(
+            message,
+            status=status if isinstance(status, int) else 0,
+            retry_after=float(retry_after) if isinstance(retry_after, int | float) else None,
+        )
+    if issubclass(cls, OmnisendBatchStoppedError):
+        return cls(message, batch_id=str(event.get("batch_id") or ""))
+    return cls(message)
+
+
+class OmnisendBatchesTrigger(BaseTrigger):
+    """Wait until every batch in ``batch_ids`` is ``finished`` or ``stopped``.
+
+    :param batch_ids: Omnisend batch ids, oldest first (the order they were submitted).
+    :param omnisend_conn_id: the ``omnisend`` connection.
+    :param poll_interval: seconds before polling a still-running batch again (doubles up to...).
+    :param max_poll_interval: ...this many seconds.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_ids: list[str],
+        omnisend_conn_id: str = "omnisend_default",
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        if isinstance(batch_ids, str) or not all(isinstance(b, str) and b for b in batch_ids):
+            raise OmnisendConfigError(
+                f"OmnisendBatchesTrigger: batch_ids must be a list of batch id strings, got {batch_ids!r}"
+            )
+        self.batch_ids = list(batch_ids)
+        self.omnisend_conn_id = omnisend_conn_id
+        self.poll_interval, self.max_poll_interval = check_intervals(
+            poll_interval, max_poll_interval, "OmnisendBatchesTrigger"
+        )
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            CLASSPATH,
+            {
+                "batch_ids": list(self.batch_ids),
+                "omnisend_conn_id": self.omnisend_conn_id,
+                "poll_interval": self.poll_interval,
+                "max_poll_interval": self.max_poll_interval,
+            },
+        )
+
+    def _hook(self) -> OmnisendAsyncHook:
+        return OmnisendAsyncHook(self.omnisend_conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        poller = BatchPoller(
+            self.batch_ids, poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval
+        )
+        payload: dict[str, Any]
+        try:
+            hook = self._hook()
+            while (batch_id := poller.next_batch()) is not None:
+                batch = await hook.get_batch(batch_id)
+                wait = poller.observe(batch_id, batch)
+                if wait > 0:
+                    self.log.debug(
+                        "batch %s still %s; next poll in %.1fs", batch_id, batch.get("status"), wait
+                    )
+                    await asyncio.sleep(wait)
+            payload = {"status": "done", "batches": poller.summaries, "polls": poller.polls}
+        except Exception as exc:  # one event either way: the worker decides (typed) what it means
+            self.log.warning("Waiting for Omnisend batches failed: %s: %s", type(exc).__name__, exc)
+            payload = {**error_event(exc), "polls": poller.polls}
+        yield TriggerEvent(payload)  # type: ignore[no-untyped-call]
