@@ -1,0 +1,233 @@
+"""OmnisendPlanBatchesOperator: a partition's valid events -> the exact request bodies, in shards.
+
+Reads ``valid.ndjson`` of the partition, packs it with ``plan_batches`` under the connection's batch
+limits (read from the connection, no HTTP call), writes ``bodies/shard-NNNNN.ndjson``, ``plan.json`` and
+``dead_letters/plan.ndjson`` (events too large for any body), and returns the shard indices the send
+task maps over. Bodies are content-addressed (sha256 of their bytes), so planning the same valid
+events again yields the same bodies, and the sender skips those with a finished receipt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_omnisend.events.planning import (
+    AIRFLOW_MAX_MAP_LENGTH,
+    DEFAULT_MAX_SHARDS,
+    DEFAULT_MIN_BODIES_PER_SHARD,
+    DEFAULT_RATE_PER_MINUTE,
+    estimate_requests,
+    plan_batches,
+)
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.hooks.omnisend import OmnisendHook
+from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.staging import StagingRoot
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+    from airflow.sdk.definitions.retry_policy import RetryPolicy
+
+    from airflow_omnisend.staging import PartitionStaging
+
+__all__ = ["OmnisendPlanBatchesOperator"]
+
+DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
+_SHARD_FILE_PREFIX = "shard-"
+
+
+def max_map_length() -> int:
+    """Airflow's ``[core] max_map_length`` (the upstream of a mapped task fails above it)."""
+    return conf.getint("core", "max_map_length", fallback=AIRFLOW_MAX_MAP_LENGTH)
+
+
+class _CommitOnClose:
+    """A shard file for ``plan_batches``: written under a temporary name and moved into place by
+    ``close()`` - unless ``close()`` runs while an exception propagates (planning failed), then the
+    temporary file is dropped, so a failed plan never leaves a half-written shard."""
+
+    def __init__(self, partition: PartitionStaging, index: int) -> None:
+        self._stack = contextlib.ExitStack()
+        self._out = self._stack.enter_context(partition.open_write(partition.shard(index)))
+
+    def write(self, data: bytes) -> int:
+        return self._out.write(data)
+
+    def close(self) -> None:
+        self._stack.__exit__(*sys.exc_info())
+
+
+class OmnisendPlanBatchesOperator(BaseOperator):
+    """Plan the request bodies of one partition and return the shard indices to send.
+
+    :param store_id: the store (staging folder name). Templated.
+    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    :param omnisend_conn_id: the ``omnisend`` connection whose batch limits apply. Templated.
+    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
+        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    :param max_shards: most shards (mapped send tasks); must be below ``[core] max_map_length``.
+    :param min_bodies_per_shard: fewer bodies than this never get a shard of their own.
+    :param rate_limit_per_minute: Omnisend's limit for the estimate in the log (400 by default).
+    :param dry_run: plan and log (bodies, packing ratio, requests, minutes) but write nothing and
+        return ``[]``, so the mapped send is skipped. Templated (``"{{ params.dry_run }}"`` works); held
+        in the attribute ``dry_run_mode`` because ``BaseOperator`` already has a ``dry_run()`` method.
+
+    Returns (XCom) the list of shard indices, ``[]`` when there is nothing to send.
+    """
+
+    template_fields: Sequence[str] = (
+        "store_id",
+        "partition",
+        "omnisend_conn_id",
+        "staging",
+        "dry_run_mode",
+    )
+    ui_color = "#e0f0ff"
+
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        partition: str,
+        omnisend_conn_id: str = "omnisend_default",
+        staging: str | None = None,
+        max_shards: int = DEFAULT_MAX_SHARDS,
+        min_bodies_per_shard: int = DEFAULT_MIN_BODIES_PER_SHARD,
+        rate_limit_per_minute: float = DEFAULT_RATE_PER_MINUTE,
+        dry_run: bool | str = False,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(retry_policy=retry_policy, **kwargs)
+        self.store_id = store_id
+        self.partition = partition
+        self.omnisend_conn_id = omnisend_conn_id
+        self.staging = staging
+        self.max_shards = max_shards
+        self.min_bodies_per_shard = min_bodies_per_shard
+        self.rate_limit_per_minute = rate_limit_per_minute
+        # not ``self.dry_run``: BaseOperator has a dry_run() method
+        self.dry_run_mode = dry_run
+        self._check_max_shards()
+        if isinstance(min_bodies_per_shard, bool) or not isinstance(min_bodies_per_shard, int):
+            raise OmnisendConfigError(
+                f"{type(self).__name__}: min_bodies_per_shard must be an integer >= 1, got "
+                f"{min_bodies_per_shard!r}"
+            )
+        if min_bodies_per_shard < 1:
+            raise OmnisendConfigError(
+                f"{type(self).__name__}: min_bodies_per_shard must be >= 1, got {min_bodies_per_shard}"
+            )
+        if isinstance(rate_limit_per_minute, bool) or not (
+            isinstance(rate_limit_per_minute, int | float) and rate_limit_per_minute > 0
+        ):
+            raise OmnisendConfigError(
+                f"{type(self).__name__}: rate_limit_per_minute must be > 0 (Omnisend: 400), got "
+                f"{rate_limit_per_minute!r}"
+            )
+
+    def _check_max_shards(self) -> None:
+        owner = type(self).__name__
+        value = self.max_shards
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise OmnisendConfigError(f"{owner}: max_shards must be an integer >= 1, got {value!r}")
+        limit = max_map_length()
+        if value >= limit:
+            raise OmnisendConfigError(
+                f"{owner}: max_shards={value} is not below Airflow's [core] max_map_length={limit}: the "
+                f"plan task's list would fail to push and no shard would be sent. Use max_shards <= "
+                f"{limit - 1} (default {DEFAULT_MAX_SHARDS}), or raise max_map_length"
+            )
+
+    def _is_dry_run(self) -> bool:
+        value = self.dry_run_mode
+        if isinstance(value, str):
+            text = value.strip().lower()
+            if text in ("true", "1", "yes", "y", "on"):
+                return True
+            if text in ("false", "0", "no", "n", "off", "", "none"):
+                return False
+            raise OmnisendConfigError(f"{type(self).__name__}: dry_run must be true or false, got {value!r}")
+        return bool(value)
+
+    def execute(self, context: Context) -> list[int]:
+        self._check_max_shards()  # max_map_length may differ on the worker
+        dry_run = self._is_dry_run()
+        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        limits = OmnisendHook(self.omnisend_conn_id).batch_limits
+        if not partition.valid.exists():
+            raise OmnisendInputError(
+                f"{partition.valid} does not exist; the validate step writes it - run it for "
+                f"{partition.store_id} {partition.day} first"
+            )
+        with partition.local_copy("valid") as valid_path, open(valid_path, "rb") as src:
+            if dry_run:
+                with open_null() as sink:
+                    plan = plan_batches(
+                        src,
+                        limits,
+                        open_shard=None,
+                        dead_letters=sink,
+                        max_shards=self.max_shards,
+                        min_bodies_per_shard=self.min_bodies_per_shard,
+                    )
+            else:
+                with partition.open_write(partition.dead_letters("plan")) as dead:
+                    plan = plan_batches(
+                        src,
+                        limits,
+                        open_shard=lambda i: cast("BinaryIO", _CommitOnClose(partition, i)),
+                        dead_letters=dead,
+                        max_shards=self.max_shards,
+                        min_bodies_per_shard=self.min_bodies_per_shard,
+                    )
+        estimate = estimate_requests(plan, self.rate_limit_per_minute)
+        self.log.info("%s %s: %s", partition.store_id, partition.day, plan.describe())
+        self.log.info("Estimate: %s", estimate.describe())
+        if plan.dead_lettered:
+            self.log.warning(
+                "%d event(s) are too large for any batch body and are dead-lettered in %s",
+                plan.dead_lettered,
+                partition.dead_letters("plan"),
+            )
+        if dry_run:
+            self.log.info("Dry run: nothing written, nothing will be sent")
+            return []
+        partition.write_json("plan", plan.to_dict())
+        self._remove_stale_shards(partition, len(plan.shards))
+        return [shard.index for shard in plan.shards if shard.bodies]
+
+    @staticmethod
+    def _remove_stale_shards(partition: PartitionStaging, shards: int) -> None:
+        """Shard files of an earlier plan with more shards (a reader goes by plan.json anyway)."""
+        folder = partition.bodies_dir
+        if not folder.exists():
+            return
+        for path in folder.iterdir():
+            name = path.name
+            if not (name.startswith(_SHARD_FILE_PREFIX) and name.endswith(".ndjson")):
+                continue
+            number = name[len(_SHARD_FILE_PREFIX) : -len(".ndjson")]
+            if number.isdigit() and int(number) >= shards:
+                path.unlink()
+
+
+class _NullSink(io.RawIOBase):
+    """A binary sink that keeps nothing (the dead letters of a dry run)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return len(data)
+
+
+def open_null() -> BinaryIO:
+    return cast("BinaryIO", _NullSink())
