@@ -1,0 +1,275 @@
+"""OmnisendSendBatchesOperator: send one shard of a planned partition, crash-safely.
+
+Mapped one task per shard::
+
+    plan = OmnisendPlanBatchesOperator(task_id="plan", store_id="acme", partition="{{ ds }}")
+    OmnisendSendBatchesOperator.partial(
+        task_id="send", store_id="acme", partition="{{ ds }}", pool="omnisend_acme"
+    ).expand(shard=plan.output)
+
+The task is a resumable state machine whose only state is the staging receipts (see
+``_shard_sender``): ``execute`` and ``execute_complete`` both run the same ``_advance`` step - reconcile
+the batches known to have ended, submit every body that may go, then wait for the rest (in the
+triggerer when ``deferrable``, else by polling here) - until every body of the shard has a
+``finished`` receipt.
+
+Why not ``ResumableJobMixin``: the mixin tracks *one* external id per task and persists it after
+``submit_job`` returns. A shard has many batches (one per body, plus follow-ups for retried items),
+submitted one after another and each persisted the moment it exists, before anything waits. The idea
+is the same - persist the id before waiting, reconnect on retry instead of resubmitting - applied per
+body, with the task state store as the fast path (same key scope as the mixin's) and staging receipts
+as the record every later task (and a rerun) can read.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, conf
+
+from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.hooks._responses import merge_batch_items
+from airflow_omnisend.hooks.omnisend import OmnisendHook
+from airflow_omnisend.operators._shard_sender import (
+    BatchOutcome,
+    SendSettings,
+    SendStats,
+    ShardSender,
+    TaskState,
+)
+from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.staging import StagingRoot
+from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
+from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger, exception_from_event
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from airflow.sdk import Context
+    from airflow.sdk.definitions.retry_policy import RetryPolicy
+
+    from airflow_omnisend.events.planning import ShardPlan
+    from airflow_omnisend.staging import PartitionStaging
+
+__all__ = ["OmnisendSendBatchesOperator"]
+
+DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
+
+
+def _count(owner: str, name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OmnisendConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _embedded_items(batch: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    """The items a ``GET /batches/{id}`` answer already carries, when it carries all processed ones
+    (then reading ``/items`` again would only spend rate limit)."""
+    if not isinstance(batch.get("responses"), list) and not isinstance(batch.get("errors"), list):
+        return None
+    items = merge_batch_items(batch)
+    finished = batch.get("finishedCount")
+    if not isinstance(finished, int) or len(items) < finished:
+        return None
+    return items
+
+
+class OmnisendSendBatchesOperator(BaseOperator):
+    """Submit the planned bodies of one shard, wait for their batches, reconcile per-item results.
+
+    Every event of the shard ends accepted by Omnisend or dead-lettered (``dead_letters/send-<body>``)
+    with Omnisend's reason: items that failed for a retryable reason (408/429/5xx, or left unprocessed
+    by a stopped batch) are sent again in follow-up bodies, up to ``max_item_retry_rounds`` rounds.
+
+    A 400 or 413 on a *whole* body (Omnisend refused the request, not an item) means the plan, the
+    validation or the connection's limits are wrong: the body's events are dead-lettered with Omnisend's
+    reason and field errors (so the report accounts for them), no ``finished`` receipt is written (a
+    rerun after the fix sends the body again and replaces those dead letters), and the task fails
+    without retrying.
+
+    :param store_id: store of the partition (staging folder name). Templated.
+    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    :param shard: the shard index to send (``.expand(shard=plan.output)``).
+    :param omnisend_conn_id: the ``omnisend`` connection. Templated.
+    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
+        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    :param deferrable: wait for batches in the triggerer (``OmnisendBatchesTrigger``) instead of polling
+        in the worker; default ``[operators] default_deferrable``.
+    :param poll_interval: seconds before polling a running batch again; doubles up to...
+    :param max_poll_interval: ...this many seconds.
+    :param max_item_retry_rounds: follow-up rounds for items that failed for a retryable reason.
+    :param max_lost_response_resubmits: times a body whose POST response was lost is sent again
+        within one try (Omnisend de-duplicates its events), before the try fails.
+
+    Defaults that differ from ``BaseOperator``: ``retries=3`` (a retry is how a dead worker's shard
+    resumes) and ``retry_policy=OmnisendRetryPolicy()``; both can be overridden, also via default_args.
+
+    Returns (XCom) ``{"shard", "bodies", "bodies_skipped", "batches_submitted", "events_sent",
+    "accepted", "dead_lettered", "retried_items", "requests"}``: ``bodies_skipped`` were finished
+    before this try; ``batches_submitted``/``events_sent``/``requests`` count this try's API calls
+    (triggerer polls included, the hook's internal retries not); ``accepted``/``dead_lettered``/
+    ``retried_items`` are the shard's totals from its receipts.
+    """
+
+    template_fields: Sequence[str] = ("store_id", "partition", "omnisend_conn_id", "staging")
+    ui_color = "#e0f0ff"
+
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        partition: str,
+        shard: int,
+        omnisend_conn_id: str = "omnisend_default",
+        staging: str | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+        max_item_retry_rounds: int = 3,
+        max_lost_response_resubmits: int = 3,
+        retries: int | None = 3,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(retries=retries, retry_policy=retry_policy, **kwargs)
+        owner = type(self).__name__
+        self.store_id = store_id
+        self.partition = partition
+        self.shard = shard
+        self.omnisend_conn_id = omnisend_conn_id
+        self.staging = staging
+        self.deferrable = bool(deferrable)
+        self.poll_interval, self.max_poll_interval = check_intervals(poll_interval, max_poll_interval, owner)
+        self.max_item_retry_rounds = _count(owner, "max_item_retry_rounds", max_item_retry_rounds, 0)
+        self.max_lost_response_resubmits = _count(
+            owner, "max_lost_response_resubmits", max_lost_response_resubmits, 0
+        )
+
+    # -- building blocks -----------------------------------------------------------------------------
+
+    def _shard_index(self) -> int:
+        shard = self.shard
+        if isinstance(shard, str) and shard.strip().isdigit():
+            shard = int(shard.strip())
+        if isinstance(shard, bool) or not isinstance(shard, int) or shard < 0:
+            raise OmnisendConfigError(
+                f"{type(self).__name__}: shard must be a shard index >= 0 (map it over the plan task's "
+                f"output), got {self.shard!r}"
+            )
+        return shard
+
+    def _partition(self) -> PartitionStaging:
+        return StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+
+    def _shard_plan(self, partition: PartitionStaging) -> ShardPlan:
+        plan = ChunkPlan.from_dict(partition.read_json("plan"))
+        index = self._shard_index()
+        if index >= len(plan.shards) or plan.shards[index].index != index:
+            raise OmnisendInputError(
+                f"plan.json of {partition.store_id} {partition.day} has {len(plan.shards)} shards, no shard "
+                f"{index}; was the partition planned again with fewer shards? Re-run plan and send together"
+            )
+        return plan.shards[index]
+
+    def get_hook(self) -> OmnisendHook:
+        return OmnisendHook(self.omnisend_conn_id)
+
+    # -- the step ------------------------------------------------------------------------------------
+
+    def _advance(
+        self,
+        context: Context,
+        *,
+        ended: Mapping[str, BatchOutcome] | None,
+        stats: SendStats,
+        resume: bool,
+    ) -> dict[str, int]:
+        """One step of the state machine: reconcile, submit, then wait (defer or poll) or finish."""
+        partition = self._partition()
+        shard = self._shard_plan(partition)
+        hook = self.get_hook()
+        settings = SendSettings(self.max_item_retry_rounds, self.max_lost_response_resubmits)
+        task_state = TaskState(context.get("task_state_store") if context else None)
+        try:
+            with partition.local_copy(partition.shard(shard.index)) as body_file:
+                sender = ShardSender(
+                    hook=hook,
+                    partition=partition,
+                    shard=shard,
+                    body_file=body_file,
+                    settings=settings,
+                    task_state=task_state,
+                    stats=stats,
+                    resume=resume,
+                )
+                outstanding = sender.advance(ended)
+                if outstanding and self.deferrable:
+                    self.log.info(
+                        "Shard %d: deferring until %d batch(es) end (oldest %s)",
+                        shard.index, len(outstanding), outstanding[0],
+                    )  # fmt: skip
+                    self.defer(
+                        trigger=OmnisendBatchesTrigger(
+                            batch_ids=outstanding,
+                            omnisend_conn_id=self.omnisend_conn_id,
+                            poll_interval=self.poll_interval,
+                            max_poll_interval=self.max_poll_interval,
+                        ),
+                        method_name="execute_complete",
+                        kwargs={"stats": stats.to_dict()},
+                    )
+                if outstanding:
+                    self._poll_until_done(hook, sender, outstanding)
+                manifest = sender.manifest()
+        finally:
+            hook.close()
+        self.log.info(
+            "Shard %d of %s %s done: %d bodies (%d finished before this try), %d batches submitted, "
+            "%d events sent, %d accepted, %d dead-lettered, %d items retried, %d requests",
+            manifest["shard"], partition.store_id, partition.day, manifest["bodies"],
+            manifest["bodies_skipped"], manifest["batches_submitted"], manifest["events_sent"],
+            manifest["accepted"], manifest["dead_lettered"], manifest["retried_items"], manifest["requests"],
+        )  # fmt: skip
+        return manifest
+
+    def _poll_until_done(self, hook: OmnisendHook, sender: ShardSender, outstanding: list[str]) -> None:
+        """Sync waiting: poll the oldest batch; reconcile each one as soon as it has ended (its poll
+        usually carries the items already), which may submit follow-ups or unblock split orders."""
+        poller = BatchPoller(
+            outstanding, poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval
+        )
+        while (batch_id := poller.next_batch()) is not None:
+            sender.stats.requests += 1
+            batch = hook.get_batch(batch_id)
+            wait = poller.observe(batch_id, batch)
+            if is_terminal(batch):
+                outcome = BatchOutcome(str(batch["status"]), _embedded_items(batch))
+                del batch
+                poller.add(sender.advance({batch_id: outcome}))
+            elif wait > 0:
+                time.sleep(wait)
+
+    # -- Airflow entry points ------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, int]:
+        return self._advance(context, ended=None, stats=SendStats(), resume=True)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, stats: dict[str, Any] | None = None
+    ) -> dict[str, int]:
+        """Resume after the trigger: raise its error as the typed exception, else carry on."""
+        if not isinstance(event, dict) or event.get("status") not in ("done", "error"):
+            raise OmnisendInputError(f"{type(self).__name__}: unexpected trigger event {event!r}")
+        counters = SendStats.from_dict(stats)
+        counters.requests += int(event.get("polls") or 0)
+        if event["status"] == "error":
+            raise exception_from_event(event)
+        batches = event.get("batches") or {}
+        ended = {
+            batch_id: BatchOutcome(str(summary.get("status")))
+            for batch_id, summary in batches.items()
+            if isinstance(summary, dict) and is_terminal(summary)
+        }
+        return self._advance(context, ended=ended, stats=counters, resume=False)
