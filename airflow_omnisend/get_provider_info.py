@@ -34,6 +34,19 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_omnisend.operators.plan",
+                    "airflow_omnisend.operators.send",
+                ],
+            }
+        ],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.sensors.batch"]}],
+        "triggers": [
+            {"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.triggers.batches"]}
+        ],
         "connection-types": [
             {
                 "hook-class-name": "airflow_omnisend.hooks.omnisend.OmnisendHook",
