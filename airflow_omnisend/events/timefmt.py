@@ -1,0 +1,212 @@
+"""Canonical event times and strict parsing of the shop's instants.
+
+Omnisend de-duplicates historic events on ``eventID`` + ``eventTime``, so one instant must always become
+one string, whatever offset the shop stored it with and whichever database it came from:
+:func:`format_event_time` writes it in UTC as ``YYYY-MM-DDTHH:MM:SS[.fff|.ffffff]Z`` (no fraction when the
+microsecond is 0, three digits for a whole millisecond, else six).
+
+Parsing is strict because a time is also what places an event in its partition (a store-local day): a
+text without a UTC offset would be placed by guesswork, so it is refused instead. Accepted: timezone-aware
+``datetime`` (PostgreSQL ``timestamptz``) and ISO text ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}](Z|±HH:MM)`` (SQLite).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = [
+    "UTC",
+    "InstantCache",
+    "InstantError",
+    "canonical_or_raw",
+    "date_prefix",
+    "format_event_time",
+    "parse_event_time",
+    "parse_instant",
+    "try_parse_instant",
+]
+
+# Offsets are limited to ±14:59 like SQLite's date functions, so that SQL prefilters and Python agree.
+_STRICT_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
+    r"(?:[Zz]|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])"
+)
+_DATE_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+class InstantError(ValueError):
+    """A value is not a time this provider can place: the message says what is wrong with it."""
+
+
+def parse_instant(value: object) -> datetime:
+    """The timezone-aware instant of ``value``, or :class:`InstantError` saying why there is none."""
+    if type(value) is str:
+        if _STRICT_TEXT.fullmatch(value) is None:
+            raise InstantError(_explain_text(value))
+        try:
+            instant = datetime.fromisoformat(value if value[-1] != "z" else value[:-1] + "Z")
+        except ValueError as exc:
+            raise InstantError(f"{value!r} is not a real time ({exc})") from None
+        if 1 < instant.year < 9999:
+            return instant
+        raise InstantError(f"{value!r} is out of range (years 0002-9998)")
+    if isinstance(value, datetime):
+        if value.utcoffset() is None:
+            raise InstantError(f"{value.isoformat()!r} has no UTC offset (a timestamp without time zone?)")
+        if 1 < value.year < 9999:
+            return value
+        raise InstantError(f"{value.isoformat()!r} is out of range (years 0002-9998)")
+    if value is None:
+        raise InstantError("the time is missing (NULL)")
+    raise InstantError(f"{value!r} is a {type(value).__name__}, not a time with a UTC offset")
+
+
+def try_parse_instant(value: object) -> datetime | None:
+    """:func:`parse_instant`, or ``None`` when the value is not a usable time."""
+    try:
+        return parse_instant(value)
+    except InstantError:
+        return None
+
+
+def _explain_text(value: str) -> str:
+    if _DATE_PREFIX.match(value) and len(value) >= 19 and _STRICT_TEXT.fullmatch(value + "Z"):
+        return f"{value!r} has no UTC offset (add Z or ±HH:MM)"
+    if re.fullmatch(r".*\.[0-9]{7,}([Zz]|[+-][0-9]{2}:[0-9]{2})", value):
+        return f"{value!r} has more than 6 fraction digits"
+    if re.fullmatch(r".*[+-][0-9]{2}:[0-9]{2}", value) and _STRICT_TEXT.fullmatch(value[:-6] + "Z"):
+        return f"{value!r} has an offset outside ±14:59"
+    return f"{value!r} is not an ISO 8601 time like 2024-03-09T23:59:59-05:00"
+
+
+def format_event_time(instant: datetime) -> str:
+    """The canonical UTC string of an aware instant (see the module docstring)."""
+    offset = instant.utcoffset()
+    if offset is None:
+        raise InstantError(f"{instant.isoformat()!r} has no UTC offset")
+    if offset:
+        instant = instant - offset  # wall fields are UTC now; the stale tzinfo is cut off below
+    micro = instant.microsecond
+    text = instant.isoformat()
+    if not micro:
+        return text[:19] + "Z"
+    if micro % 1000 == 0:
+        return text[:23] + "Z"
+    return text[:26] + "Z"
+
+
+def is_canonical_text(value: str) -> bool:
+    """True when ``value`` already has the canonical shape (cheap, no parsing; validity not checked)."""
+    n = len(value)
+    if value[-1:] != "Z" or value[10:11] != "T":
+        return False
+    if n == 20:
+        return True
+    if n == 24:
+        return value[19] == "." and value[20:23] != "000"
+    if n == 27:
+        return value[19] == "." and value[23:26] != "000"
+    return False
+
+
+def parse_event_time(value: object) -> tuple[datetime, str]:
+    """``(instant, canonical string)`` of ``value``; :class:`InstantError` when it is not usable."""
+    instant = parse_instant(value)
+    if type(value) is str and is_canonical_text(value):
+        return instant, value
+    return instant, format_event_time(instant)
+
+
+def canonical_or_raw(value: object) -> Any:
+    """The canonical string of ``value`` when it is a usable time, else ``value`` itself.
+
+    The mapping is total: a time it cannot read is passed on unchanged, so the validator rejects the
+    event and says what is wrong with it.
+    """
+    try:
+        return parse_event_time(value)[1]
+    except InstantError:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return value
+
+
+def date_prefix(value: object) -> str | None:
+    """The leading ``YYYY-MM-DD`` of a text time (not checked to be a real date), else ``None``.
+
+    A text that cannot be parsed is reported in exactly one partition, the day its text starts with (see
+    ``airflow_omnisend.sources``); one without such a prefix cannot be placed at all.
+    """
+    if type(value) is str and _DATE_PREFIX.match(value):
+        return value[:10]
+    return None
+
+
+_MISS: Any = object()
+
+
+class InstantCache:
+    """Memo of :func:`parse_instant` and :func:`format_event_time` for the hot path.
+
+    The events of one order arrive together and repeat its times (created_at is every event's
+    ``createdAt``, paid_at is the paid event's time and a status input of the later ones), so most
+    lookups are hits. Statuses only compare instants, so the canonical string is made only when asked
+    for. Bounded: each memo is emptied when full.
+    """
+
+    __slots__ = ("_canonical", "_instants", "_limit")
+
+    def __init__(self, limit: int = 8192) -> None:
+        self._instants: dict[Any, datetime | None] = {}
+        self._canonical: dict[Any, str | None] = {}
+        self._limit = limit
+
+    def instant(self, value: Any) -> datetime | None:
+        """The aware instant of ``value``, or ``None`` when it is not a usable time."""
+        memo = self._instants
+        try:
+            hit = memo.get(value, _MISS)
+        except TypeError:  # unhashable: not a time anyway
+            return None
+        if hit is not _MISS:
+            return hit  # type: ignore[no-any-return]
+        try:
+            result: datetime | None = parse_instant(value)
+        except InstantError:
+            result = None
+        if len(memo) >= self._limit:
+            memo.clear()
+        memo[value] = result
+        return result
+
+    def canonical(self, value: Any) -> str | None:
+        """The canonical eventTime string of ``value``, or ``None`` when it is not a usable time."""
+        memo = self._canonical
+        try:
+            hit = memo.get(value, _MISS)
+        except TypeError:
+            return None
+        if hit is not _MISS:
+            return hit  # type: ignore[no-any-return]
+        instant = self.instant(value)
+        if instant is None:
+            result = None
+        elif type(value) is str and is_canonical_text(value):
+            result = value
+        else:
+            result = format_event_time(instant)
+        if len(memo) >= self._limit:
+            memo.clear()
+        memo[value] = result
+        return result
+
+    def lookup(self, value: Any) -> tuple[datetime, str] | None:
+        """``(instant, canonical)`` of ``value``, or ``None`` when it is not a usable time."""
+        instant = self.instant(value)
+        if instant is None:
+            return None
+        canonical = self.canonical(value)
+        assert canonical is not None
+        return instant, canonical
