@@ -578,6 +578,10 @@ class ShardSender:
         give_up = bool(retry) and round_number >= rounds
         dead = [i for i, v in enumerate(verdicts) if v.kind == "dead" or (give_up and v.kind == "retry")]
         lines = body_event_lines(body) if (dead or (retry and not give_up)) else []
+        if lines and len(lines) != len(keys):
+            raise OmnisendInputError(
+                f"body {root[:12]} round {round_number}: {len(lines)} items by bytes but {len(keys)} by JSON"
+            )
         new_dead = []
         for i in dead:
             verdict = verdicts[i]
