@@ -175,3 +175,8 @@ class OmnisendAutomationRiskError(OmnisendError):
 
 class OmnisendUnaccountedEventsError(OmnisendError):
     """The report found extracted events that were neither accepted, rejected nor dead-lettered."""
+
+
+class OmnisendRejectRatioError(OmnisendError):
+    """Validation rejected a larger share of a partition's events than ``max_reject_ratio`` allows: the
+    source or the mapping needs a look before anything is sent (another attempt rejects the same events)."""

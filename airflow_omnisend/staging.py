@@ -9,8 +9,9 @@ machines.
 
 Layout of one partition::
 
-    events.ndjson  rows_rejected.ndjson      extract
+    events.ndjson  rows_rejected.ndjson  extract.json       extract
     valid.ndjson  rejected.ndjson  validation.json      validate
+    automation_check.json                               safety
     plan.json  bodies/shard-00000.ndjson ...            plan
     receipts/<body sha256>.json                         send (one per body: the crash-safe record)
     receipts/followups/<body>-r<N>.json  bodies/followups/<body>-r<N>.json
@@ -59,9 +60,11 @@ _STAGE = re.compile(r"[a-z0-9_-]+")
 FILES: dict[str, tuple[str, str]] = {
     "events": ("events.ndjson", "extract"),
     "rows_rejected": ("rows_rejected.ndjson", "extract"),
+    "extract": ("extract.json", "extract"),
     "valid": ("valid.ndjson", "validate"),
     "rejected": ("rejected.ndjson", "validate"),
     "validation": ("validation.json", "validate"),
+    "automation_check": ("automation_check.json", "automation safety check"),
     "plan": ("plan.json", "plan"),
     "report": ("report.json", "report"),
 }

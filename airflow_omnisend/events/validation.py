@@ -389,6 +389,12 @@ class ValidationSummary:
     ``rejects_by_reason`` counts rejected events per reason code (an event with two different reasons
     counts under both); ``warnings_by_code`` counts warnings on valid events (the ones that are sent).
     Events whose eventName is not an order event are counted under ``(unknown)``.
+
+    ``warned`` counts valid events with at least one warning (``warnings`` counts the warnings), and
+    ``first_event_time`` / ``last_event_time`` are the earliest and latest eventTime of the valid events
+    as written (compared as instants): the automation safety check refuses a partition whose newest
+    event is too recent. They are reported by :meth:`valid_event_stats`, outside :meth:`to_dict`, whose
+    shape tools already rely on.
     """
 
     lines_read: int = 0
@@ -399,6 +405,17 @@ class ValidationSummary:
     by_event_name: dict[str, dict[str, int]] = field(default_factory=dict)
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     warnings_by_code: dict[str, int] = field(default_factory=dict)
+    warned: int = 0
+    first_event_time: str | None = None
+    last_event_time: str | None = None
+
+    def valid_event_stats(self) -> dict[str, Any]:
+        """``{"warned", "first_event_time", "last_event_time"}`` of the valid events (see the class)."""
+        return {
+            "warned": self.warned,
+            "first_event_time": self.first_event_time,
+            "last_event_time": self.last_event_time,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -447,6 +464,11 @@ def validate_ndjson(
     write_valid = valid_out.write if valid_out is not None else None
     write_rejected = rejected_out.write if rejected_out is not None else None
     known_names = frozenset(EVENT_NAMES)
+    parse_time = datetime.fromisoformat
+    warned = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    first_text = last_text = None
     line_no = 0
     for line_no, raw in enumerate(src, 1):
         line = raw.strip()
@@ -479,8 +501,17 @@ def validate_ndjson(
                 write_rejected(dumps(record, option=append_newline))
         else:
             counts["valid"] += 1
-            for issue in verdict.warnings:
-                by_warning[issue.code] = by_warning.get(issue.code, 0) + 1
+            if verdict.warnings:
+                warned += 1
+                for issue in verdict.warnings:
+                    by_warning[issue.code] = by_warning.get(issue.code, 0) + 1
+            # a valid event's eventTime is a string the post-check already parsed this way
+            time_text = event["eventTime"]
+            instant = parse_time(time_text)
+            if first is None or instant < first:
+                first, first_text = instant, time_text
+            if last is None or instant > last:
+                last, last_text = instant, time_text
             if write_valid is not None:
                 write_valid(raw if len(raw) == len(line) + 1 and raw[-1:] == b"\n" else line + b"\n")
     summary.lines_read = line_no
@@ -488,4 +519,7 @@ def validate_ndjson(
     summary.valid = sum(c["valid"] for c in by_name.values())
     summary.rejected = sum(c["rejected"] for c in by_name.values())
     summary.warnings = sum(by_warning.values())
+    summary.warned = warned
+    summary.first_event_time = first_text
+    summary.last_event_time = last_text
     return summary
