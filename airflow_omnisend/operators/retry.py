@@ -12,7 +12,8 @@ needs no ``serialize()`` in 3.3. It has one anyway (plain JSON), for tools that 
 Decisions, by the provider's exception types (found on the exception or anywhere in its
 ``__cause__`` / ``__context__`` chain, so a wrapping exception does not hide them):
 
-* auth, validation, payload-too-large, configuration, automation risk, unaccounted events: FAIL.
+* auth, validation, payload-too-large, configuration, automation risk, too many rejected events,
+  unaccounted events: FAIL.
   Another attempt sends the same key / the same bytes / the same configuration and gets the same
   answer; a retry would only delay the alert and spend rate limit.
 * rate limit (429 after the hook's own budget): RETRY after the time Omnisend named, capped.
@@ -35,6 +36,7 @@ from airflow_omnisend.exceptions import (
     OmnisendError,
     OmnisendPayloadTooLargeError,
     OmnisendRateLimitError,
+    OmnisendRejectRatioError,
     OmnisendServerError,
     OmnisendTransportError,
     OmnisendUnaccountedEventsError,
@@ -53,6 +55,7 @@ NOT_RETRYABLE: tuple[type[OmnisendError], ...] = (
     OmnisendPayloadTooLargeError,
     OmnisendConfigError,
     OmnisendAutomationRiskError,
+    OmnisendRejectRatioError,
     OmnisendUnaccountedEventsError,
 )
 #: errors that usually pass with time
