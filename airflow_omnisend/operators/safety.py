@@ -1,0 +1,488 @@
+"""OmnisendAutomationSafetyOperator: nothing is sent while an enabled automation could fire on it.
+
+Historic order events look like new orders to Omnisend's automations: an enabled "order confirmation"
+flow triggered by ``placed order`` would email every customer of the backfill about an order they placed
+years ago. Before a partition is planned and sent, this task pages through the brand's *enabled*
+automations (``GET /api/automations?isEnabled=true``) and blocks - fails without retrying - when any of
+them is triggered by an event name being imported (exact, case-sensitive ``trigger.condition.event``;
+``origin`` ``api`` - what the import sends - or empty). Each one is named, with its id.
+
+Also reported, as warnings that do not block:
+
+* exit conditions on an imported event name (a historic ``placed order`` can remove a contact from a
+  running abandoned-cart flow);
+* a trigger on an imported name from another origin (``shopify``), or on a name that differs only in
+  case: Omnisend matches names exactly, but a person should look.
+
+When the check cannot be made (401, 403 - the key lacks ``automations.read`` -, 404 - an API root
+without the 2026 automations endpoint -, 5xx after the hook's retries, no response, any other error),
+that counts as a risk and blocks too, saying why. The only way past a block is
+``acknowledge_automations``: the reason, in words, why the risk is accepted. It is logged and kept in
+``automation_check.json`` (and so in the report).
+
+Independently, the task refuses a partition whose newest valid event is in the future or younger than
+``min_event_age``: Omnisend de-duplicates only historic events, and a too-recent event may still be
+arriving through the shop's live integration. An acknowledgement does not lift this; lower
+``min_event_age`` explicitly if that is really wanted.
+
+How the block avoids retries: it raises :class:`~airflow_omnisend.operators._failures.AutomationRiskFailure`,
+which is both an ``OmnisendAutomationRiskError`` (the provider's retry policy answers FAIL for it) and an
+``AirflowFailException`` (the task runner fails the task before it looks at ``retries`` or any retry
+policy).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from airflow.sdk import BaseOperator
+
+from airflow_omnisend.events.schema import EVENT_NAMES
+from airflow_omnisend.exceptions import (
+    OmnisendAPIError,
+    OmnisendAuthError,
+    OmnisendConfigError,
+    OmnisendError,
+    OmnisendNotFoundError,
+    OmnisendServerError,
+    OmnisendTransportError,
+)
+from airflow_omnisend.hooks.omnisend import OmnisendHook
+from airflow_omnisend.operators._failures import AutomationRiskFailure
+from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.staging import StagingRoot, utc_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from airflow.sdk import Context
+    from airflow.sdk.definitions.retry_policy import RetryPolicy
+
+    from airflow_omnisend.hooks._pacing import RetryConfig
+    from airflow_omnisend.staging import PartitionStaging
+
+__all__ = [
+    "IMPORT_ORIGIN",
+    "MIN_ACKNOWLEDGEMENT_CHARS",
+    "AutomationMatch",
+    "OmnisendAutomationSafetyOperator",
+    "assess_automations",
+    "check_acknowledgement",
+]
+
+DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
+#: the ``origin`` the import sends (every event the mapping writes has it)
+IMPORT_ORIGIN = "api"
+#: trigger origins that match the import: ours, or none named (built-in / any origin)
+_MATCHING_ORIGINS = frozenset({IMPORT_ORIGIN, ""})
+MIN_ACKNOWLEDGEMENT_CHARS = 10
+#: words that acknowledge without saying why (compared lower-case, without trailing punctuation)
+_NOT_A_REASON = frozenset(
+    {
+        "y", "yes", "yep", "yeah", "true", "ok", "okay", "k", "1", "ack", "acknowledged", "acknowledge",
+        "sure", "confirm", "confirmed", "agree", "i agree", "accept", "accepted", "fine", "go", "proceed",
+        "yes i know", "i know", "whatever", "n/a", "none", "-",
+    }
+)  # fmt: skip
+#: how Jinja renders a missing/None param: treated as "no acknowledgement"
+_RENDERED_NONE = "None"
+_OUTCOMES = ("passed", "blocked", "acknowledged")
+
+
+def check_acknowledgement(value: object, owner: str = "OmnisendAutomationSafetyOperator") -> str | None:
+    """The acknowledgement as one line of text, ``None`` when none is given; a useless one is refused.
+
+    ``None`` and the text ``"None"`` (what ``"{{ params.x }}"`` renders for a missing param) mean "no
+    acknowledgement". Anything else must say, in words, why the risk is accepted: an empty or blank text,
+    fewer than :data:`MIN_ACKNOWLEDGEMENT_CHARS` characters, or a bare "yes"/"true"/"ok" is refused with
+    :class:`OmnisendConfigError`.
+    """
+    if value is None or value == _RENDERED_NONE:
+        return None
+    example = (
+        "e.g. acknowledge_automations='Order confirmation flow 65f0... is disabled by hand for the "
+        "backfill (Ann, 2026-03-02)'"
+    )
+    if not isinstance(value, str):
+        raise OmnisendConfigError(
+            f"{owner}: acknowledge_automations must be the reason in words why the automation risk is "
+            f"accepted, not {type(value).__name__} {value!r}; {example}"
+        )
+    text = " ".join(value.split())
+    if not text:
+        raise OmnisendConfigError(
+            f"{owner}: acknowledge_automations is empty; leave it unset (None) to keep the check, or "
+            f"write why the risk is accepted, {example}"
+        )
+    if text.lower().rstrip(".!?") in _NOT_A_REASON:
+        raise OmnisendConfigError(
+            f"{owner}: acknowledge_automations={value!r} says yes but not why; an acknowledgement must be "
+            f"the reason in words (it goes into the report), {example}"
+        )
+    if len(text) < MIN_ACKNOWLEDGEMENT_CHARS:
+        raise OmnisendConfigError(
+            f"{owner}: acknowledge_automations={value!r} is too short to be a reason (at least "
+            f"{MIN_ACKNOWLEDGEMENT_CHARS} characters); {example}"
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class AutomationMatch:
+    """One enabled automation triggered by an imported event name."""
+
+    id: str
+    name: str
+    event: str
+    origin: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "event": self.event, "origin": self.origin}
+
+    def describe(self) -> str:
+        origin = repr(self.origin) if self.origin else "any origin"
+        return f"{self.name!r} (id {self.id}, triggered by {self.event!r} from {origin})"
+
+
+def _condition(block: Any) -> tuple[str | None, str]:
+    """``(event, origin)`` of a trigger condition or an exit condition (missing values tolerated)."""
+    if not isinstance(block, dict):
+        return None, ""
+    event = block.get("event")
+    origin = block.get("origin")
+    return (event if isinstance(event, str) else None), (origin if isinstance(origin, str) else "")
+
+
+def assess_automations(
+    automations: Iterable[Mapping[str, Any]], event_names: Iterable[str]
+) -> tuple[list[AutomationMatch], list[str]]:
+    """The enabled automations the import could trigger, and the warnings (see the module docstring).
+
+    An automation counts as enabled unless it says ``"isEnabled": false`` (the list was asked for
+    enabled ones; one that does not say is not trusted to be off).
+    """
+    names = set(event_names)
+    lowered = {name.lower(): name for name in names}
+    matches: list[AutomationMatch] = []
+    warnings: list[str] = []
+    for automation in automations:
+        if automation.get("isEnabled") is False:
+            continue
+        ident = str(automation.get("id") or "(no id)")
+        name = str(automation.get("name") or "(unnamed)")
+        trigger = automation.get("trigger")
+        event, origin = _condition(trigger.get("condition") if isinstance(trigger, dict) else None)
+        if event in names:
+            if origin in _MATCHING_ORIGINS:
+                matches.append(AutomationMatch(ident, name, event, origin))
+            else:
+                warnings.append(
+                    f"automation {name!r} (id {ident}) is triggered by {event!r} from origin {origin!r}; "
+                    f"the import sends origin {IMPORT_ORIGIN!r}, so it should not fire - check it in Omnisend"
+                )
+        elif event is not None and event.lower() in lowered:
+            warnings.append(
+                f"automation {name!r} (id {ident}) is triggered by {event!r}, which differs from the "
+                f"imported {lowered[event.lower()]!r} only in case; Omnisend matches names exactly, so it "
+                "should not fire - check it in Omnisend"
+            )
+        exits = automation.get("exitConditions")
+        for exit_condition in exits if isinstance(exits, list) else []:
+            exit_event, exit_origin = _condition(exit_condition)
+            if exit_event in names and exit_origin in _MATCHING_ORIGINS:
+                warnings.append(
+                    f"automation {name!r} (id {ident}) has an exit condition on {exit_event!r}: contacts "
+                    "in that flow who appear in the imported events may be removed from it"
+                )
+    return matches, warnings
+
+
+def explain_check_error(error: BaseException, conn_id: str) -> str:
+    """Why the automation check could not be made, and what fixes it."""
+    if isinstance(error, OmnisendAuthError) and error.status == 403:
+        return (
+            f"Omnisend refused to list automations (403) on connection {conn_id!r}: the API key lacks the "
+            f"automations.read permission ({error}). Add the permission to the key"
+        )
+    if isinstance(error, OmnisendAuthError):
+        return (
+            f"Omnisend refused the credentials ({error.status}) on connection {conn_id!r} ({error}). Check "
+            "the connection's password"
+        )
+    if isinstance(error, OmnisendNotFoundError):
+        return (
+            f"GET /api/automations does not exist at the API root of connection {conn_id!r} (404: {error}). "
+            "The automations check needs Omnisend's 2026 API; check the connection's host"
+        )
+    if isinstance(error, OmnisendServerError):
+        return (
+            f"Omnisend kept failing ({error.status}) while listing automations, after the hook's retries "
+            f"({error}). Try again later"
+        )
+    if isinstance(error, OmnisendTransportError):
+        return f"no usable answer from Omnisend while listing automations ({error}). Try again later"
+    if isinstance(error, OmnisendAPIError):
+        return f"Omnisend answered {error.status} while listing automations ({error})"
+    if isinstance(error, OmnisendError):
+        return f"the automations could not be listed: {error}"
+    return f"the automations could not be listed: {type(error).__name__}: {error}"
+
+
+class OmnisendAutomationSafetyOperator(BaseOperator):
+    """Block the partition while an enabled automation could fire on its events (see the module).
+
+    :param store_id: the store (staging folder name). Templated.
+    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    :param omnisend_conn_id: the ``omnisend`` connection of the brand. Templated.
+    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
+        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    :param acknowledge_automations: the reason, in words, why the risk is accepted: the only way past a
+        block (also past a check that could not be made). Refused when empty, shorter than
+        :data:`MIN_ACKNOWLEDGEMENT_CHARS` characters, or a bare "yes"/"true"/"ok". ``None`` (or the
+        rendered text ``"None"`` of a missing param) means no acknowledgement. Templated.
+    :param min_event_age: the newest valid event must be at least this old; ``timedelta(0)`` still
+        refuses events in the future.
+    :param event_names: the event names to check; default: the names with valid events in the
+        partition's ``validation.json``. Templated.
+    :param api_retry: the hook's retry settings for listing automations (default: the hook's).
+
+    Writes ``automation_check.json`` into the partition: ``{"store_id", "partition", "outcome"
+    ("passed" | "blocked" | "acknowledged"), "reason", "acknowledgement", "checked_at", "event_names",
+    "origin", "automations_checked", "automations_matched": [{"id", "name", "event", "origin"}],
+    "warnings", "check_error", "event_time": {"newest", "min_event_age_seconds", "cutoff",
+    "too_recent"}, "omnisend_conn_id"}``.
+
+    Returns (XCom) a staging manifest ``{"root", "store_id", "day", "files": {"automation_check"},
+    "counts": {"automations_checked", "automations_matched", "warnings"}, "hashes": {}, "outcome"}``.
+    Raises :class:`~airflow_omnisend.operators._failures.AutomationRiskFailure` when blocked.
+    """
+
+    template_fields: Sequence[str] = (
+        "store_id",
+        "partition",
+        "omnisend_conn_id",
+        "staging",
+        "acknowledge_automations",
+        "event_names",
+    )
+    ui_color = "#ffe0e0"
+
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        partition: str,
+        omnisend_conn_id: str = "omnisend_default",
+        staging: str | None = None,
+        acknowledge_automations: str | None = None,
+        min_event_age: timedelta = timedelta(hours=1),
+        event_names: Sequence[str] | None = None,
+        api_retry: RetryConfig | None = None,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(retry_policy=retry_policy, **kwargs)
+        owner = type(self).__name__
+        self.store_id = store_id
+        self.partition = partition
+        self.omnisend_conn_id = omnisend_conn_id
+        self.staging = staging
+        self.acknowledge_automations = acknowledge_automations
+        self.min_event_age = min_event_age
+        self.event_names = event_names
+        self.api_retry = api_retry
+        if not isinstance(min_event_age, timedelta) or min_event_age < timedelta(0):
+            raise OmnisendConfigError(
+                f"{owner}: min_event_age must be a timedelta >= 0 (default 1 hour), got {min_event_age!r}"
+            )
+        if not (isinstance(acknowledge_automations, str) and "{{" in acknowledge_automations):
+            check_acknowledgement(acknowledge_automations, owner)  # fail at parse time, not mid-backfill
+        if event_names is not None and not (isinstance(event_names, str) and "{{" in event_names):
+            self._names_given()
+
+    def get_hook(self) -> OmnisendHook:
+        return OmnisendHook(self.omnisend_conn_id, retry=self.api_retry)
+
+    # -- inputs --------------------------------------------------------------------------------------
+
+    def _names_given(self) -> list[str]:
+        names = self.event_names
+        if isinstance(names, str) or not all(isinstance(n, str) and n.strip() for n in names or ()):
+            raise OmnisendConfigError(
+                f"{type(self).__name__}: event_names must be a list of event names such as "
+                f"{list(EVENT_NAMES[:2])}, got {names!r}"
+            )
+        return sorted(set(names or ()))
+
+    def _imported_names(self, validation: Mapping[str, Any] | None) -> list[str]:
+        if self.event_names is not None:
+            return self._names_given()
+        assert validation is not None
+        by_name = validation.get("by_event_name") or {}
+        return sorted(
+            name
+            for name, counts in by_name.items()
+            if name in EVENT_NAMES and isinstance(counts, dict) and counts.get("valid", 0) > 0
+        )
+
+    @staticmethod
+    def _newest_event_time(partition: PartitionStaging, validation: Mapping[str, Any] | None) -> str | None:
+        """The latest valid eventTime: from validation.json, else by reading valid.ndjson (if any)."""
+        if validation is not None and "last_event_time" in validation:
+            value = validation["last_event_time"]
+            return value if isinstance(value, str) else None
+        if not partition.valid.exists():
+            return None
+        newest: tuple[datetime, str] | None = None
+        with partition.local_copy("valid") as local, open(local, "rb") as src:
+            for raw in src:
+                if raw.strip():
+                    text = orjson.loads(raw)["eventTime"]
+                    instant = datetime.fromisoformat(text)
+                    if newest is None or instant > newest[0]:
+                        newest = (instant, text)
+        return newest[1] if newest else None
+
+    # -- the check -----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        owner = type(self).__name__
+        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        now = datetime.now(UTC)
+        cutoff = now - self.min_event_age
+        record: dict[str, Any] = {
+            "store_id": partition.store_id,
+            "partition": partition.day,
+            "outcome": "blocked",
+            "reason": None,
+            "acknowledgement": None,
+            "checked_at": utc_timestamp(now),
+            "event_names": [],
+            "origin": IMPORT_ORIGIN,
+            "automations_checked": None,
+            "automations_matched": [],
+            "warnings": [],
+            "check_error": None,
+            "event_time": {
+                "newest": None,
+                "min_event_age_seconds": self.min_event_age.total_seconds(),
+                "cutoff": utc_timestamp(cutoff),
+                "too_recent": False,
+            },
+            "omnisend_conn_id": self.omnisend_conn_id,
+        }
+
+        def block(reason: str, cause: BaseException | None = None) -> AutomationRiskFailure:
+            record["outcome"], record["reason"] = "blocked", reason
+            self._finish(partition, record)
+            error = AutomationRiskFailure(f"{partition.store_id} {partition.day}: blocked - {reason}")
+            error.__cause__ = cause
+            return error
+
+        try:
+            acknowledgement = check_acknowledgement(self.acknowledge_automations, owner)
+        except OmnisendConfigError as err:
+            raise block(str(err), err) from err
+        record["acknowledgement"] = acknowledgement
+
+        validation: dict[str, Any] | None = None
+        try:
+            if self.event_names is None or partition.validation.exists():
+                validation = partition.read_json("validation")  # says which step writes it when missing
+        except OmnisendError as err:
+            raise block(f"cannot tell which events will be imported: {err}", err) from err
+        names = self._imported_names(validation)
+        record["event_names"] = names
+        newest = self._newest_event_time(partition, validation)
+        record["event_time"]["newest"] = newest
+        time_problem = None
+        if newest is not None:
+            instant = datetime.fromisoformat(newest)
+            if instant > cutoff:
+                record["event_time"]["too_recent"] = True
+                ready_at = instant + self.min_event_age
+                what = (
+                    "in the future" if instant > now else f"younger than min_event_age={self.min_event_age}"
+                )
+                time_problem = (
+                    f"the newest valid event ({newest}) is {what} (now {utc_timestamp(now)}): Omnisend "
+                    "de-duplicates only historic events, and recent ones may still arrive through the "
+                    f"shop's live integration. Run this partition after {utc_timestamp(ready_at)}"
+                )
+
+        matches: list[AutomationMatch] = []
+        check_error: BaseException | None = None
+        if names:
+            hook: OmnisendHook | None = None
+            try:
+                hook = self.get_hook()
+                automations = hook.list_automations(enabled=True)
+            except Exception as err:  # any failure to check counts as a risk
+                check_error = err
+                record["check_error"] = explain_check_error(err, self.omnisend_conn_id)
+            else:
+                record["automations_checked"] = len(automations)
+                matches, warnings = assess_automations(automations, names)
+                record["automations_matched"] = [m.to_dict() for m in matches]
+                record["warnings"] = warnings
+            finally:
+                if hook is not None:
+                    hook.close()
+        for warning in record["warnings"]:
+            self.log.warning("Automation warning: %s", warning)
+
+        risk: str | None = None
+        fix = ""
+        way_past = "or accept the risk with acknowledge_automations='<why, in words>'"
+        if check_error is not None:
+            risk = f"the automation check could not be made, which counts as a risk: {record['check_error']}"
+            fix = f"Fix that and run again, {way_past}"
+        elif matches:
+            listed = "; ".join(m.describe() for m in matches)
+            risk = (
+                f"{len(matches)} enabled automation(s) could message customers about the imported "
+                f"historic events: {listed}"
+            )
+            fix = f"Disable them in Omnisend for the backfill and run again, {way_past}"
+        if time_problem is not None:  # no acknowledgement lifts it
+            also = f" Also: {risk}." if risk is not None else ""
+            raise block(f"{time_problem}.{also}", check_error)
+        if risk is not None and acknowledgement is None:
+            raise block(f"{risk}. {fix}", check_error)
+        if risk is not None:
+            record["outcome"] = "acknowledged"
+            record["reason"] = f"{risk}. Acknowledged: {acknowledgement}"
+            self.log.warning(
+                "%s %s: %s. Going on because acknowledge_automations says: %s",
+                partition.store_id, partition.day, risk, acknowledgement,
+            )  # fmt: skip
+        else:
+            record["outcome"] = "passed"
+            record["reason"] = (
+                f"no enabled automation of {record['automations_checked']} is triggered by "
+                f"{', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r} or any)"
+                if names
+                else "no valid events: nothing will be sent"
+            )
+            if acknowledgement is not None:
+                self.log.info("Nothing to acknowledge; the acknowledgement is recorded: %s", acknowledgement)
+            self.log.info(
+                "%s %s: automation check passed: %s", partition.store_id, partition.day, record["reason"]
+            )
+        return self._finish(partition, record)
+
+    def _finish(self, partition: PartitionStaging, record: dict[str, Any]) -> dict[str, Any]:
+        assert record["outcome"] in _OUTCOMES
+        partition.write_json("automation_check", record)
+        manifest = partition.manifest(
+            files={"automation_check": "automation_check"},
+            counts={
+                "automations_checked": record["automations_checked"] or 0,
+                "automations_matched": len(record["automations_matched"]),
+                "warnings": len(record["warnings"]),
+            },
+        )
+        return {**manifest.to_dict(), "outcome": record["outcome"]}

@@ -1,0 +1,416 @@
+"""OmnisendAutomationSafetyOperator against the emulator: every outcome, and that a block never retries."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+from airflow.sdk.exceptions import AirflowFailException
+from pipeline_helpers import automation
+from send_helpers import DAY, STORE, connect, make_events, order_events, stage_valid
+
+from airflow_omnisend.exceptions import OmnisendAutomationRiskError, OmnisendConfigError
+from airflow_omnisend.hooks._pacing import RetryConfig
+from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator, check_acknowledgement
+from airflow_omnisend.operators.validate import OmnisendValidateEventsOperator
+from airflow_omnisend.staging import PartitionStaging, StagingRoot
+from airflow_omnisend.testing.emulator import ApiKeyGrant, EmulatorConfig, FaultConfig, OmnisendEmulator
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+pytestmark = pytest.mark.integration
+
+#: the imported names of make_events(): every order has placed order, some have paid/fulfilled/refunded
+IMPORTED = ["order fulfilled", "order refunded", "paid for order", "placed order"]
+CONFIRMATION = automation("65f000000000000000000001", "Order confirmation", "placed order")
+ACK = "Order confirmation is paused by hand for the backfill (Ann, 2026-03-02)"
+READ_ONLY_EVENTS_KEY = "events-only-key-123"
+
+
+@pytest.fixture
+def emulator() -> Iterator[OmnisendEmulator]:
+    config = EmulatorConfig(extra_keys=(ApiKeyGrant(READ_ONLY_EVENTS_KEY, frozenset({"events.write"})),))
+    with OmnisendEmulator(config) as emu:
+        yield emu
+
+
+@pytest.fixture
+def conn(monkeypatch: pytest.MonkeyPatch, emulator: OmnisendEmulator) -> str:
+    return connect(monkeypatch, emulator, "omnisend_safety")
+
+
+@pytest.fixture
+def validated(tmp_path: Path) -> PartitionStaging:
+    """A partition whose events (2024-03-10, four event names) went through the validate step."""
+    partition = StagingRoot(str(tmp_path)).partition(STORE, DAY)
+    partition.write_bytes(partition.events, b"".join(orjson.dumps(e) + b"\n" for e in make_events(40)))
+    OmnisendValidateEventsOperator(
+        task_id="validate", store_id=STORE, partition=DAY, staging=partition.root.url
+    ).execute({})
+    assert sorted(n for n, c in partition.read_json("validation")["by_event_name"].items() if c["valid"]) == (
+        IMPORTED
+    )
+    return partition
+
+
+def _safety(partition: PartitionStaging, conn_id: str, **kwargs: Any) -> OmnisendAutomationSafetyOperator:
+    return OmnisendAutomationSafetyOperator(
+        task_id="safety",
+        store_id=partition.store_id,
+        partition=partition.day,
+        omnisend_conn_id=conn_id,
+        staging=partition.root.url,
+        **kwargs,
+    )
+
+
+def _blocked(partition: PartitionStaging, conn_id: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """Run the check expecting a block; return the message and automation_check.json."""
+    with pytest.raises(OmnisendAutomationRiskError) as caught:
+        _safety(partition, conn_id, retries=3, **kwargs).execute({})
+    error = caught.value
+    # it never retries: Airflow fails an AirflowFailException before looking at retries or the policy,
+    # and the provider's policy would say FAIL anyway
+    assert isinstance(error, AirflowFailException)
+    assert OmnisendRetryPolicy().evaluate(error, try_number=1, max_tries=4).action.value == "fail"
+    record = partition.read_json("automation_check")
+    assert record["outcome"] == "blocked"
+    assert record["reason"] in str(error)
+    return str(error), record
+
+
+def test_blocks_on_an_enabled_automation_triggered_by_an_imported_event(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    any_origin = automation("65f000000000000000000002", "Shipping update", "order fulfilled", origin="")
+    emulator.set_automations(
+        [
+            CONFIRMATION,
+            any_origin,
+            automation("65f000000000000000000003", "Old confirmation", "placed order", enabled=False),
+            automation("65f000000000000000000004", "Browse abandonment", "viewed product"),
+            automation("65f000000000000000000005", "Cancellation", "order canceled"),  # not imported
+        ]
+    )
+    message, record = _blocked(validated, conn)
+
+    assert "2 enabled automation(s) could message customers" in message
+    assert (
+        "'Order confirmation' (id 65f000000000000000000001, triggered by 'placed order' from 'api')"
+        in message
+    )
+    assert (
+        "'Shipping update' (id 65f000000000000000000002, triggered by 'order fulfilled' from any origin)"
+        in (message)
+    )
+    for not_matching in ("Old confirmation", "Browse abandonment", "Cancellation"):
+        assert not_matching not in message
+    assert "acknowledge_automations" in message  # the way past it
+    assert record["automations_matched"] == [
+        {
+            "id": "65f000000000000000000001",
+            "name": "Order confirmation",
+            "event": "placed order",
+            "origin": "api",
+        },
+        {
+            "id": "65f000000000000000000002",
+            "name": "Shipping update",
+            "event": "order fulfilled",
+            "origin": "",
+        },
+    ]
+    assert record["event_names"] == IMPORTED
+    assert record["automations_checked"] == 4  # the emulator filtered the disabled one out
+    assert record["acknowledgement"] is None
+    requests = [r for r in emulator.store.request_log() if "/automations" in r.path]
+    assert requests
+    assert [(r.method, r.path, r.status) for r in requests] == [("GET", "/api/automations", 200)]
+
+
+def test_pages_through_every_enabled_automation(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    filler = [
+        automation(f"66{i:022x}", f"Newsletter {i}", "subscribed to marketing", origin="") for i in range(260)
+    ]
+    emulator.set_automations(
+        [*filler, automation("67f000000000000000000001", "Refund notice", "order refunded")]
+    )
+    message, record = _blocked(validated, conn)
+    assert "'Refund notice' (id 67f000000000000000000001" in message
+    assert record["automations_checked"] == 261
+    assert emulator.store.request_count(path_prefix="/api/automations") == 2  # 250 + 11
+
+
+def test_blocks_when_the_key_may_not_read_automations(
+    validated: PartitionStaging, emulator: OmnisendEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {"conn_type": "omnisend", "host": emulator.base_url, "password": READ_ONLY_EVENTS_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_OMNISEND_NO_READ", json.dumps(conn))
+    emulator.set_automations([])  # nothing would match: not being able to look is the risk
+    message, record = _blocked(validated, "omnisend_no_read")
+    assert "the automation check could not be made, which counts as a risk" in message
+    assert "(403)" in message
+    assert "lacks the automations.read permission" in message
+    assert READ_ONLY_EVENTS_KEY not in message
+    assert record["check_error"] in message
+    assert record["automations_checked"] is None
+
+
+def test_blocks_on_a_wrong_key(
+    validated: PartitionStaging, emulator: OmnisendEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {"conn_type": "omnisend", "host": emulator.base_url, "password": "not-the-key-000"}
+    monkeypatch.setenv("AIRFLOW_CONN_OMNISEND_WRONG", json.dumps(conn))
+    message, _ = _blocked(validated, "omnisend_wrong")
+    assert "refused the credentials (401)" in message
+    assert "not-the-key-000" not in message
+
+
+def test_blocks_when_the_api_has_no_automations_endpoint(
+    validated: PartitionStaging, emulator: OmnisendEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an API root where /api/automations does not exist (a proxy for another API version, a wrong host)
+    conn = {"conn_type": "omnisend", "host": f"{emulator.base_url}/legacy", "password": emulator.api_key}
+    monkeypatch.setenv("AIRFLOW_CONN_OMNISEND_OLD", json.dumps(conn))
+    message, _ = _blocked(validated, "omnisend_old")
+    assert "GET /api/automations does not exist" in message
+    assert "(404" in message
+
+
+def test_blocks_on_5xx_after_the_hooks_retries(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    emulator.set_automations([])
+    emulator.set_faults(FaultConfig(targets=frozenset({"automations"}), error_5xx_rate=1.0, seed=3))
+    retry = RetryConfig(max_attempts=3, base_delay=0.01, max_delay=0.05, total_budget=10)
+    message, record = _blocked(validated, conn, api_retry=retry)
+    assert "Omnisend kept failing (50" in message
+    assert "after the hook's retries" in message
+    assert emulator.store.request_count(path_prefix="/api/automations") == 3  # the hook did retry
+    assert record["check_error"] in message
+
+
+def test_exit_conditions_and_near_misses_are_warnings_not_blocks(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    emulator.set_automations(
+        [
+            automation(
+                "65f0000000000000000000a1",
+                "Abandoned checkout",
+                "started checkout",
+                exits=(("placed order", "api"), ("viewed product", "api")),
+            ),
+            automation("65f0000000000000000000a2", "Shopify confirmation", "placed order", origin="shopify"),
+            automation("65f0000000000000000000a3", "Legacy confirmation", "Placed Order"),
+        ]
+    )
+    manifest = _safety(validated, conn).execute({})
+
+    assert manifest["outcome"] == "passed"
+    assert manifest["counts"] == {"automations_checked": 3, "automations_matched": 0, "warnings": 3}
+    assert manifest["files"] == {"automation_check": "automation_check.json"}
+    record = validated.read_json("automation_check")
+    assert record["outcome"] == "passed"
+    warnings = record["warnings"]
+    exit_warning = (
+        "'Abandoned checkout' (id 65f0000000000000000000a1) has an exit condition on 'placed order'"
+    )
+    assert any(exit_warning in w for w in warnings)
+    assert any("'Shopify confirmation'" in w and "origin 'shopify'" in w for w in warnings)
+    assert any("'Legacy confirmation'" in w and "only in case" in w for w in warnings)
+    logged = capfd.readouterr().out
+    assert "Automation warning: automation 'Abandoned checkout'" in logged
+
+
+def test_passes_with_no_matching_automation(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    emulator.set_automations(
+        [automation("65f0000000000000000000b1", "Welcome", "subscribed to marketing", origin="")]
+    )
+    manifest = _safety(validated, conn).execute({})
+    assert manifest["outcome"] == "passed"
+    record = validated.read_json("automation_check")
+    assert record["automations_matched"] == []
+    assert record["warnings"] == []
+    assert "no enabled automation of 1 is triggered by" in record["reason"]
+    assert record["event_time"]["too_recent"] is False
+    assert record["event_time"]["newest"] == validated.read_json("validation")["last_event_time"]
+    assert datetime.fromisoformat(record["checked_at"]) <= datetime.now(UTC)
+
+
+def test_an_acknowledgement_in_words_gets_past_the_block_and_is_recorded(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator, capfd: pytest.CaptureFixture[str]
+) -> None:
+    emulator.set_automations([CONFIRMATION])
+    manifest = _safety(validated, conn, acknowledge_automations=f"  {ACK}\n").execute({})
+
+    assert manifest["outcome"] == "acknowledged"
+    record = validated.read_json("automation_check")
+    assert record["outcome"] == "acknowledged"
+    assert record["acknowledgement"] == ACK
+    assert ACK in record["reason"]
+    assert "'Order confirmation' (id 65f000000000000000000001" in record["reason"]
+    assert record["automations_matched"][0]["id"] == "65f000000000000000000001"
+    logged = capfd.readouterr().out
+    assert "Going on because acknowledge_automations says" in logged
+    assert ACK in logged
+
+
+def test_an_acknowledgement_also_covers_a_check_that_could_not_be_made(
+    validated: PartitionStaging, emulator: OmnisendEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = {"conn_type": "omnisend", "host": emulator.base_url, "password": READ_ONLY_EVENTS_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_OMNISEND_NO_READ", json.dumps(conn))
+    manifest = _safety(validated, "omnisend_no_read", acknowledge_automations=ACK).execute({})
+    assert manifest["outcome"] == "acknowledged"
+    record = validated.read_json("automation_check")
+    assert "could not be made" in record["reason"]
+    assert "(403)" in record["check_error"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("", "acknowledge_automations is empty"),
+        ("   \n ", "acknowledge_automations is empty"),
+        ("yes", "says yes but not why"),
+        ("OK!", "says yes but not why"),
+        ("True", "says yes but not why"),
+        ("accepted.", "says yes but not why"),
+        ("it is ok", "too short to be a reason"),
+        (True, "not bool True"),
+    ],
+)
+def test_a_useless_acknowledgement_is_refused(
+    value: object, message: str, validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    with pytest.raises(OmnisendConfigError, match=message):  # at DAG parse time
+        _safety(validated, conn, acknowledge_automations=value)
+    # ... and when it arrives through a template, at run time, as a block
+    op = _safety(validated, conn, acknowledge_automations="{{ params.ack }}")
+    op.render_template_fields({"params": {"ack": value}})  # type: ignore[arg-type]
+    if isinstance(value, bool):
+        op.acknowledge_automations = value  # type: ignore[assignment]
+    emulator.set_automations([CONFIRMATION])
+    with pytest.raises(OmnisendAutomationRiskError, match=message):
+        op.execute({})  # type: ignore[arg-type]
+    assert validated.read_json("automation_check")["outcome"] == "blocked"
+    assert emulator.store.request_count(path_prefix="/api/automations") == 0  # refused before looking
+
+
+def test_a_missing_param_renders_as_no_acknowledgement() -> None:
+    assert check_acknowledgement(None) is None
+    assert check_acknowledgement("None") is None  # "{{ params.ack }}" of a None param
+    assert check_acknowledgement(f"\t{ACK}  ") == ACK
+
+
+def test_blocks_events_younger_than_min_event_age_even_when_acknowledged(
+    tmp_path: Path, conn: str, emulator: OmnisendEmulator
+) -> None:
+    emulator.set_automations([])
+    recent = order_events(1, random.Random(1), events=1)[0]
+    recent["eventTime"] = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    partition = StagingRoot(str(tmp_path)).partition(STORE, DAY)
+    partition.write_bytes(partition.events, orjson.dumps(recent) + b"\n")
+    OmnisendValidateEventsOperator(task_id="v", store_id=STORE, partition=DAY, staging=str(tmp_path)).execute(
+        {}
+    )
+
+    message, record = _blocked(partition, conn, acknowledge_automations=ACK)
+    assert f"the newest valid event ({recent['eventTime']}) is younger than min_event_age=1:00:00" in message
+    assert "Run this partition after" in message
+    assert record["event_time"]["too_recent"] is True
+
+    manifest = _safety(partition, conn, min_event_age=timedelta(minutes=5)).execute({})
+    assert manifest["outcome"] == "passed"
+
+
+def test_blocks_events_in_the_future(tmp_path: Path, conn: str, emulator: OmnisendEmulator) -> None:
+    """Without validation.json (the operator used on its own) the valid events themselves are read."""
+    emulator.set_automations([])
+    events = make_events(3)
+    events[1]["eventTime"] = (datetime.now(UTC) + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    partition = stage_valid(tmp_path, events)
+    message, _ = _blocked(partition, conn, event_names=["placed order"], min_event_age=timedelta(0))
+    assert f"the newest valid event ({events[1]['eventTime']}) is in the future" in message
+
+
+def test_nothing_to_import_passes_without_asking(
+    tmp_path: Path, conn: str, emulator: OmnisendEmulator
+) -> None:
+    partition = StagingRoot(str(tmp_path)).partition(STORE, DAY)
+    partition.write_bytes(partition.events, b"")
+    OmnisendValidateEventsOperator(task_id="v", store_id=STORE, partition=DAY, staging=str(tmp_path)).execute(
+        {}
+    )
+    manifest = _safety(partition, conn).execute({})
+    assert manifest["outcome"] == "passed"
+    assert partition.read_json("automation_check")["reason"] == "no valid events: nothing will be sent"
+    assert emulator.store.request_count(path_prefix="/api/automations") == 0
+
+
+def test_without_validation_the_imported_names_are_unknown_so_it_blocks(tmp_path: Path, conn: str) -> None:
+    partition = StagingRoot(str(tmp_path)).partition(STORE, DAY)
+    message, _ = _blocked(partition, conn)
+    assert "cannot tell which events will be imported" in message
+    assert "the validate step writes it" in message
+
+
+def test_templated_fields_render(validated: PartitionStaging, conn: str, emulator: OmnisendEmulator) -> None:
+    emulator.set_automations([CONFIRMATION])
+    op = OmnisendAutomationSafetyOperator(
+        task_id="safety",
+        store_id="{{ params.store }}",
+        partition="{{ ds }}",
+        omnisend_conn_id="{{ params.conn }}",
+        staging="{{ params.staging }}",
+        acknowledge_automations="{{ params.ack }}",
+        event_names=["{{ params.name }}"],
+    )
+    assert set(op.template_fields) == {
+        "store_id", "partition", "omnisend_conn_id", "staging", "acknowledge_automations", "event_names",
+    }  # fmt: skip
+    context: Any = {
+        "ds": DAY,
+        "params": {
+            "store": STORE,
+            "conn": conn,
+            "staging": validated.root.url,
+            "ack": None,
+            "name": "paid for order",
+        },
+    }
+    op.render_template_fields(context)
+    assert op.event_names == ["paid for order"]
+    assert op.execute(context)["outcome"] == "passed"  # only 'paid for order' asked about: no match
+    context["params"].update(ack=ACK, name="placed order")
+    op = _safety(
+        validated, conn, acknowledge_automations="{{ params.ack }}", event_names=["{{ params.name }}"]
+    )
+    op.render_template_fields(context)
+    assert op.execute(context)["outcome"] == "acknowledged"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"min_event_age": timedelta(hours=-1)}, "min_event_age must be a timedelta >= 0"),
+        ({"min_event_age": 3600}, "min_event_age must be a timedelta >= 0"),
+        ({"event_names": "placed order"}, "event_names must be a list of event names"),
+        ({"event_names": ["placed order", ""]}, "event_names must be a list of event names"),
+    ],
+)
+def test_unusable_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(OmnisendConfigError, match=message):
+        OmnisendAutomationSafetyOperator(task_id="safety", store_id=STORE, partition=DAY, **kwargs)
