@@ -463,7 +463,7 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
             record["outcome"] = "passed"
             record["reason"] = (
                 f"no enabled automation of {record['automations_checked']} is triggered by "
-                f"{', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r} or any)"
+                f"{', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r} or empty)"
                 if names
                 else "no valid events: nothing will be sent"
             )

@@ -1,0 +1,440 @@
+"""OmnisendReportOperator: account for every extracted event of a partition, write ``report.json``.
+
+The last task of a partition. It reads what the earlier steps left in staging - ``extract.json``,
+``validation.json``, ``automation_check.json``, ``plan.json``, the receipts of the plan's bodies and
+the dead-letter files - and checks the provider's central invariant: every extracted event ended in
+exactly one of *accepted by Omnisend*, *rejected by validation* or *dead-lettered* (too large for any
+body, or refused by Omnisend). In a dry run nothing is sent: valid events are "planned, not sent", and
+that is accounted. It writes ``report.json``, logs a readable summary, and fails - without retrying,
+a retry would count the same files - when anything is unaccounted for.
+
+Only the bodies of the *current* ``plan.json`` count: a rerun of a partition may leave receipts and
+dead letters of an earlier plan behind (bodies are content-addressed, so an unchanged body keeps its
+receipt and is not sent again).
+
+Trigger rule: the report is the DAG's last task, so it decides the DAG run's state. Use
+``none_failed`` (the default here):
+
+* a dry run maps the send over an empty list, so ``send`` is *skipped*; the default ``all_success``
+  would skip the report too (skips propagate), ``none_failed`` runs it;
+* a failed ``send`` makes the report ``upstream_failed``, so the DAG run fails and
+  ``airflow backfill create --reprocess-behavior failed`` runs the day again. ``all_done`` would be
+  wrong: the report would run after a failed send and, as the only leaf, could leave the run green.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator, TriggerRule
+
+from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
+from airflow_omnisend.operators._failures import UnaccountedEventsFailure
+from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.staging import StagingRoot, utc_timestamp
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from airflow.sdk import Context
+    from airflow.sdk.definitions.retry_policy import RetryPolicy
+
+    from airflow_omnisend.staging import BatchReceipt, PartitionStaging
+
+__all__ = ["RECOMMENDED_TRIGGER_RULE", "OmnisendReportOperator", "build_report", "parse_flag"]
+
+DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
+RECOMMENDED_TRIGGER_RULE = TriggerRule.NONE_FAILED
+_MAX_PROBLEMS = 20
+
+
+def parse_flag(value: object, name: str, owner: str) -> bool:
+    """A boolean argument that may arrive as rendered template text (``"{{ params.dry_run }}"``)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("true", "1", "yes", "y", "on"):
+            return True
+        if text in ("false", "0", "no", "n", "off", "", "none"):
+            return False
+        raise OmnisendConfigError(f"{owner}: {name} must be true or false, got {value!r}")
+    return bool(value)
+
+
+def _count_lines(partition: PartitionStaging, path: Any) -> int | None:
+    """Non-blank lines of a staging file, ``None`` when it does not exist."""
+    if not path.exists():
+        return None
+    with partition.local_copy(path) as local, open(local, "rb") as src:
+        return sum(1 for line in src if line.strip())
+
+
+def _read_optional(partition: PartitionStaging, name: str) -> dict[str, Any] | None:
+    if not partition.file(name).exists():
+        return None
+    data = partition.read_json(name)
+    if not isinstance(data, dict):
+        raise OmnisendInputError(f"{partition.file(name)} is not a JSON object")
+    return data
+
+
+def _instant(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    with contextlib.suppress(ValueError):
+        return datetime.fromisoformat(text)
+    return None
+
+
+class _SendTotals:
+    """What the receipts of the current plan's bodies say (see ``build_report`` for the fields)."""
+
+    def __init__(self) -> None:
+        self.bodies = 0
+        self.bodies_finished = 0
+        self.events_sent = 0
+        self.accepted = 0
+        self.dead_lettered = 0
+        self.duplicates: int | None = None
+        self.batches = 0
+        self.requests = 0
+        self.item_submissions = 0
+        self.first: datetime | None = None
+        self.last: datetime | None = None
+        self.dead_letter_files: list[str] = []
+
+    def span(self, started: str | None, finished: str | None) -> None:
+        start, end = _instant(started), _instant(finished)
+        if start is not None and (self.first is None or start < self.first):
+            self.first = start
+        if end is not None and (self.last is None or end > self.last):
+            self.last = end
+
+    def submissions(self, receipt: BatchReceipt) -> None:
+        self.requests += receipt.attempts
+        self.item_submissions += receipt.items * receipt.attempts
+        self.span(receipt.submitted_at, receipt.finished_at)
+
+    @property
+    def seconds(self) -> float:
+        if self.first is None or self.last is None:
+            return 0.0
+        return round(max(0.0, (self.last - self.first).total_seconds()), 3)
+
+
+def _send_totals(partition: PartitionStaging, plan: ChunkPlan, problems: list[str]) -> _SendTotals:
+    totals = _SendTotals()
+    for shard, body in plan.iter_bodies():
+        totals.bodies += 1
+        where = f"body {body.body_id[:12]} (shard {shard.index} #{body.index}, {body.items} events)"
+        receipt = partition.read_receipt(body.body_id)
+        dead_path = partition.send_dead_letters(body.body_id)
+        dead_lines = _count_lines(partition, dead_path)
+        if dead_lines:
+            totals.dead_letter_files.append(str(dead_path))
+        if receipt is None:
+            # never got a batch id; a body Omnisend refused as a whole has its events dead-lettered
+            totals.dead_lettered += dead_lines or 0
+            missing = body.items - (dead_lines or 0)
+            if missing:
+                problems.append(f"{where} was never sent: {missing} events not accepted or dead-lettered")
+            continue
+        if receipt.items != body.items:
+            problems.append(
+                f"{where}: its receipt is for {receipt.items} events, so it is not this plan's body"
+            )
+        totals.events_sent += receipt.items
+        totals.batches += 1 + len(receipt.retry_batch_ids)
+        totals.accepted += receipt.accepted
+        totals.dead_lettered += receipt.dead_lettered
+        if receipt.duplicates is not None:
+            totals.duplicates = (totals.duplicates or 0) + receipt.duplicates
+        totals.submissions(receipt)
+        for round_number in range(1, len(receipt.retry_batch_ids) + 1):
+            followup = partition.read_followup_receipt(body.body_id, round_number)
+            if followup is not None:
+                totals.submissions(followup)
+        if receipt.status == "finished":
+            totals.bodies_finished += 1
+        if (dead_lines or 0) != receipt.dead_lettered:
+            problems.append(
+                f"{where}: the receipt counts {receipt.dead_lettered} dead-lettered events but "
+                f"{dead_path} holds {dead_lines or 0}"
+            )
+        lost = body.items - receipt.accepted - receipt.dead_lettered
+        if lost:
+            state = "finished" if receipt.status == "finished" else f"still {receipt.status}"
+            problems.append(
+                f"{where} is {state} with {receipt.accepted} accepted + {receipt.dead_lettered} "
+                f"dead-lettered: {lost} events unaccounted for (batch {receipt.batch_id})"
+            )
+    return totals
+
+
+def _automation_summary(check: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if check is None:
+        return None
+    return {
+        "outcome": check.get("outcome"),
+        "reason": check.get("reason"),
+        "acknowledgement": check.get("acknowledgement"),
+        "automations_matched": check.get("automations_matched") or [],
+        "warnings": len(check.get("warnings") or []),
+        "checked_at": check.get("checked_at"),
+    }
+
+
+def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any]:
+    """The report of one partition (what ``report.json`` holds; see :class:`OmnisendReportOperator`).
+
+    Never raises for an accounting problem: those are listed under ``problems`` and make
+    ``events_unaccounted`` non-zero or ``accounted`` false. Raises :class:`OmnisendInputError` when
+    ``validation.json`` (or, unless ``dry_run``, ``plan.json``) is missing or unreadable.
+    """
+    problems: list[str] = []
+    extract = _read_optional(partition, "extract")
+    validation = partition.read_json("validation")
+    check = _read_optional(partition, "automation_check")
+    events_file = partition.relative(partition.events)
+    source = validation.get("source")
+    from_extract = extract is not None and source in (None, events_file)
+    if from_extract:
+        assert extract is not None
+        extracted = int(extract["events"])
+        extracted_from = str(extract.get("source") or "extract")
+        if extracted != validation["events"]:
+            problems.append(
+                f"extract.json counts {extracted} events, validation.json {validation['events']}: "
+                "validation ran on another events file (re-run validate after extract)"
+            )
+        digest_extract, digest_validated = extract.get("events_sha256"), validation.get("events_sha256")
+        if digest_extract and digest_validated and digest_extract != digest_validated:
+            problems.append(
+                "validation.json is of a different events.ndjson than extract.json describes "
+                "(extract ran again without validate)"
+            )
+    else:
+        extracted = int(validation["events"])
+        extracted_from = str(source)
+    valid, rejected = int(validation["valid"]), int(validation["rejected"])
+    rows_rejected = int(extract.get("rows_rejected", 0)) if from_extract and extract else 0
+
+    totals = _SendTotals()
+    plan_dead = 0
+    plan_bodies = 0
+    if not dry_run:
+        plan = ChunkPlan.from_dict(partition.read_json("plan"))
+        plan_bodies = plan.bodies
+        plan_dead = plan.dead_lettered
+        if plan.events != valid:
+            problems.append(
+                f"plan.json covers {plan.events} events but validation found {valid} valid ones: the plan "
+                "is of other events (re-run plan after validate)"
+            )
+        plan_dead_path = partition.dead_letters("plan")
+        plan_dead_lines = _count_lines(partition, plan_dead_path) or 0
+        if plan_dead_lines != plan_dead:
+            problems.append(
+                f"plan.json counts {plan_dead} dead-lettered events but {plan_dead_path} holds "
+                f"{plan_dead_lines}"
+            )
+        totals = _send_totals(partition, plan, problems)
+        if plan_dead_lines:
+            totals.dead_letter_files.insert(0, str(plan_dead_path))
+    dead_lettered = plan_dead + totals.dead_lettered
+    planned_not_sent = valid if dry_run else 0
+    unaccounted = extracted - (totals.accepted + rejected + dead_lettered + planned_not_sent)
+    if unaccounted:
+        problems.insert(
+            0,
+            f"{extracted} events extracted, but {totals.accepted} accepted + {rejected} rejected + "
+            f"{dead_lettered} dead-lettered{f' + {planned_not_sent} planned' if dry_run else ''} = "
+            f"{extracted - unaccounted}: {unaccounted} unaccounted for",
+        )
+    if check is None and not dry_run:
+        problems_note = "no automation_check.json: the automation safety check did not run for this partition"
+    else:
+        problems_note = None
+    seconds_by_step = {
+        "extract": extract.get("seconds") if from_extract and extract else None,
+        "validate": validation.get("seconds"),
+        "send": totals.seconds,
+    }
+    return {
+        "store_id": partition.store_id,
+        "partition": partition.day,
+        "dry_run": dry_run,
+        "generated_at": utc_timestamp(),
+        "accounted": not problems,
+        "extracted_from": extracted_from,
+        "events_extracted": extracted,
+        "rows_rejected": rows_rejected,
+        "events_valid": valid,
+        "events_rejected": rejected,
+        "events_warned": validation.get("warned"),
+        "events_planned_not_sent": planned_not_sent,
+        "events_sent": totals.events_sent,
+        "events_accepted": totals.accepted,
+        "events_dead_lettered": dead_lettered,
+        "events_dead_lettered_by_stage": {"plan": plan_dead, "send": totals.dead_lettered},
+        "events_duplicates": totals.duplicates,
+        "events_unaccounted": unaccounted,
+        "bodies": plan_bodies,
+        "bodies_finished": totals.bodies_finished,
+        "batches": totals.batches,
+        "requests": totals.requests,
+        "item_submissions": totals.item_submissions,
+        "seconds": totals.seconds,
+        "seconds_by_step": seconds_by_step,
+        "automation_check": _automation_summary(check),
+        "rejected_file": str(partition.rejected) if rejected else None,
+        "rows_rejected_file": str(partition.rows_rejected) if rows_rejected else None,
+        "dead_letter_files": totals.dead_letter_files,
+        "notes": [problems_note] if problems_note else [],
+        "problems": problems[:_MAX_PROBLEMS] + (["..."] if len(problems) > _MAX_PROBLEMS else []),
+    }
+
+
+def describe(report: Mapping[str, Any]) -> str:
+    """The report as a few readable lines (the task log)."""
+    head = f"Omnisend report for {report['store_id']} {report['partition']}"
+    lines = [head + (" (dry run: nothing sent)" if report["dry_run"] else ""), "-" * len(head)]
+    lines.append(
+        f"extracted   {report['events_extracted']:>9}   (from {report['extracted_from']}; "
+        f"{report['rows_rejected']} source rows could not become events)"
+    )
+    lines.append(f"valid       {report['events_valid']:>9}   ({report['events_warned']} with warnings)")
+    lines.append(f"rejected    {report['events_rejected']:>9}   {report['rejected_file'] or ''}".rstrip())
+    if report["dry_run"]:
+        lines.append(f"planned     {report['events_planned_not_sent']:>9}   (not sent: dry run)")
+    else:
+        lines.append(f"sent        {report['events_sent']:>9}   in {report['batches']} batches, "
+                     f"{report['requests']} POST requests, {report['seconds']}s")  # fmt: skip
+        lines.append(f"accepted    {report['events_accepted']:>9}")
+        by_stage = report["events_dead_lettered_by_stage"]
+        lines.append(
+            f"dead-letter {report['events_dead_lettered']:>9}   (plan {by_stage['plan']}, send "
+            f"{by_stage['send']})"
+        )
+    lines.append(f"unaccounted {report['events_unaccounted']:>9}")
+    check = report["automation_check"]
+    if check is None:
+        lines.append("automations: not checked")
+    else:
+        lines.append(f"automations: {check['outcome']} - {check['reason']}")
+    lines.extend(f"dead letters: {path}" for path in report["dead_letter_files"])
+    lines.extend(f"note: {note}" for note in report["notes"])
+    lines.extend(f"PROBLEM: {problem}" for problem in report["problems"])
+    return "\n".join(lines)
+
+
+class OmnisendReportOperator(BaseOperator):
+    """Write ``report.json`` for a partition and fail if any extracted event is unaccounted for.
+
+    :param store_id: the store (staging folder name). Templated.
+    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
+        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    :param dry_run: the run planned but sent nothing (pass the same value as the plan task's
+        ``dry_run``): plan and receipts are not read, valid events count as planned. Templated.
+    :param trigger_rule: default ``none_failed`` (see the module docstring); pass another to override.
+
+    ``report.json`` (all counts are events unless named otherwise):
+
+    * ``store_id``, ``partition`` (the store-local day), ``dry_run``, ``generated_at`` (UTC).
+    * ``events_extracted``: lines of ``events.ndjson`` per ``extract.json``; when the events came from
+      another file (``events_path`` of the validate step, or no extract step) the events validation
+      read. ``extracted_from`` names the source.
+    * ``rows_rejected``: source *rows* the extract step could not turn into an event (listed in
+      ``rows_rejected.ndjson``); they are not events, so they are outside the accounting below.
+    * ``events_valid`` / ``events_rejected``: validation's verdicts; ``events_warned``: valid events
+      with at least one warning (they are sent).
+    * ``events_planned_not_sent``: in a dry run, the valid events (accounted as planned); else 0.
+    * ``events_sent``: events of the current plan's bodies that Omnisend gave a batch id for - in this
+      run or an earlier run of the partition (a rerun does not send a finished body again, and it still
+      counts here); each event once, however often it was submitted. 0 in a dry run.
+    * ``events_accepted``: events Omnisend accepted, per the receipts (follow-up rounds included).
+    * ``events_dead_lettered``: events given up on, with the reason in a dead-letter file: too large for
+      any body (``by_stage.plan``) or refused by Omnisend (``by_stage.send``).
+    * ``events_duplicates``: items Omnisend reported as already known, when it reports that (else null).
+    * ``events_unaccounted``: ``events_extracted - (accepted + rejected + dead_lettered +
+      planned_not_sent)``; the task fails unless it is 0 and ``problems`` is empty (``accounted``).
+    * ``bodies`` / ``bodies_finished``: request bodies in the current plan / with a finished receipt.
+    * ``batches``: Omnisend batches recorded for those bodies (each body's batch plus its follow-ups).
+    * ``requests``: ``POST /batches`` requests recorded in the receipts, resubmissions after a lost
+      response included (polls and the hook's own retries are not recorded, so not counted).
+    * ``item_submissions``: events submitted in those requests (an event resubmitted counts again).
+    * ``seconds``: wall-clock seconds from the first recorded submission to the last finished batch of
+      the current plan (it spans reruns when bodies were finished earlier); ``seconds_by_step`` adds the
+      extract and validate times.
+    * ``automation_check``: ``{outcome, reason, acknowledgement, automations_matched, warnings,
+      checked_at}`` from ``automation_check.json`` (null when the check did not run; then a note).
+    * ``rejected_file``, ``rows_rejected_file`` (null when nothing was rejected), ``dead_letter_files``
+      (those of the current plan that hold events).
+    * ``notes``, ``problems``: what a person should read; any problem fails the task.
+
+    Returns (XCom) a staging manifest ``{"root", "store_id", "day", "files": {"report"}, "counts":
+    {"events_extracted", "events_accepted", "events_rejected", "events_dead_lettered",
+    "events_unaccounted"}, "hashes": {}}``. Raises
+    :class:`~airflow_omnisend.operators._failures.UnaccountedEventsFailure` (an
+    ``OmnisendUnaccountedEventsError`` that also fails without retry) after writing the report.
+    """
+
+    template_fields: Sequence[str] = ("store_id", "partition", "staging", "dry_run_mode")
+    ui_color = "#e8e8f8"
+
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        partition: str,
+        staging: str | None = None,
+        dry_run: bool | str = False,
+        trigger_rule: str = RECOMMENDED_TRIGGER_RULE,
+        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(trigger_rule=trigger_rule, retry_policy=retry_policy, **kwargs)
+        self.store_id = store_id
+        self.partition = partition
+        self.staging = staging
+        # not ``self.dry_run``: BaseOperator has a dry_run() method
+        self.dry_run_mode = dry_run
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
+        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        try:
+            report = build_report(partition, dry_run=dry_run)
+        except OmnisendError as err:
+            raise UnaccountedEventsFailure(
+                f"{partition.store_id} {partition.day}: cannot account for the partition's events: {err}"
+            ) from err
+        partition.write_json("report", report)
+        self.log.info("%s\nreport: %s", describe(report), partition.report)
+        if not report["accounted"]:
+            raise UnaccountedEventsFailure(
+                f"{partition.store_id} {partition.day}: {report['events_unaccounted']} of "
+                f"{report['events_extracted']} extracted events are unaccounted for "
+                f"({'; '.join(_first(report['problems'], 5))}). See {partition.report}"
+            )
+        manifest = partition.manifest(
+            files={"report": "report"},
+            counts={
+                name: int(report[name])
+                for name in (
+                    "events_extracted",
+                    "events_accepted",
+                    "events_rejected",
+                    "events_dead_lettered",
+                    "events_unaccounted",
+                )
+            },
+        )
+        return manifest.to_dict()
+
+
+def _first(items: Iterable[str], count: int) -> list[str]:
+    return list(items)[:count]
