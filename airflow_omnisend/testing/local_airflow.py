@@ -1,0 +1,781 @@
+"""A real, local Airflow 3.3 deployment run as subprocesses, for end-to-end tests and ``make demo``.
+
+``dag.test()`` runs one DagRun inside one process; it never shows what only a deployment does: the
+scheduler creating and queueing backfill runs, the executor (Local or Celery) handing tasks to separate
+processes that talk to the Task Execution API, the triggerer resuming deferred tasks, retries spaced by
+their delay. :class:`LocalAirflow` starts exactly those components and waits on the deployment's own
+signals (the health endpoint, the REST API, a Celery ping), never on elapsed time::
+
+    profile = ExecutorProfile.local_sqlite()
+    with LocalAirflow(home, dags_folder, env={"AIRFLOW_CONN_X": "..."}, profile=profile) as airflow:
+        airflow.wait_for_dag("omnisend_orders__demo")
+        airflow.unpause("omnisend_orders__demo")          # new DAGs start paused
+        backfill = airflow.backfill("omnisend_orders__demo", "2024-03-04", "2024-03-06")
+        runs = airflow.wait_for_backfill(backfill)
+
+Every component writes to ``<home>/component-logs/<name>.log``; :meth:`LocalAirflow.diagnostics` tails
+them (and the logs of failed tasks) so a failing test says what happened. Nothing here imports Airflow:
+it is driven through its CLI and REST API, so the deployment's configuration is exactly the environment
+given here (the calling process's ``AIRFLOW*`` variables are not passed on).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TypeVar
+
+from airflow_omnisend.exceptions import OmnisendError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+
+__all__ = [
+    "TERMINAL_RUN_STATES",
+    "DagRunInfo",
+    "ExecutorProfile",
+    "LocalAirflow",
+    "LocalAirflowError",
+    "component_hostname",
+    "free_port",
+]
+
+#: env var every process of one deployment carries: how ``stop()`` finds stragglers outside their group
+DEPLOYMENT_MARKER_ENV = "AIRFLOW_OMNISEND_DEPLOYMENT"
+#: env var naming a Celery worker; ``component_hostname`` reports it as the task instance's hostname
+HOSTNAME_ENV = "AIRFLOW_OMNISEND_HOSTNAME"
+TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+ADMIN_USER = "admin"
+
+_T = TypeVar("_T")
+
+
+class LocalAirflowError(OmnisendError, RuntimeError):
+    """The local deployment did not start, a command failed, or a wait ran out; the message carries the
+    deployment's diagnostics (log tails) when they help."""
+
+
+def component_hostname() -> str:
+    """``[core] hostname_callable`` of a local deployment's Celery workers.
+
+    Two workers on one machine share its FQDN, so task instances would not tell them apart; each worker
+    gets its own name through ``AIRFLOW_OMNISEND_HOSTNAME`` and reports that instead.
+    """
+    return os.environ.get(HOSTNAME_ENV) or socket.getfqdn()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on right now (the OS picks it; another process could still take it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class ExecutorProfile:
+    """How the deployment executes tasks, and on which metadata database.
+
+    :param executor: ``LocalExecutor`` or ``CeleryExecutor``.
+    :param sql_alchemy_conn: the metadata DB; None means a SQLite file in AIRFLOW_HOME (Local only).
+    :param broker_url: the Celery broker (``redis://127.0.0.1:6379/N``); Celery only.
+    :param result_backend: Celery's result backend; default ``db+<sql_alchemy_conn>``.
+    :param celery_workers: Celery workers to start (each its own process, hostname and log port).
+    :param worker_concurrency: task slots of each Celery worker.
+    :param parallelism: ``[core] parallelism``: task slots of the executor (LocalExecutor processes).
+    """
+
+    executor: str = "LocalExecutor"
+    sql_alchemy_conn: str | None = None
+    broker_url: str | None = None
+    result_backend: str | None = None
+    celery_workers: int = 0
+    worker_concurrency: int = 4
+    parallelism: int = 8
+
+    def __post_init__(self) -> None:
+        owner = "ExecutorProfile"
+        if self.executor not in ("LocalExecutor", "CeleryExecutor"):
+            raise LocalAirflowError(
+                f"{owner}.executor={self.executor!r}: choose LocalExecutor or CeleryExecutor"
+            )
+        for name in ("worker_concurrency", "parallelism"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise LocalAirflowError(f"{owner}.{name}={value!r}: give an integer >= 1")
+        conn = self.sql_alchemy_conn
+        if conn is not None and conn.startswith("sqlite:") and not conn.startswith("sqlite:////"):
+            raise LocalAirflowError(
+                f"{owner}.sql_alchemy_conn={conn!r}: SQLite paths must be absolute (sqlite:////abs/path.db)"
+            )
+        if self.executor == "LocalExecutor":
+            if self.celery_workers:
+                raise LocalAirflowError(
+                    f"{owner}.celery_workers={self.celery_workers}: only CeleryExecutor has Celery workers"
+                )
+            return
+        if not self.broker_url:
+            raise LocalAirflowError(
+                f"{owner}.broker_url is required for CeleryExecutor (redis://host:6379/N)"
+            )
+        if conn is None or conn.startswith("sqlite:"):
+            raise LocalAirflowError(
+                f"{owner}.sql_alchemy_conn: CeleryExecutor needs a server database such as PostgreSQL "
+                "(postgresql+psycopg2://user@127.0.0.1:5432/db); SQLite cannot be shared by workers"
+            )
+        if isinstance(self.celery_workers, bool) or not isinstance(self.celery_workers, int):
+            raise LocalAirflowError(f"{owner}.celery_workers={self.celery_workers!r}: give an integer >= 1")
+        if self.celery_workers < 1:
+            raise LocalAirflowError(f"{owner}.celery_workers={self.celery_workers}: give at least 1 worker")
+
+    @classmethod
+    def local_sqlite(cls, *, parallelism: int = 8) -> ExecutorProfile:
+        """LocalExecutor on a SQLite file in AIRFLOW_HOME: the development set-up (works in 3.x)."""
+        return cls(parallelism=parallelism)
+
+    @classmethod
+    def celery(
+        cls,
+        sql_alchemy_conn: str,
+        broker_url: str,
+        *,
+        workers: int = 2,
+        worker_concurrency: int = 4,
+        result_backend: str | None = None,
+    ) -> ExecutorProfile:
+        """CeleryExecutor: a server metadata DB, a broker, ``workers`` Celery workers."""
+        return cls(
+            executor="CeleryExecutor",
+            sql_alchemy_conn=sql_alchemy_conn,
+            broker_url=broker_url,
+            result_backend=result_backend,
+            celery_workers=workers,
+            worker_concurrency=worker_concurrency,
+        )
+
+
+@dataclass(frozen=True)
+class DagRunInfo:
+    """One DAG run as the REST API reports it (``raw`` keeps every field)."""
+
+    run_id: str
+    state: str
+    run_type: str
+    logical_date: str | None
+    data_interval_start: str | None
+    start_date: str | None
+    end_date: str | None
+    partition_key: str | None
+    raw: Mapping[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_api(cls, data: Mapping[str, Any]) -> DagRunInfo:
+        return cls(
+            run_id=str(data["dag_run_id"]),
+            state=str(data["state"]),
+            run_type=str(data.get("run_type")),
+            logical_date=data.get("logical_date"),
+            data_interval_start=data.get("data_interval_start"),
+            start_date=data.get("start_date"),
+            end_date=data.get("end_date"),
+            partition_key=data.get("partition_key"),
+            raw=data,
+        )
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_RUN_STATES
+
+
+@dataclass
+class _Component:
+    name: str
+    argv: list[str]
+    log_path: Path
+    process: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+
+
+def _fernet_key() -> str:
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - 200 * lines))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return f"<cannot read {path}: {exc}>"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _default_airflow_bin() -> Path:
+    beside = Path(sys.executable).parent / "airflow"
+    if beside.exists():
+        return beside
+    found = shutil.which("airflow")
+    if not found:
+        raise LocalAirflowError(
+            "no 'airflow' executable beside this Python or on PATH; install apache-airflow into this venv"
+        )
+    return Path(found)
+
+
+class LocalAirflow:
+    """One local Airflow deployment: its configuration, its processes and helpers to drive it.
+
+    :param home: AIRFLOW_HOME (created); holds airflow.cfg, the SQLite DB, task and component logs.
+    :param dags_folder: the DAG files (absolute).
+    :param env: extra environment for every component, applied last: connections (``AIRFLOW_CONN_*``),
+        the stores file, the staging root, ``AIRFLOW__SECTION__KEY`` settings overriding the defaults here.
+    :param profile: executor and metadata DB (default: LocalExecutor on SQLite).
+    :param api_port / worker_log_port / trigger_log_port: ports; 0 picks free ones, so parallel
+        deployments do not clash on 8080/8793/8794.
+    :param airflow_bin: the ``airflow`` executable (default: beside this Python, else on PATH).
+    """
+
+    def __init__(
+        self,
+        home: str | Path,
+        dags_folder: str | Path,
+        *,
+        env: Mapping[str, str] | None = None,
+        profile: ExecutorProfile | None = None,
+        api_port: int = 0,
+        worker_log_port: int = 0,
+        trigger_log_port: int = 0,
+        airflow_bin: str | Path | None = None,
+    ) -> None:
+        self.home = Path(home).resolve()
+        self.dags_folder = Path(dags_folder).resolve()
+        if not self.dags_folder.is_dir():
+            raise LocalAirflowError(f"dags_folder {self.dags_folder} is not a directory")
+        self.profile = profile or ExecutorProfile.local_sqlite()
+        self.airflow_bin = Path(airflow_bin) if airflow_bin else _default_airflow_bin()
+        self.api_port = api_port or free_port()
+        self.worker_log_port = worker_log_port or free_port()
+        self.trigger_log_port = trigger_log_port or free_port()
+        self.deployment_id = uuid.uuid4().hex
+        self.logs_dir = self.home / "component-logs"
+        self._password = secrets.token_urlsafe(16)
+        self._token: str | None = None
+        self._components: list[_Component] = []
+        self._extra_env = dict(env or {})
+        self.env = self._build_env()
+
+    # -- configuration -------------------------------------------------------------------------------
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return self.profile.sql_alchemy_conn or f"sqlite:///{self.home / 'airflow.db'}"
+
+    def _build_env(self) -> dict[str, str]:
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        bin_dir = str(self.airflow_bin.parent)
+        inherited["PATH"] = os.pathsep.join([bin_dir, inherited.get("PATH", os.defpath)])
+        settings = {
+            "CORE__DAGS_FOLDER": str(self.dags_folder),
+            "CORE__EXECUTOR": self.profile.executor,
+            "CORE__LOAD_EXAMPLES": "False",
+            "CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "CORE__PARALLELISM": str(self.profile.parallelism),
+            "CORE__FERNET_KEY": _fernet_key(),
+            "CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
+            "CORE__AUTH_MANAGER": (
+                "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
+            ),
+            "CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.home / "simple_auth_manager_passwords.json"),
+            "DATABASE__SQL_ALCHEMY_CONN": self.sql_alchemy_conn,
+            # one secret for every component: the api-server signs task tokens the workers present
+            "API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "API__SECRET_KEY": secrets.token_urlsafe(32),
+            "API__HOST": "127.0.0.1",
+            "API__PORT": str(self.api_port),
+            "API__BASE_URL": self.api_url,
+            "API__WORKERS": "1",
+            "LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
+            "LOGGING__WORKER_LOG_SERVER_PORT": str(self.worker_log_port),
+            "LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.trigger_log_port),
+            # parse new files within seconds (3.x: dag_dir_list_interval became refresh_interval)
+            "DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+            "DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
+            "DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
+            "DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            "DAG_PROCESSOR__PRINT_STATS_INTERVAL": "300",
+            "SCHEDULER__ENABLE_HEALTH_CHECK": "False",
+            "SCHEDULER__PARSING_CLEANUP_INTERVAL": "300",
+        }
+        if self.profile.executor == "CeleryExecutor":
+            settings |= {
+                "CELERY__BROKER_URL": str(self.profile.broker_url),
+                "CELERY__RESULT_BACKEND": self.profile.result_backend or f"db+{self.sql_alchemy_conn}",
+                "CELERY__WORKER_CONCURRENCY": str(self.profile.worker_concurrency),
+            }
+        env = inherited | {f"AIRFLOW__{k}": v for k, v in settings.items()}
+        env |= {"AIRFLOW_HOME": str(self.home), DEPLOYMENT_MARKER_ENV: self.deployment_id}
+        env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
+        return env | self._extra_env
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalAirflow:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def start(self, timeout: float = 180.0) -> None:
+        """Migrate the metadata DB, start every component, and return once all report healthy."""
+        deadline = time.monotonic() + timeout
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        (self.home / "simple_auth_manager_passwords.json").write_text(
+            json.dumps({ADMIN_USER: self._password}) + "\n"
+        )
+        try:
+            self.run_cli("db", "migrate", timeout=max(30.0, deadline - time.monotonic()))
+            self._spawn("api-server", ["api-server", "--host", "127.0.0.1", "--port", str(self.api_port)])
+            self._spawn("scheduler", ["scheduler"])
+            self._spawn("dag-processor", ["dag-processor"])
+            self._spawn("triggerer", ["triggerer"])
+            for index in range(1, self.profile.celery_workers + 1):
+                self._spawn_worker(index)
+            self._wait_for("the api-server to answer", self._api_ready, deadline)
+            self._wait_for("scheduler, dag-processor and triggerer to be healthy", self._jobs_ready, deadline)
+            if self.profile.celery_workers:
+                self._wait_for("every Celery worker to answer a ping", self._workers_ready, deadline)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn_worker(self, index: int) -> None:
+        name = f"worker{index}"
+        hostname = f"{name}-{self.deployment_id[:8]}"
+        env = {
+            HOSTNAME_ENV: hostname,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.component_hostname",
+            # each worker serves its task logs on its own port
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        }
+        argv = ["celery", "worker", "--celery-hostname", f"{hostname}@%h", "--without-mingle"]
+        self._spawn(name, argv, env)
+
+    def _spawn(self, name: str, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> None:
+        log_path = self.logs_dir / f"{name}.log"
+        log_file = log_path.open("ab")
+        argv = [str(self.airflow_bin), *args]
+        process = subprocess.Popen(
+            argv,
+            cwd=self.home,
+            env=self.env | dict(extra_env or {}),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop() can reach its children
+        )
+        self._components.append(_Component(name, argv, log_path, process, log_file))
+
+    @property
+    def component_names(self) -> list[str]:
+        return [c.name for c in self._components]
+
+    def stop(self, grace: float = 20.0) -> list[str]:
+        """Stop every component: SIGTERM, then SIGKILL to the process group of any still running after
+        ``grace`` seconds, then kill any other process carrying this deployment's marker (a task process
+        that left its group). Returns descriptions of what had to be killed; raises if anything survives.
+        """
+        killed: list[str] = []
+        for comp in reversed(self._components):
+            if comp.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    comp.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for comp in reversed(self._components):
+            try:
+                comp.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                killed.append(f"{comp.name} (pid {comp.process.pid}) ignored SIGTERM for {grace:.0f}s")
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(comp.process.pid, signal.SIGKILL)  # its group: children it did not reap
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                comp.process.wait(timeout=10)
+            comp.log_file.close()
+        self._components.clear()
+        for proc in self.processes():
+            killed.append(f"straggler pid {proc.pid} {' '.join(proc.cmdline())[:120]!r}")
+            with contextlib.suppress(Exception):
+                proc.kill()
+        survivors = _wait_gone(self.processes(), 10.0)
+        if survivors:
+            raise LocalAirflowError(
+                f"processes of deployment {self.deployment_id} survived SIGKILL: {[p.pid for p in survivors]}"
+            )
+        return killed
+
+    def processes(self) -> list[Any]:
+        """Live processes (psutil) carrying this deployment's marker: the components and their children."""
+        import psutil  # Airflow's own dependency; imported here so the module stays import-light
+
+        found = []
+        for proc in psutil.process_iter():
+            if proc.pid == os.getpid():
+                continue
+            try:
+                ours = proc.environ().get(DEPLOYMENT_MARKER_ENV) == self.deployment_id
+                if ours and proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    # -- waiting -------------------------------------------------------------------------------------
+
+    def _check_alive(self) -> None:
+        for comp in self._components:
+            code = comp.process.poll()
+            if code is not None:
+                raise LocalAirflowError(
+                    f"component {comp.name} exited with code {code}\n{self.diagnostics(lines=60)}"
+                )
+
+    def _wait_for(
+        self,
+        what: str,
+        probe: Callable[[], _T | None],
+        deadline: float,
+        interval: float = 0.5,
+    ) -> _T:
+        """Poll ``probe`` until it returns something other than None/False, checking components are alive;
+        raise with diagnostics when ``deadline`` (monotonic) passes."""
+        last_error: Exception | None = None
+        while True:
+            self._check_alive()
+            try:
+                result = probe()
+            except (OSError, urllib.error.URLError, LocalAirflowError, ValueError) as exc:
+                last_error, result = exc, None
+            if result is not None and result is not False:
+                return result
+            if time.monotonic() >= deadline:
+                hint = f" (last error: {last_error})" if last_error else ""
+                raise LocalAirflowError(f"timed out waiting for {what}{hint}\n{self.diagnostics()}")
+            time.sleep(interval)  # polling cadence; the condition above is what is waited on
+
+    def wait_until(
+        self, what: str, probe: Callable[[], _T | None], timeout: float, interval: float = 1.0
+    ) -> _T:
+        """Public form of the poll loop: ``probe`` until truthy, or LocalAirflowError after ``timeout``."""
+        return self._wait_for(what, probe, time.monotonic() + timeout, interval)
+
+    def _api_ready(self) -> bool:
+        self.api("GET", "/api/v2/monitor/health", auth=False)
+        return True
+
+    def health(self) -> dict[str, Any]:
+        """``/api/v2/monitor/health``: metadatabase, scheduler, triggerer and dag_processor status."""
+        result: dict[str, Any] = self.api("GET", "/api/v2/monitor/health", auth=False)
+        return result
+
+    def _jobs_ready(self) -> bool:
+        health = self.health()
+        return all(
+            (health.get(part) or {}).get("status") == "healthy"
+            for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")
+        )
+
+    def _workers_ready(self) -> bool:
+        names = {f"worker{i}" for i in range(1, self.profile.celery_workers + 1)}
+        answered = self.celery_ping()
+        return all(any(host.startswith(f"{n}-{self.deployment_id[:8]}@") for host in answered) for n in names)
+
+    def celery_ping(self, timeout: float = 1.0) -> list[str]:
+        """Hostnames of the Celery workers answering a ping on this deployment's broker."""
+        from celery import Celery  # only the Celery profile gets here; no Airflow import
+
+        app = Celery(broker=self.profile.broker_url)
+        try:
+            replies = app.control.ping(timeout=timeout) or []
+        finally:
+            app.close()
+        return sorted(host for reply in replies for host in reply)
+
+    # -- the CLI and the REST API --------------------------------------------------------------------
+
+    def run_cli(
+        self, *args: str, timeout: float = 120.0, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``airflow <args>`` against this deployment; with ``check``, a non-zero exit raises with the
+        command's output."""
+        argv = [str(self.airflow_bin), *args]
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=self.home,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise LocalAirflowError(f"`airflow {' '.join(args)}` did not finish in {timeout:.0f}s") from exc
+        if check and done.returncode != 0:
+            raise LocalAirflowError(
+                f"`airflow {' '.join(args)}` exited with {done.returncode}\n"
+                f"stdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-4000:]}"
+            )
+        return done
+
+    def _login(self) -> str:
+        body = json.dumps({"username": ADMIN_USER, "password": self._password}).encode()
+        answer = self._request("POST", "/auth/token", body, headers={"Content-Type": "application/json"})
+        token = answer.get("access_token") if isinstance(answer, dict) else None
+        if not isinstance(token, str):
+            raise LocalAirflowError(f"the api-server gave no access token: {answer!r}")
+        return token
+
+    def api(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        auth: bool = True,
+    ) -> Any:
+        """Call the REST API (JSON in, JSON out) as the admin user of the simple auth manager."""
+        if params:
+            path = f"{path}?{urllib.parse.urlencode(params, doseq=True)}"
+        headers = {"Content-Type": "application/json"}
+        body = None if payload is None else json.dumps(payload).encode()
+        if auth:
+            if self._token is None:
+                self._token = self._login()
+            headers["Authorization"] = f"Bearer {self._token}"
+        return self._request(method, path, body, headers)
+
+    def _request(self, method: str, path: str, body: bytes | None, headers: Mapping[str, str]) -> Any:
+        request = urllib.request.Request(
+            f"{self.api_url}{path}", data=body, method=method, headers=dict(headers)
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode("utf-8", "replace")[:2000]
+            raise LocalAirflowError(f"{method} {path} answered {exc.code}: {detail}") from exc
+        return json.loads(raw) if raw else None
+
+    # -- DAGs, backfills, runs -----------------------------------------------------------------------
+
+    def import_errors(self) -> dict[str, str]:
+        """File name -> stack trace of every DAG file that failed to import."""
+        data = self.api("GET", "/api/v2/importErrors", params={"limit": 100})
+        return {e["filename"]: e["stack_trace"] for e in data.get("import_errors", [])}
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120.0) -> None:
+        """Wait until ``dag_id`` is parsed and serialized (its tasks are served); fail at once, with the
+        traceback, when its file has an import error."""
+
+        def probe() -> bool:
+            try:
+                self.api("GET", f"/api/v2/dags/{dag_id}/tasks")
+            except LocalAirflowError as exc:
+                if " answered 404" not in str(exc):
+                    raise
+                errors = self.import_errors()
+                if errors:
+                    raise LocalAirflowError(
+                        f"{dag_id} is not parsed and there are import errors:\n"
+                        + "\n".join(f"{name}:\n{trace}" for name, trace in errors.items())
+                    ) from None
+                return False
+            return True
+
+        self._wait_for(f"DAG {dag_id} to be parsed", probe, time.monotonic() + timeout, interval=1.0)
+
+    def unpause(self, dag_id: str) -> None:
+        """Unpause ``dag_id``: new DAGs start paused, and the scheduler never runs a paused DAG's tasks
+        (a backfill of it would stay queued)."""
+        answer = self.api("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+        if answer.get("is_paused") is not False:
+            raise LocalAirflowError(f"{dag_id} is still paused after PATCH: {answer!r}")
+
+    def set_pool(self, name: str, slots: int, description: str = "") -> None:
+        """Create or update a pool (the store DAGs' Omnisend tasks run in ``omnisend_<store_id>``; a task
+        in a pool that does not exist is never scheduled)."""
+        body = {"name": name, "slots": slots, "description": description}
+        try:
+            self.api("POST", "/api/v2/pools", body)
+        except LocalAirflowError as exc:
+            if " answered 409" not in str(exc):
+                raise
+            self.api("PATCH", f"/api/v2/pools/{urllib.parse.quote(name)}", body)
+
+    def backfill(
+        self,
+        dag_id: str,
+        from_date: str,
+        to_date: str,
+        *,
+        reprocess_behavior: str | None = None,
+        max_active_runs: int | None = None,
+        conf: Mapping[str, Any] | None = None,
+    ) -> int:
+        """``airflow backfill create`` (both dates inclusive); returns the new backfill's id."""
+        before = {b["id"] for b in self.backfills(dag_id)}
+        args = ["backfill", "create", "--dag-id", dag_id, "--from-date", from_date, "--to-date", to_date]
+        if reprocess_behavior:
+            args += ["--reprocess-behavior", reprocess_behavior]
+        if max_active_runs:
+            args += ["--max-active-runs", str(max_active_runs)]
+        if conf is not None:
+            args += ["--dag-run-conf", json.dumps(dict(conf))]
+        self.run_cli(*args)
+        created = [b for b in self.backfills(dag_id) if b["id"] not in before]
+        if len(created) != 1:
+            raise LocalAirflowError(f"expected one new backfill of {dag_id}, found {created!r}")
+        return int(created[0]["id"])
+
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        data = self.api("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})
+        return list(data.get("backfills", []))
+
+    def backfill_info(self, backfill_id: int) -> dict[str, Any]:
+        result: dict[str, Any] = self.api("GET", f"/api/v2/backfills/{backfill_id}")
+        return result
+
+    def dag_runs(self, dag_id: str) -> list[DagRunInfo]:
+        """Every run of ``dag_id``, oldest logical date first."""
+        data = self.api(
+            "GET", f"/api/v2/dags/{dag_id}/dagRuns", params={"limit": 1000, "order_by": "logical_date"}
+        )
+        return [DagRunInfo.from_api(r) for r in data.get("dag_runs", [])]
+
+    def wait_for_runs(
+        self,
+        dag_id: str,
+        *,
+        count: int,
+        timeout: float = 300.0,
+        predicate: Callable[[DagRunInfo], bool] | None = None,
+    ) -> list[DagRunInfo]:
+        """Wait until ``dag_id`` has at least ``count`` runs (matching ``predicate``) and all of them are
+        in a terminal state (success/failed); returns them."""
+
+        def probe() -> list[DagRunInfo] | None:
+            runs = [r for r in self.dag_runs(dag_id) if predicate is None or predicate(r)]
+            return runs if len(runs) >= count and all(r.terminal for r in runs) else None
+
+        return self._wait_for(
+            f"{count} terminal run(s) of {dag_id}", probe, time.monotonic() + timeout, interval=2.0
+        )
+
+    def wait_for_backfill(self, backfill_id: int, timeout: float = 300.0) -> dict[str, Any]:
+        """Wait until the scheduler marks the backfill completed (all its runs ended; it checks every 30 s,
+        and only then may another backfill of the DAG be created). Returns the backfill."""
+
+        def probe() -> dict[str, Any] | None:
+            info = self.backfill_info(backfill_id)
+            return info if info.get("completed_at") else None
+
+        return self._wait_for(
+            f"backfill {backfill_id} to complete", probe, time.monotonic() + timeout, interval=2.0
+        )
+
+    def task_instances(self, dag_id: str, run_id: str = "~") -> list[dict[str, Any]]:
+        """Task instances of one run (``~``: of every run), mapped ones included."""
+        items: list[dict[str, Any]] = []
+        while True:
+            data = self.api(
+                "GET",
+                f"/api/v2/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='~')}/taskInstances",
+                params={"limit": 100, "offset": len(items)},
+            )
+            page = list(data.get("task_instances", []))
+            items += page
+            if not page or len(items) >= int(data.get("total_entries", 0)):
+                return items
+
+    # -- diagnostics ---------------------------------------------------------------------------------
+
+    def task_log_files(self, dag_id: str | None = None) -> list[Path]:
+        root = self.home / "logs"
+        pattern = f"dag_id={dag_id}/**/*.log" if dag_id else "dag_id=*/**/*.log"
+        return sorted(root.glob(pattern))
+
+    def diagnostics(self, lines: int = 40, task_logs: Iterable[Path] | None = None) -> str:
+        """Tails of every component's log and of the given task logs (default: every task log that
+        mentions an error), for a failing test's report."""
+        parts = [f"== local Airflow at {self.home} (api {self.api_url})"]
+        for comp in self._components:
+            code = comp.process.poll()
+            state = "running" if code is None else f"exited {code}"
+            parts.append(f"-- {comp.name} [{state}] {comp.log_path}\n{_tail(comp.log_path, lines)}")
+        if task_logs is None:
+            task_logs = [p for p in self.task_log_files() if _mentions_error(p)]
+        for path in list(task_logs)[-8:]:
+            parts.append(f"-- task log {path.relative_to(self.home)}\n{_task_log_tail(path, lines // 2)}")
+        return "\n".join(parts)
+
+
+def _mentions_error(path: Path) -> bool:
+    try:
+        text = path.read_text("utf-8", "replace")
+    except OSError:
+        return False
+    return '"level":"error"' in text or "ERROR" in text or "Traceback" in text
+
+
+def _task_log_tail(path: Path, lines: int) -> str:
+    """The last lines of a task log; Airflow 3 writes JSON lines, shown as ``time level event`` plus the
+    exception's type and message, so a failure's cause fits on screen."""
+    rendered = []
+    for line in _tail(path, lines * 4).splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            rendered.append(line[:300])
+            continue
+        if not isinstance(record, dict):
+            rendered.append(line[:300])
+            continue
+        text = f"{record.get('timestamp', '')} {record.get('level', '')} {str(record.get('event', ''))[:400]}"
+        for detail in record.get("error_detail") or []:
+            if isinstance(detail, dict):
+                text += f"\n    {detail.get('exc_type')}: {str(detail.get('exc_value'))[:600]}"
+        rendered.append(text)
+    return "\n".join(rendered[-lines:])
+
+
+def _wait_gone(procs: list[Any], timeout: float) -> list[Any]:
+    if not procs:
+        return []
+    import psutil
+
+    _gone, alive = psutil.wait_procs(procs, timeout=timeout)
+    return list(alive)
