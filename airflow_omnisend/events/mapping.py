@@ -299,6 +299,18 @@ class OrderEventMapper:
             event_time = row[ORDER_TIME_INDEX[event_name]] if event_name in ORDER_TIME_INDEX else None
         if not time_is_canonical:
             event_time, as_of = self._event_time(event_time, as_of)
+        return self.order_event_at(event_name, prepared, event_time, as_of, history)
+
+    def order_event_at(
+        self,
+        event_name: str,
+        prepared: PreparedOrder,
+        event_time: Any,
+        as_of: datetime | None,
+        history: RefundHistory | None,
+    ) -> dict[str, Any]:
+        """:meth:`order_event` for a prepared order whose event time is already canonical (the hot path)."""
+        row = prepared.order
         props = self._with_statuses(prepared, as_of, history)
         if event_name == FULFILLED:
             tracking = _tracking(row)

@@ -32,6 +32,7 @@ from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Iterator
 
 DEFAULT_START = date(2024, 3, 25)  # 7 days from here include Europe/Vilnius's DST change (2024-03-31)
 DEFAULT_TIMEZONE = "Europe/Vilnius"
@@ -299,16 +300,17 @@ def build_sample_store(
         cur = conn.cursor()
         for statement in _statements(schema_ddl(dialect)):
             cur.execute(statement)
-        order_rows, line_rows, refund_rows, refund_line_rows, gen = _generate(
-            orders, seed, timezone, start_day, days, summary
-        )
-        cur.executemany(
+        gen = _Generator(seed, timezone, start_day, days)
+        inserts = (
             _sql(dialect, f"INSERT INTO orders ({_ORDER_SQL_COLUMNS}) VALUES ({', '.join('?' * 29)})"),
-            order_rows,
+            _sql(dialect, f"INSERT INTO order_lines VALUES ({', '.join('?' * 15)})"),
+            _sql(dialect, "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?)"),
+            _sql(dialect, "INSERT INTO refund_lines VALUES (?, ?, ?, ?)"),
         )
-        cur.executemany(_sql(dialect, f"INSERT INTO order_lines VALUES ({', '.join('?' * 15)})"), line_rows)
-        cur.executemany(_sql(dialect, "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?)"), refund_rows)
-        cur.executemany(_sql(dialect, "INSERT INTO refund_lines VALUES (?, ?, ?, ?)"), refund_line_rows)
+        for chunk in _generate(gen, orders, summary):  # in chunks: memory stays small for any size
+            for insert, rows in zip(inserts, chunk, strict=True):
+                if rows:
+                    cur.executemany(insert, rows)
         cur.close()
         if owned:
             conn.execute("COMMIT")
@@ -328,12 +330,14 @@ def build_sample_store(
     return summary
 
 
+_CHUNK = 5000
+_Rows = list[tuple[Any, ...]]
+
+
 def _generate(
-    n: int, seed: int, tz_name: str, start: date, days: int, summary: SampleStoreSummary
-) -> tuple[
-    list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], list[tuple[Any, ...]], _Generator
-]:
-    gen = _Generator(seed, tz_name, start, days)
+    gen: _Generator, n: int, summary: SampleStoreSummary
+) -> Iterator[tuple[_Rows, _Rows, _Rows, _Rows]]:
+    """The rows of ``n`` orders, ``_CHUNK`` orders at a time: (orders, order_lines, refunds, refund_lines)."""
     rng = gen.rng
     rand, randrange, choice = rng.random, rng.randrange, rng.choice
     catalog = gen.catalog
@@ -352,10 +356,10 @@ def _generate(
         customers.append((f"C{c + 1:06d}", email, phone, first, last, _CITIES[randrange(len(_CITIES))]))
 
     offsets = sorted(randrange(gen.span_us) for _ in range(n))
-    order_rows: list[tuple[Any, ...]] = []
-    line_rows: list[tuple[Any, ...]] = []
-    refund_rows: list[tuple[Any, ...]] = []
-    refund_line_rows: list[tuple[Any, ...]] = []
+    order_rows: _Rows = []
+    line_rows: _Rows = []
+    refund_rows: _Rows = []
+    refund_line_rows: _Rows = []
     events = dict.fromkeys((PLACED, PAID, FULFILLED, CANCELED, REFUNDED), 0)
     dirty = dict.fromkeys(DIRTY_SHARES, 0)
     hour = timedelta(hours=1)
@@ -512,11 +516,15 @@ def _generate(
         events[FULFILLED] += fulfilled_at is not None
         events[CANCELED] += canceled_at is not None
         events[REFUNDED] += len(refunds)
+        if len(order_rows) >= _CHUNK or i == n - 1:
+            summary.orders += len(order_rows)
+            summary.lines += len(line_rows)
+            summary.refunds += len(refund_rows)
+            summary.refund_lines += len(refund_line_rows)
+            yield order_rows, line_rows, refund_rows, refund_line_rows
+            order_rows, line_rows, refund_rows, refund_line_rows = [], [], [], []
 
-    summary.orders, summary.lines = len(order_rows), len(line_rows)
-    summary.refunds, summary.refund_lines = len(refund_rows), len(refund_line_rows)
     summary.events, summary.dirty = events, dirty
-    return order_rows, line_rows, refund_rows, refund_line_rows, gen
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------
