@@ -396,3 +396,37 @@ def pg_connect_in(schema: str) -> Any:
     conn.execute(f"SET search_path TO {schema}")
     conn.commit()
     return conn
+
+
+@pytest.mark.postgres
+def test_psycopg2_connections_read_the_same(pg_schema: tuple[Any, str]) -> None:
+    psycopg2 = pytest.importorskip("psycopg2")
+    conn, schema = pg_schema
+    summary = build_sample_store(conn, 120, 4, timezone=TZ, start=START, days=2, dialect="postgres")
+    legacy = psycopg2.connect(
+        host="127.0.0.1", port=5432, user="postgres", dbname="test", options=f"-c search_path={schema}"
+    )
+    try:
+        assert _extract_all(DbApiOrderSource(legacy, fetch_size=5), summary) == _extract_all(
+            DbApiOrderSource(conn), summary
+        )
+    finally:
+        legacy.close()
+
+
+@pytest.mark.postgres
+def test_postgres_times_without_offset_are_rejected_where_returned(pg_shop: Shop) -> None:
+    _fill_one(pg_shop)
+    naive = SqlQueries.default("postgres").placed.replace(
+        "CASE WHEN isfinite(o.created_at) THEN o.created_at END AS created_at",
+        "(o.created_at AT TIME ZONE 'UTC') AS created_at",
+    )
+    queries = dataclasses.replace(SqlQueries.default("postgres"), placed=naive)
+    rejected: list[Any] = []
+    window = PartitionWindow.for_day("2024-03-10", "UTC")
+    events = list(
+        iter_sql_events(pg_shop.conn, "postgres", "s", window, queries=queries, reject=rejected.append)
+    )
+    assert [e["eventName"] for e in events] == ["paid for order"]
+    assert [(r.order_id, r.event_name, r.column) for r in rejected] == [("A", "placed order", "created_at")]
+    assert "no UTC offset" in rejected[0].reason
