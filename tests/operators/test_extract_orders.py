@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import sqlite3
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -19,6 +21,7 @@ from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.staging import StagingManifest, StagingRoot
+from airflow_omnisend.testing.sample_store import build_sample_store
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -215,3 +218,38 @@ def test_file_problems_name_the_file(tmp_path: Path) -> None:
         _extract(tmp_path / "staging", source_path=str(odd))
     with pytest.raises(OmnisendConfigError, match="does not exist"):
         _extract(tmp_path / "staging", source_path=str(tmp_path / "missing.ndjson"))
+
+
+@pytest.mark.postgres
+def test_a_postgres_connection_gives_the_sqlite_events(
+    tmp_path: Path, shop: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any Airflow SQL connection: the sample shop in PostgreSQL (timestamptz) gives the same bytes."""
+    psycopg = pytest.importorskip("psycopg")
+    dsn = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
+    try:
+        admin = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable at 127.0.0.1:5432 ({exc})")
+    schema = f"omnisend_extract_{uuid.uuid4().hex[:10]}"
+    admin.execute(f"CREATE SCHEMA {schema}")
+    try:
+        with psycopg.connect(dsn, options=f"-c search_path={schema}") as conn:
+            build_sample_store(conn, orders=300, seed=7, timezone=TZ, days=2, dialect="postgres")
+        pg_conn = {
+            "conn_type": "postgres",
+            "host": "127.0.0.1",
+            "port": 5432,
+            "login": "postgres",
+            "schema": "postgres",
+            "extra": {"options": f"-c search_path={schema}"},
+        }
+        monkeypatch.setenv("AIRFLOW_CONN_SHOP_POSTGRES", json.dumps(pg_conn))
+        from_pg = _extract(tmp_path / "pg", source_conn_id="shop_postgres")
+    finally:
+        admin.execute(f"DROP SCHEMA {schema} CASCADE")
+        admin.close()
+    from_sqlite = _extract(tmp_path / "sqlite", source_conn_id=shop[1])
+    assert from_pg["counts"]["events"] > 250
+    assert from_pg["hashes"] == from_sqlite["hashes"]
+    assert StagingManifest.from_dict(from_pg).partition.read_json("extract")["source"] == "sql:shop_postgres"
