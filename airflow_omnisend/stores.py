@@ -1,0 +1,564 @@
+"""The stores file: one entry per shop, validated on load into frozen :class:`StoreConfig` objects.
+
+``dags/stores.yaml`` (or the file named by ``AIRFLOW_OMNISEND_STORES``)::
+
+    stores:
+      - store_id: demo                 # [a-z0-9_]+, unique; names the DAG, the pool, staging and eventIDs
+        omnisend_conn_id: omnisend_demo
+        source_conn_id: shop_demo      # an Airflow SQL connection (or source_path: a file)
+        timezone: Europe/Vilnius       # IANA name: partitions are this timezone's calendar days
+        start_date: "2024-03-04"       # first day of the backfill range
+
+The DAG file parses this file on every DAG-processor loop, so loading is cheap (one small YAML file, no
+Airflow import, no connection look-up) and errors are collected per entry: one bad entry yields a
+:class:`StoreEntry` with ``errors`` and leaves the good entries usable, so a typo in one shop's timezone
+breaks that shop's DAG only. Every message names the file, the entry, the field and the fix, because the
+person reading it sees it in the Airflow UI's import-error banner, far from the YAML.
+
+Dates may be quoted (``"2024-03-04"``) or not (YAML reads ``2024-03-04`` as a date); both mean the
+store-local calendar day.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import yaml
+
+from airflow_omnisend.events.mapping import EVENT_NAMES
+from airflow_omnisend.events.partition import load_timezone
+from airflow_omnisend.exceptions import OmnisendConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+__all__ = [
+    "DAILY",
+    "QUERY_KINDS",
+    "STORES_ENV",
+    "StoreConfig",
+    "StoreEntry",
+    "StoresFile",
+    "load_stores",
+    "resolve_stores_path",
+]
+
+STORES_ENV: Final = "AIRFLOW_OMNISEND_STORES"
+DEFAULT_STORES_FILENAME: Final = "stores.yaml"
+#: the one periodic schedule: one run per store-local day, after the day has ended
+DAILY: Final = "@daily"
+#: keys of ``queries``: the fields of ``airflow_omnisend.sources.sql.SqlQueries``
+QUERY_KINDS: Final = ("placed", "paid", "fulfilled", "canceled", "refunded", "unplaceable")
+
+_STORE_ID = re.compile(r"[a-z0-9_]+")
+_MAX_STORE_ID = 100  # dag id "omnisend_orders__<id>" and pool "omnisend_<id>" stay well under 250
+_CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
+_POOL = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
+_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+REQUIRED_KEYS: Final = ("store_id", "omnisend_conn_id", "timezone", "start_date")
+OPTIONAL_KEYS: Final = (
+    "source_conn_id",
+    "source_path",
+    "end_date",
+    "events",
+    "schedule",
+    "pool",
+    "max_active_runs",
+    "max_reject_ratio",
+    "staging",
+    "queries",
+    "retries",
+    "retry_delay_seconds",
+)
+ALLOWED_KEYS: Final = REQUIRED_KEYS + OPTIONAL_KEYS
+
+
+def _fix_list(values: tuple[str, ...] | list[str]) -> str:
+    return ", ".join(values)
+
+
+# -- field checks: each returns the normalised value or raises OmnisendConfigError("<field>: ...") ----------
+
+
+def _check_store_id(value: object) -> str:
+    if not isinstance(value, str) or not _STORE_ID.fullmatch(value):
+        raise OmnisendConfigError(
+            f"store_id {value!r} is not usable: use lowercase letters, digits and '_' only "
+            f"(pattern [a-z0-9_]+), e.g. 'acme_eu'"
+        )
+    if len(value) > _MAX_STORE_ID:
+        raise OmnisendConfigError(
+            f"store_id {value[:20]!r}... is {len(value)} characters long; use at most {_MAX_STORE_ID}"
+        )
+    return value
+
+
+def _check_conn_id(name: str, value: object, example: str) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise OmnisendConfigError(f"{name} is missing; name an Airflow connection id, e.g. {name}: {example}")
+    if not isinstance(value, str) or not _CONN_ID.fullmatch(value):
+        raise OmnisendConfigError(
+            f"{name} {value!r} is not an Airflow connection id: use letters, digits, '_', '.', '-' "
+            f"(e.g. {example})"
+        )
+    return value
+
+
+def _check_timezone(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OmnisendConfigError(
+            f"timezone is missing or not text ({value!r}); give an IANA name such as Europe/Vilnius or "
+            "America/New_York"
+        )
+    try:
+        load_timezone(value)
+    except OmnisendConfigError:
+        raise OmnisendConfigError(
+            f"timezone {value!r} is not a known IANA timezone; use a name such as Europe/Vilnius, "
+            "America/New_York or UTC (see the tz database list)"
+        ) from None
+    return value
+
+
+def _check_day(name: str, value: object) -> date:
+    if isinstance(value, datetime):
+        raise OmnisendConfigError(
+            f"{name} {value.isoformat()!r} has a time of day; give a calendar day YYYY-MM-DD "
+            "(partitions are whole store-local days)"
+        )
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and _DAY_TEXT.fullmatch(value.strip()):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise OmnisendConfigError(f"{name} {value!r} is not a real calendar day ({exc})") from None
+    raise OmnisendConfigError(f'{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. "2024-03-04"')
+
+
+def _check_events(value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple) or not value:
+        raise OmnisendConfigError(
+            f"events must be a non-empty list of event names out of: {_fix_list(EVENT_NAMES)}; got {value!r}"
+        )
+    unknown = [v for v in value if v not in EVENT_NAMES]
+    if unknown:
+        raise OmnisendConfigError(
+            f"events has unknown name(s) {unknown!r}; allowed: {_fix_list(EVENT_NAMES)} "
+            "(Omnisend's names, with spaces)"
+        )
+    dupes = sorted({v for v in value if value.count(v) > 1})
+    if dupes:
+        raise OmnisendConfigError(f"events lists {dupes!r} more than once; list each name once")
+    # keep the lifecycle order, whatever the file's order
+    return tuple(name for name in EVENT_NAMES if name in value)
+
+
+def _check_schedule(value: object) -> str | None:
+    if value is None or value == DAILY:
+        return value
+    raise OmnisendConfigError(
+        f"schedule {value!r} is not supported: a run is one store-local calendar day, so use "
+        f"{DAILY!r} (default: one run after each local day ends; backfills possible) or null (runs only "
+        "when triggered with a partition in the conf)"
+    )
+
+
+def _check_int(name: str, value: object, minimum: int, example: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise OmnisendConfigError(
+            f"{name} must be a whole number >= {minimum} (e.g. {example}), got {value!r}"
+        )
+    return value
+
+
+def _check_ratio(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= float(value) <= 1.0:
+        raise OmnisendConfigError(
+            f"max_reject_ratio must be a number from 0 to 1 (share of events validation may reject, e.g. "
+            f"0.01 = 1%), got {value!r}"
+        )
+    return float(value)
+
+
+def _check_pool(value: object) -> str:
+    if not isinstance(value, str) or not _POOL.fullmatch(value):
+        raise OmnisendConfigError(
+            f"pool {value!r} is not a usable Airflow pool name: use letters, digits, '_', '.', '-' "
+            "(default omnisend_<store_id>)"
+        )
+    return value
+
+
+def _check_staging(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OmnisendConfigError(
+            f"staging {value!r} must be a folder or URL, e.g. /shared/omnisend-staging or "
+            "s3://aws_conn@bucket/prefix (leave it out for $AIRFLOW_OMNISEND_STAGING)"
+        )
+    text = value.strip()
+    if "://" not in text and not Path(text).expanduser().is_absolute():
+        raise OmnisendConfigError(
+            f"staging {value!r} is a relative path, which would depend on each worker's working "
+            "directory; give an absolute folder (/shared/omnisend-staging) or a URL (file:///..., s3://...)"
+        )
+    return text
+
+
+def _check_source_path(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise OmnisendConfigError(
+            f"source_path {value!r} must be the path of an orders/events file (NDJSON or CSV folder)"
+        )
+    text = value.strip()
+    if "://" not in text and not Path(text).expanduser().is_absolute():
+        raise OmnisendConfigError(
+            f"source_path {value!r} is a relative path; give an absolute path so every worker finds it"
+        )
+    return text
+
+
+def _check_queries(value: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, dict) or not value:
+        raise OmnisendConfigError(
+            f"queries must be a mapping of event kind to SQL ({_fix_list(QUERY_KINDS)}), got {value!r}; "
+            "leave it out to use the reference-schema queries"
+        )
+    unknown = sorted(str(k) for k in value if k not in QUERY_KINDS)
+    if unknown:
+        raise OmnisendConfigError(f"queries has unknown kind(s) {unknown}; allowed: {_fix_list(QUERY_KINDS)}")
+    missing = [k for k in QUERY_KINDS[:5] if k not in value]
+    if missing:
+        raise OmnisendConfigError(
+            f"queries lacks {missing}: give all five kinds ({_fix_list(QUERY_KINDS[:5])}; 'unplaceable' is "
+            "optional) - the reference queries depend on the database dialect, which is only known when the "
+            "task runs, so they cannot fill gaps. Start from SqlQueries.default('postgres') or "
+            "SqlQueries.default('sqlite') (airflow_omnisend.sources.sql)"
+        )
+    blank = sorted(str(k) for k, v in value.items() if not isinstance(v, str) or not v.strip())
+    if blank:
+        raise OmnisendConfigError(f"queries {blank} must be non-empty SQL text")
+    return tuple(sorted((str(k), str(v)) for k, v in value.items()))
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """One store: everything its DAG needs, validated (see the module docstring for the file form).
+
+    Exactly one source: ``source_conn_id`` (an Airflow SQL connection with the reference shop schema, or
+    custom ``queries``) or ``source_path`` (an orders/events file the extract step reads).
+    """
+
+    store_id: str
+    omnisend_conn_id: str
+    timezone: str
+    start_date: date
+    source_conn_id: str | None = None
+    source_path: str | None = None
+    end_date: date | None = None
+    events: tuple[str, ...] = EVENT_NAMES
+    schedule: str | None = DAILY
+    pool: str = ""  # "" -> omnisend_<store_id>
+    max_active_runs: int = 4
+    max_reject_ratio: float = 0.01
+    staging: str | None = None
+    queries: tuple[tuple[str, str], ...] = ()
+    retries: int = 3
+    retry_delay_seconds: int = 60
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        _check_store_id(self.store_id)
+        _check_conn_id("omnisend_conn_id", self.omnisend_conn_id, "omnisend_" + self.store_id)
+        _check_timezone(self.timezone)
+        set_(self, "start_date", _check_day("start_date", self.start_date))
+        if self.end_date is not None:
+            set_(self, "end_date", _check_day("end_date", self.end_date))
+            if self.end_date < self.start_date:
+                raise OmnisendConfigError(
+                    f"end_date {self.end_date} is before start_date {self.start_date}; swap them or drop "
+                    "end_date (open-ended)"
+                )
+        has_conn, has_path = self.source_conn_id is not None, self.source_path is not None
+        if has_conn == has_path:
+            raise OmnisendConfigError(
+                "source_conn_id is missing: name exactly one source - source_conn_id (an Airflow SQL "
+                "connection, e.g. source_conn_id: shop_" + self.store_id + ") or source_path (a file)"
+                if not has_conn
+                else "source_conn_id and source_path are both set; keep exactly one source"
+            )
+        if has_conn:
+            _check_conn_id("source_conn_id", self.source_conn_id, "shop_" + self.store_id)
+        else:
+            set_(self, "source_path", _check_source_path(self.source_path))
+        set_(self, "events", _check_events(list(self.events)))
+        _check_schedule(self.schedule)
+        set_(self, "pool", _check_pool(self.pool or f"omnisend_{self.store_id}"))
+        _check_int("max_active_runs", self.max_active_runs, 1, 4)
+        set_(self, "max_reject_ratio", _check_ratio(self.max_reject_ratio))
+        if self.staging is not None:
+            set_(self, "staging", _check_staging(self.staging))
+        if self.queries:
+            if self.source_path is not None:
+                raise OmnisendConfigError("queries only apply to a SQL source (source_conn_id); drop them")
+            set_(self, "queries", _check_queries(dict(self.queries)))
+        _check_int("retries", self.retries, 0, 3)
+        _check_int("retry_delay_seconds", self.retry_delay_seconds, 0, 60)
+
+    @property
+    def dag_id(self) -> str:
+        return dag_id_for(self.store_id)
+
+    @property
+    def queries_dict(self) -> dict[str, str]:
+        """Custom SQL by kind (``SqlQueries`` field names: the five kinds, optionally ``unplaceable``)."""
+        return dict(self.queries)
+
+
+def dag_id_for(store_id: str) -> str:
+    """The DAG id of a store: ``omnisend_orders__<store_id>``."""
+    return f"omnisend_orders__{store_id}"
+
+
+@dataclass(frozen=True)
+class StoreEntry:
+    """One entry of the stores file, good (``config``) or bad (``errors``).
+
+    ``store_id`` is the entry's id when it is usable (so a bad entry can still name its DAG), else None.
+    """
+
+    index: int  # 1-based position in the file
+    store_id: str | None
+    config: StoreConfig | None
+    errors: tuple[str, ...] = ()
+    raw_store_id: object = None  # what the file says, for naming an entry whose id is unusable
+
+    @property
+    def ok(self) -> bool:
+        return self.config is not None
+
+    @property
+    def dag_id(self) -> str:
+        """The DAG id of the entry (a placeholder id when its store_id cannot name a DAG)."""
+        return dag_id_for(self.store_id) if self.store_id else f"omnisend_orders__entry_{self.index}"
+
+    @property
+    def label(self) -> str:
+        if self.store_id:
+            name = f"store {self.store_id!r}"
+        elif self.raw_store_id is not None:
+            name = f"store_id {self.raw_store_id!r}, not usable"
+        else:
+            name = "no store_id"
+        return f"entry {self.index} ({name})"
+
+    def describe(self) -> str:
+        """One line per problem, prefixed with the entry."""
+        return "\n".join(f"{self.label}: {e}" for e in self.errors)
+
+
+@dataclass(frozen=True)
+class StoresFile:
+    """The loaded stores file: every entry in file order, good and bad."""
+
+    path: Path
+    entries: tuple[StoreEntry, ...] = field(default_factory=tuple)
+
+    @property
+    def stores(self) -> tuple[StoreConfig, ...]:
+        return tuple(e.config for e in self.entries if e.config is not None)
+
+    @property
+    def bad_entries(self) -> tuple[StoreEntry, ...]:
+        return tuple(e for e in self.entries if e.config is None)
+
+    def describe_problems(self) -> str:
+        """Every bad entry's problems, for one message (Airflow keeps one import error per file)."""
+        bad = self.bad_entries
+        if not bad:
+            return ""
+        dag_ids = ", ".join(e.dag_id for e in bad)
+        lines = [
+            f"stores file {self.path}: {len(bad)} bad entr{'y' if len(bad) == 1 else 'ies'}, so DAG(s) "
+            f"{dag_ids} did not load (the file's other stores load normally); fix:"
+        ]
+        lines.extend(e.describe() for e in bad)
+        return "\n".join(lines)
+
+    def get(self, store_id: str) -> StoreConfig:
+        for store in self.stores:
+            if store.store_id == store_id:
+                return store
+        raise OmnisendConfigError(
+            f"stores file {self.path} has no valid store {store_id!r}; valid: "
+            f"{', '.join(s.store_id for s in self.stores) or '(none)'}"
+        )
+
+
+# -- loading ------------------------------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise OmnisendConfigError(
+                f"key {key!r} appears twice in one mapping (lines {seen[key]} and {line}); keep one"
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def resolve_stores_path(path: str | Path | None = None, default: str | Path | None = None) -> Path:
+    """The stores file to read: ``path``, else ``$AIRFLOW_OMNISEND_STORES``, else ``default``."""
+    for candidate in (path, os.environ.get(STORES_ENV), default):
+        if candidate is not None and str(candidate).strip():
+            return Path(candidate).expanduser()
+    raise OmnisendConfigError(
+        f"no stores file: set {STORES_ENV} to its path, or put {DEFAULT_STORES_FILENAME} next to the DAG file"
+    )
+
+
+_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "store_id": _check_store_id,
+    "omnisend_conn_id": lambda v: _check_conn_id("omnisend_conn_id", v, "omnisend_<store_id>"),
+    "source_conn_id": lambda v: _check_conn_id("source_conn_id", v, "shop_<store_id>"),
+    "source_path": _check_source_path,
+    "timezone": _check_timezone,
+    "start_date": lambda v: _check_day("start_date", v),
+    "end_date": lambda v: None if v is None else _check_day("end_date", v),
+    "events": _check_events,
+    "schedule": _check_schedule,
+    "pool": _check_pool,
+    "max_active_runs": lambda v: _check_int("max_active_runs", v, 1, 4),
+    "max_reject_ratio": _check_ratio,
+    "staging": lambda v: None if v is None else _check_staging(v),
+    "queries": _check_queries,
+    "retries": lambda v: _check_int("retries", v, 0, 3),
+    "retry_delay_seconds": lambda v: _check_int("retry_delay_seconds", v, 0, 60),
+}
+assert set(_CHECKS) == set(ALLOWED_KEYS)
+assert {f.name for f in fields(StoreConfig)} == set(ALLOWED_KEYS)
+
+
+def parse_entry(index: int, raw: object, taken: Mapping[str, int]) -> StoreEntry:
+    """One entry of the file -> :class:`StoreEntry` with every problem found (not just the first).
+
+    :param taken: store ids of earlier good entries -> their index (for the duplicate check).
+    """
+    if not isinstance(raw, dict):
+        return StoreEntry(
+            index,
+            None,
+            None,
+            (f"is {type(raw).__name__} {raw!r}, not a mapping; write 'store_id: ...' and the other keys",),
+        )
+    raw_id = raw.get("store_id")
+    errors: list[str] = []
+    store_id: str | None = None
+    try:
+        store_id = _check_store_id(raw_id)
+    except OmnisendConfigError as exc:
+        errors.append(
+            f"field 'store_id': {exc}" if "store_id" in raw else "field 'store_id' is missing: add it"
+        )
+    if store_id is not None and store_id in taken:
+        errors.append(
+            f"field 'store_id': {store_id!r} is already used by entry {taken[store_id]}; store ids must be "
+            "unique - rename this one"
+        )
+        store_id = None  # its DAG id belongs to the earlier entry
+    unknown = sorted(str(k) for k in raw if k not in ALLOWED_KEYS)
+    for key in unknown:
+        errors.append(f"unknown key {key!r}; allowed keys: {_fix_list(ALLOWED_KEYS)}")
+    values: dict[str, Any] = {}
+    for key in REQUIRED_KEYS[1:]:
+        if key not in raw:
+            errors.append(f"field {key!r} is missing: add it (required: {_fix_list(REQUIRED_KEYS)})")
+    if "source_conn_id" not in raw and "source_path" not in raw:
+        errors.append(
+            "field 'source_conn_id' is missing: name the Airflow SQL connection of the shop database "
+            "(source_conn_id: shop_<store_id>), or a file with source_path"
+        )
+    elif "source_conn_id" in raw and "source_path" in raw:
+        errors.append("fields 'source_conn_id' and 'source_path' are both set: keep exactly one source")
+    for key, check in _CHECKS.items():
+        if key == "store_id" or key not in raw:
+            continue
+        try:
+            values[key] = check(raw[key])
+        except OmnisendConfigError as exc:
+            errors.append(f"field {key!r}: {exc}")
+    if not errors:
+        try:
+            config = StoreConfig(store_id=store_id, **values)  # type: ignore[arg-type]
+        except OmnisendConfigError as exc:  # cross-field rules (source, end_date, queries)
+            errors.append(str(exc))
+        else:
+            return StoreEntry(index, store_id, config, raw_store_id=raw_id)
+    return StoreEntry(index, store_id, None, tuple(errors), raw_store_id=raw_id)
+
+
+def load_stores(path: str | Path | None = None, *, default: str | Path | None = None) -> StoresFile:
+    """Read and validate the stores file (see :func:`resolve_stores_path` for which file).
+
+    Raises :class:`OmnisendConfigError` only when the file as a whole is unusable (missing, not YAML, no
+    ``stores`` list); problems of single entries are in the returned entries' ``errors``.
+    """
+    resolved = resolve_stores_path(path, default)
+    try:
+        text = resolved.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise OmnisendConfigError(
+            f"stores file {resolved} does not exist; create it (see dags/stores.yaml) or point "
+            f"{STORES_ENV} at yours"
+        ) from None
+    except OSError as exc:
+        raise OmnisendConfigError(f"stores file {resolved} cannot be read: {exc}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except OmnisendConfigError as exc:
+        raise OmnisendConfigError(f"stores file {resolved}: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise OmnisendConfigError(f"stores file {resolved} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict) or "stores" not in data:
+        raise OmnisendConfigError(
+            f"stores file {resolved} must be a mapping with a 'stores' list at the top, e.g.\n"
+            "stores:\n  - store_id: demo\n    omnisend_conn_id: omnisend_demo\n    ..."
+        )
+    extra = sorted(str(k) for k in data if k != "stores")
+    if extra:
+        raise OmnisendConfigError(
+            f"stores file {resolved} has unknown top-level key(s) {extra}; the only top-level key is 'stores'"
+        )
+    raw_entries = data["stores"]
+    if raw_entries is None:
+        raw_entries = []
+    if not isinstance(raw_entries, list):
+        raise OmnisendConfigError(
+            f"stores file {resolved}: 'stores' must be a list of entries ('- store_id: ...'), got "
+            f"{type(raw_entries).__name__}"
+        )
+    taken: dict[str, int] = {}
+    entries: list[StoreEntry] = []
+    for index, raw in enumerate(raw_entries, start=1):
+        entry = parse_entry(index, raw, taken)
+        if entry.store_id is not None:
+            taken.setdefault(entry.store_id, index)
+        entries.append(entry)
+    return StoresFile(resolved, tuple(entries))
