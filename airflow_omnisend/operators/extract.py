@@ -77,10 +77,20 @@ def _is_templated(value: object) -> bool:
     return isinstance(value, str) and "{{" in value
 
 
+def _given(value: str | None) -> str | None:
+    """``value`` stripped, or ``None`` when unset: ``None``, blank, or the text ``"None"`` (what
+    ``"{{ params.x }}"`` renders for a missing param)."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text in ("", "None") else text
+
+
 class OmnisendExtractOrdersOperator(BaseOperator):
     """Extract one store-local day of orders as Omnisend order events into the partition's staging.
 
-    Give exactly one source: ``source_conn_id`` (SQL) or ``source_path`` (a file or folder).
+    Give exactly one source: ``source_conn_id`` (SQL) or ``source_path`` (a file or folder); blank, or
+    the text ``"None"`` a template renders for a missing param, counts as not given.
 
     :param store_id: the store (staging folder name, part of every eventID). Templated.
     :param partition: the store-local calendar day, ``YYYY-MM-DD`` (e.g. ``"{{ ds }}"``). Templated.
@@ -155,10 +165,13 @@ class OmnisendExtractOrdersOperator(BaseOperator):
     # -- arguments -----------------------------------------------------------------------------------
 
     def _check_source(self) -> None:
-        """Exactly one source, a known format, queries only for SQL (again after rendering)."""
+        """Exactly one source, a known format, queries only for SQL (again after rendering; a source
+        that is still a template may render to nothing, so with one the rules wait for execute)."""
         owner = type(self).__name__
-        conn_id = self.source_conn_id or None
-        path = self.source_path or None
+        if _is_templated(self.source_conn_id) or _is_templated(self.source_path):
+            return
+        conn_id = _given(self.source_conn_id)
+        path = _given(self.source_path)
         if (conn_id is None) == (path is None):
             raise OmnisendConfigError(
                 f"{owner}: give exactly one source - source_conn_id (an Airflow SQL connection) or "
@@ -169,7 +182,7 @@ class OmnisendExtractOrdersOperator(BaseOperator):
             raise OmnisendConfigError(
                 f"{owner}: queries apply to a SQL source only; drop them or use source_conn_id"
             )
-        fmt = self.source_format or None
+        fmt = _given(self.source_format)
         if fmt is not None and not _is_templated(fmt):
             if conn_id is not None:
                 raise OmnisendConfigError(
@@ -197,19 +210,20 @@ class OmnisendExtractOrdersOperator(BaseOperator):
 
     @contextlib.contextmanager
     def _source(self) -> Iterator[tuple[OrderSource, str]]:
-        if self.source_conn_id:
-            source = SqlOrderSource(self.source_conn_id, queries=self.queries, fetch_size=self.fetch_size)
-            yield source, f"sql:{self.source_conn_id}"
+        conn_id, path = _given(self.source_conn_id), _given(self.source_path)
+        if conn_id is not None:
+            source = SqlOrderSource(conn_id, queries=self.queries, fetch_size=self.fetch_size)
+            yield source, f"sql:{conn_id}"
             return
-        assert self.source_path
-        with _local_source(str(self.source_path)) as local:
-            fmt = self.source_format or _guess_format(local)
+        assert path is not None
+        with _local_source(path) as local:
+            fmt = _given(self.source_format) or _guess_format(local)
             if fmt not in SOURCE_FORMATS:
                 raise OmnisendConfigError(
                     f"{type(self).__name__}: source_format must be one of {', '.join(SOURCE_FORMATS)}, "
                     f"got {fmt!r}"
                 )
-            yield _file_source(local, fmt), f"{fmt}:{self.source_path}"
+            yield _file_source(local, fmt), f"{fmt}:{path}"
 
     # -- Airflow entry point -------------------------------------------------------------------------
 

@@ -92,7 +92,8 @@ class OmnisendValidateEventsOperator(BaseOperator):
         ``OmnisendRejectRatioError``). ``0`` tolerates no rejected event, ``1`` any number. Templated.
     :param events_path: validate this NDJSON file (a path, ``file://`` or fsspec URL, or an
         ``ObjectStoragePath``) instead of the partition's ``events.ndjson``; the outputs still go to
-        the partition. Templated.
+        the partition; blank or ``"None"`` (a missing param, rendered) means the partition's file.
+        Templated.
 
     Returns (XCom) a staging manifest: ``{"root", "store_id", "day", "files": {"valid", "rejected",
     "validation"}, "counts": {"events", "valid", "rejected", "warned"}, "hashes": {"events": <sha256 of
@@ -125,7 +126,9 @@ class OmnisendValidateEventsOperator(BaseOperator):
     @contextlib.contextmanager
     def _open_events(self, partition: PartitionStaging) -> Iterator[tuple[BinaryIO, str]]:
         """The events to validate, and how validation.json names them (relative path or URL)."""
-        if self.events_path is None or (isinstance(self.events_path, str) and not self.events_path.strip()):
+        if self.events_path is None or (
+            isinstance(self.events_path, str) and self.events_path.strip() in ("", "None")
+        ):
             if not partition.events.exists():
                 raise OmnisendInputError(
                     f"{partition.events} does not exist; the extract step writes it - run it for "

@@ -174,6 +174,7 @@ def test_templated_fields_render_from_the_context(tmp_path: Path, shop: tuple[Pa
         partition="{{ ds }}",
         timezone="{{ params.tz }}",
         source_conn_id="{{ params.conn }}",
+        source_path="{{ params.path }}",  # renders "None": not given
         staging="{{ params.staging }}",
     )
     assert set(op.template_fields) == {
@@ -181,7 +182,7 @@ def test_templated_fields_render_from_the_context(tmp_path: Path, shop: tuple[Pa
     }  # fmt: skip
     context: Any = {
         "ds": SHOP_DAY,
-        "params": {"store": SHOP, "tz": TZ, "conn": conn_id, "staging": str(tmp_path)},
+        "params": {"store": SHOP, "tz": TZ, "conn": conn_id, "path": None, "staging": str(tmp_path)},
     }
     op.render_template_fields(context)
     assert (op.store_id, op.partition, op.timezone, op.source_conn_id) == (SHOP, SHOP_DAY, TZ, conn_id)
@@ -253,3 +254,19 @@ def test_a_postgres_connection_gives_the_sqlite_events(
     assert from_pg["counts"]["events"] > 250
     assert from_pg["hashes"] == from_sqlite["hashes"]
     assert StagingManifest.from_dict(from_pg).partition.read_json("extract")["source"] == "sql:shop_postgres"
+
+
+def test_a_templated_source_is_checked_once_rendered(tmp_path: Path) -> None:
+    op = OmnisendExtractOrdersOperator(
+        task_id="extract",
+        store_id=SHOP,
+        partition=SHOP_DAY,
+        timezone=TZ,
+        source_conn_id="{{ params.conn }}",
+        source_path="{{ params.path }}",
+        staging=str(tmp_path),
+    )
+    context: Any = {"params": {"conn": None, "path": None}}
+    op.render_template_fields(context)
+    with pytest.raises(OmnisendConfigError, match="give exactly one source"):
+        op.execute(context)

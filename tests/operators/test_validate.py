@@ -170,11 +170,12 @@ def test_templated_fields_render_and_are_checked_at_run_time(extracted: Partitio
         partition="{{ ds }}",
         staging="{{ params.staging }}",
         max_reject_ratio="{{ params.ratio }}",
+        events_path="{{ params.events_path }}",  # renders "None": the partition's events.ndjson
     )
     assert set(op.template_fields) == {"store_id", "partition", "staging", "max_reject_ratio", "events_path"}
     context: Any = {
         "ds": partition.day,
-        "params": {"store": SHOP, "staging": partition.root.url, "ratio": 0.1},
+        "params": {"store": SHOP, "staging": partition.root.url, "ratio": 0.1, "events_path": None},
     }
     op.render_template_fields(context)
     assert (op.store_id, op.partition, op.max_reject_ratio) == (SHOP, SHOP_DAY, "0.1")
