@@ -305,7 +305,10 @@ def describe(report: Mapping[str, Any]) -> str:
         f"extracted   {report['events_extracted']:>9}   (from {report['extracted_from']}; "
         f"{report['rows_rejected']} source rows could not become events)"
     )
-    lines.append(f"valid       {report['events_valid']:>9}   ({report['events_warned']} with warnings)")
+    warned = report["events_warned"]
+    lines.append(
+        f"valid       {report['events_valid']:>9}   ({'?' if warned is None else warned} with warnings)"
+    )
     lines.append(f"rejected    {report['events_rejected']:>9}   {report['rejected_file'] or ''}".rstrip())
     if report["dry_run"]:
         lines.append(f"planned     {report['events_planned_not_sent']:>9}   (not sent: dry run)")
