@@ -1,0 +1,284 @@
+"""Which day a run processes: conf, partition key, data interval (Vilnius and New York, DST days),
+unended days, runs that name no day; the run options; the partition task's wait after midnight."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from airflow_omnisend.exceptions import OmnisendConfigError
+from airflow_omnisend.run_partition import RunOptions, parse_run_options, resolve_partition
+
+VILNIUS = "Europe/Vilnius"
+NEW_YORK = "America/New_York"
+LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def local(day: str, tz: str) -> datetime:
+    """Local midnight of ``day`` in ``tz``, as UTC."""
+    return datetime.fromisoformat(day).replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+
+
+def resolve(tz: str = VILNIUS, **kwargs: Any) -> Any:
+    kwargs.setdefault("conf_partition", None)
+    kwargs.setdefault("now", LATER)
+    return resolve_partition(dag_id="omnisend_orders__demo", timezone=tz, **kwargs)
+
+
+# -- conf ----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_type", ["manual", "scheduled", "backfill", None])
+def test_conf_partition_for_any_run_type(run_type: str | None) -> None:
+    resolved = resolve(conf_partition="2024-03-10", run_type=run_type)
+    assert resolved.day == "2024-03-10"
+    assert resolved.source == "conf"
+    assert resolved.window.start_utc == datetime(2024, 3, 9, 22, tzinfo=UTC)
+    assert resolved.window.end_utc == datetime(2024, 3, 10, 22, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("bad", ["2024-3-10", "20240310", "2024-03-10T00:00:00", "2024-02-30", "yesterday"])
+def test_conf_partition_must_be_a_plain_day(bad: str) -> None:
+    with pytest.raises(OmnisendConfigError, match="run conf partition"):
+        resolve(conf_partition=bad)
+
+
+def test_conf_must_agree_with_the_runs_own_partition() -> None:
+    assert resolve(conf_partition="2024-03-10", partition_key="2024-03-10").day == "2024-03-10"
+    with pytest.raises(OmnisendConfigError, match=r"differs from this run's own partition 2024-03-11"):
+        resolve(conf_partition="2024-03-10", partition_key="2024-03-11", run_type="backfill")
+    with pytest.raises(OmnisendConfigError, match="from its data_interval"):
+        resolve(
+            conf_partition="2024-03-10",
+            data_interval_start=local("2024-03-11", VILNIUS),
+            data_interval_end=local("2024-03-12", VILNIUS),
+            run_type="scheduled",
+        )
+
+
+# -- partition key (CronPartitionTimetable) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tz", "key", "hours"),
+    [
+        (VILNIUS, "2024-03-31", 23),
+        (VILNIUS, "2024-10-27", 25),
+        (NEW_YORK, "2024-03-10", 23),
+        (NEW_YORK, "2024-11-03", 25),
+        (NEW_YORK, "2024-06-01", 24),
+    ],
+)
+def test_partition_key_names_the_local_day(tz: str, key: str, hours: int) -> None:
+    resolved = resolve(tz, partition_key=key, run_type="backfill")
+    assert (resolved.day, resolved.source) == (key, "partition_key")
+    assert resolved.window.start_utc == local(key, tz)
+    assert resolved.window.duration == timedelta(hours=hours)
+
+
+def test_bad_partition_key() -> None:
+    with pytest.raises(OmnisendConfigError, match="partition_key '2024-03-10T00:00:00'"):
+        resolve(partition_key="2024-03-10T00:00:00", run_type="scheduled")
+
+
+# -- data interval (CronDataIntervalTimetable) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tz", "day", "next_day", "hours"),
+    [
+        (VILNIUS, "2024-03-30", "2024-03-31", 24),
+        (VILNIUS, "2024-03-31", "2024-04-01", 23),
+        (VILNIUS, "2024-10-27", "2024-10-28", 25),
+        (NEW_YORK, "2024-03-10", "2024-03-11", 23),
+        (NEW_YORK, "2024-11-03", "2024-11-04", 25),
+        (NEW_YORK, "2024-11-04", "2024-11-05", 24),
+    ],
+)
+@pytest.mark.parametrize("run_type", ["scheduled", "backfill"])
+def test_data_interval_in_the_store_timezone(
+    tz: str, day: str, next_day: str, hours: int, run_type: str
+) -> None:
+    start, end = local(day, tz), local(next_day, tz)
+    assert end - start == timedelta(hours=hours)
+    resolved = resolve(tz, data_interval_start=start, data_interval_end=end, run_type=run_type)
+    assert (resolved.day, resolved.source) == (day, "data_interval")
+    # pendulum's run-type enum works as well as the plain value
+    enum_like = SimpleNamespace(value=run_type.upper())
+    assert resolve(tz, data_interval_start=start, data_interval_end=end, run_type=enum_like).day == day
+
+
+def test_data_interval_that_is_not_one_local_day() -> None:
+    utc_day = (datetime(2024, 3, 10, tzinfo=UTC), datetime(2024, 3, 11, tzinfo=UTC))
+    with pytest.raises(
+        OmnisendConfigError, match=r"not one calendar day in Europe/Vilnius.*CronPartitionTimetable"
+    ):
+        resolve(data_interval_start=utc_day[0], data_interval_end=utc_day[1], run_type="scheduled")
+    two_days = (local("2024-03-10", VILNIUS), local("2024-03-12", VILNIUS))
+    with pytest.raises(OmnisendConfigError, match="not one calendar day"):
+        resolve(data_interval_start=two_days[0], data_interval_end=two_days[1], run_type="backfill")
+
+
+def test_manual_runs_data_interval_is_not_used() -> None:
+    """``dags test DAG 2024-03-31`` gets the interval of 2024-03-30 in Vilnius: never guess from it."""
+    with pytest.raises(OmnisendConfigError) as info:
+        resolve(
+            data_interval_start=local("2024-03-30", VILNIUS),
+            data_interval_end=local("2024-03-31", VILNIUS),
+            run_type="manual",
+        )
+    text = str(info.value)
+    assert "manual run's logical date is not used" in text
+    assert """airflow dags test omnisend_orders__demo -c '{"partition": "YYYY-MM-DD"}'""" in text
+
+
+# -- runs that name no day -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("run_type", ["manual", "scheduled", "asset_triggered", None])
+def test_no_conf_no_key_no_interval_says_how_to_name_the_day(run_type: str | None) -> None:
+    with pytest.raises(OmnisendConfigError) as info:
+        resolve(run_type=run_type)
+    text = str(info.value)
+    assert "does not name the day to process" in text
+    assert '-c \'{"partition": "YYYY-MM-DD"}\'' in text
+    assert '"partition" field of the UI trigger form' in text
+
+
+# -- unended days and the store's range ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tz", [VILNIUS, NEW_YORK])
+def test_day_that_has_not_ended_is_refused(tz: str) -> None:
+    end = local("2024-03-11", tz)
+    refused = rf"2024-03-10 has not ended in {tz} \(it ends at .*, in 1m\)"
+    with pytest.raises(OmnisendConfigError, match=refused):
+        resolve(tz, conf_partition="2024-03-10", now=end - timedelta(minutes=1))
+    with pytest.raises(OmnisendConfigError, match="has not ended"):
+        resolve(tz, partition_key="2024-03-10", run_type="scheduled", now=end - timedelta(hours=30))
+    assert resolve(tz, conf_partition="2024-03-10", now=end).day == "2024-03-10"
+
+
+def test_today_is_refused_by_default_clock() -> None:
+    today = datetime.now(UTC).astimezone(ZoneInfo(NEW_YORK)).date().isoformat()
+    with pytest.raises(OmnisendConfigError, match="has not ended"):
+        resolve_partition(dag_id="d", timezone=NEW_YORK, conf_partition=today)
+
+
+def test_naive_now_is_refused() -> None:
+    with pytest.raises(OmnisendConfigError, match="timezone-aware"):
+        resolve(conf_partition="2024-03-10", now=datetime(2030, 1, 1))
+
+
+def test_days_outside_the_stores_range() -> None:
+    bounds = {"first_day": date(2024, 3, 4), "last_day": date(2024, 3, 31)}
+    assert resolve(conf_partition="2024-03-04", **bounds).day == "2024-03-04"
+    assert resolve(conf_partition="2024-03-31", **bounds).day == "2024-03-31"
+    with pytest.raises(OmnisendConfigError, match="before the store's start_date 2024-03-04"):
+        resolve(conf_partition="2024-03-03", **bounds)
+    with pytest.raises(OmnisendConfigError, match="after the store's end_date 2024-03-31"):
+        resolve(partition_key="2024-04-01", run_type="scheduled", **bounds)
+
+
+# -- run options ---------------------------------------------------------------------------------------------
+
+
+def test_options_default_and_from_params() -> None:
+    assert parse_run_options(None) == RunOptions()
+    params = {"partition": None, "dry_run": False, "acknowledge_automations": None}
+    assert parse_run_options({}, params) == RunOptions()
+    conf = {"partition": "2024-03-10", "dry_run": True, "acknowledge_automations": "  flows paused by Ana  "}
+    assert parse_run_options(conf, params) == RunOptions("2024-03-10", True, "flows paused by Ana")
+    # the UI form's empty field is "no partition"
+    assert parse_run_options({"partition": ""}, params).partition is None
+
+
+def test_unknown_conf_key_is_refused_before_anything_runs() -> None:
+    with pytest.raises(
+        OmnisendConfigError, match=r"unknown key\(s\) \['dry_rn'\]; allowed: partition, dry_run"
+    ):
+        parse_run_options({"dry_rn": True})
+    assert parse_run_options({"path": "/x"}, extra_keys=("path",)) == RunOptions()
+
+
+@pytest.mark.parametrize("value", ["true", 1, "yes"])
+def test_dry_run_must_be_a_boolean(value: object) -> None:
+    with pytest.raises(OmnisendConfigError, match="dry_run must be true or false"):
+        parse_run_options({"dry_run": value})
+
+
+@pytest.mark.parametrize("value", ["", "   ", 1, True])
+def test_acknowledgement_must_be_words(value: object) -> None:
+    with pytest.raises(OmnisendConfigError, match="acknowledge_automations must be the reason"):
+        parse_run_options({"acknowledge_automations": value})
+
+
+# -- the partition task (no Airflow run needed) --------------------------------------------------------------
+
+
+class _TI:
+    def __init__(self) -> None:
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def _context(conf: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    dag_run = SimpleNamespace(
+        dag_id="omnisend_orders__demo", conf=conf, run_type="manual", partition_key=None
+    )
+    params = {"partition": None, "dry_run": False, "acknowledge_automations": None}
+    return {"dag_run": dag_run, "params": {**params, **conf}, "ti": _TI(), **extra}
+
+
+def test_partition_task_returns_and_pushes_each_key() -> None:
+    from airflow_omnisend.dag_factory import OmnisendPartitionOperator
+
+    op = OmnisendPartitionOperator(task_id="partition", store_id="demo", timezone=VILNIUS)
+    context = _context({"partition": "2024-03-10", "dry_run": True})
+    result = op.execute(context)  # type: ignore[arg-type]
+    assert result == {
+        "partition": "2024-03-10",
+        "timezone": VILNIUS,
+        "start_utc": "2024-03-09T22:00:00+00:00",
+        "end_utc": "2024-03-10T22:00:00+00:00",
+        "source": "conf",
+        "store_id": "demo",
+        "dry_run": True,
+        "acknowledge_automations": None,
+    }
+    assert context["ti"].pushed == result
+
+
+def test_partition_task_refuses_a_useless_acknowledgement() -> None:
+    from airflow_omnisend.dag_factory import OmnisendPartitionOperator
+
+    op = OmnisendPartitionOperator(task_id="partition", store_id="demo", timezone=VILNIUS)
+    with pytest.raises(OmnisendConfigError, match="acknowledge"):
+        op.execute(_context({"partition": "2024-03-10", "acknowledge_automations": "yes"}))  # type: ignore[arg-type]
+
+
+def test_partition_task_defers_until_the_day_has_settled() -> None:
+    """A run right after local midnight waits (in the triggerer) until min_event_age has passed."""
+    from airflow.sdk.exceptions import TaskDeferred
+
+    from airflow_omnisend.dag_factory import OmnisendPartitionOperator
+
+    tz = ZoneInfo(NEW_YORK)
+    now_local = datetime.now(UTC).astimezone(tz)
+    yesterday = (now_local - timedelta(days=1)).date()
+    ended = datetime.combine(now_local.date(), datetime.min.time(), tzinfo=tz).astimezone(UTC)
+    age = datetime.now(UTC) - ended + timedelta(hours=2)  # the day ended less than `age` ago
+    op = OmnisendPartitionOperator(task_id="partition", store_id="demo", timezone=NEW_YORK, min_event_age=age)
+    context = _context({"partition": yesterday.isoformat()})
+    with pytest.raises(TaskDeferred) as info:
+        op.execute(context)  # type: ignore[arg-type]
+    assert info.value.method_name == "execute_complete"
+    moment = info.value.trigger.serialize()[1]["moment"]
+    assert moment == ended + age
+    assert op.execute_complete(context)["partition"] == yesterday.isoformat()  # type: ignore[arg-type]
