@@ -1,0 +1,303 @@
+"""``airflow dags test`` per partition, as a real CLI subprocess, against the Omnisend emulator.
+
+The test session's Airflow home (tests/conftest.py) after ``airflow db migrate``; connections through
+``AIRFLOW_CONN_*`` pointing at an in-process emulator and a sample store; the stores file and staging in a
+temporary folder. Proves, per store-local day: every extracted event is accepted exactly once or rejected
+with a reason, report.json adds up, a rerun submits nothing, a dry run sends nothing and estimates the
+requests, the automation check blocks unless acknowledged - and that ``airflow backfill create`` reads
+its dates as the store's local days (the timetable decision in ``airflow_omnisend.dag_factory``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import pytest
+
+from airflow_omnisend.events.partition import PartitionWindow
+from airflow_omnisend.sources import DbApiOrderSource, extract_partition
+from airflow_omnisend.stores import STORES_ENV
+from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
+from airflow_omnisend.testing.sample_store import build_sample_store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+DAG_ID = "omnisend_orders__demo"
+TZ = "Europe/Vilnius"
+#: 300 orders placed 2024-03-25..31 (seed 7): 2024-03-26 holds two orders with a non-ISO currency
+SAMPLE = {"orders": 300, "seed": 7, "timezone": TZ, "start": "2024-03-25", "days": 7}
+STORES = """\
+stores:
+  - store_id: demo
+    omnisend_conn_id: omnisend_demo
+    source_conn_id: shop_demo
+    timezone: Europe/Vilnius
+    start_date: "2024-03-04"
+    max_reject_ratio: 0.1   # the sample store is 1% dirty on purpose; small days go above 1%
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Migrated metadata DB, the sample shop, the stores file and a staging folder (shared by the module)."""
+    root = tmp_path_factory.mktemp("dags-test-e2e")
+    shop = root / "shop.sqlite"
+    build_sample_store(shop, **SAMPLE)  # type: ignore[arg-type]
+    stores = root / "stores.yaml"
+    stores.write_text(STORES, encoding="utf-8")
+    env = dict(os.environ)
+    env.update(
+        {
+            STORES_ENV: str(stores),
+            "AIRFLOW_OMNISEND_STAGING": str(root / "staging"),
+            "AIRFLOW_CONN_SHOP_DEMO": json.dumps({"conn_type": "sqlite", "host": str(shop)}),
+        }
+    )
+    migrate = subprocess.run(
+        [AIRFLOW, "db", "migrate"], env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    return {"root": root, "shop": shop, "staging": root / "staging", "env": env}
+
+
+@pytest.fixture
+def emulator() -> Iterator[OmnisendEmulator]:
+    with OmnisendEmulator(EmulatorConfig(processing_delay=0.02)) as emu:
+        yield emu
+
+
+def dags_test(
+    workspace: dict[str, Any], emu: OmnisendEmulator, conf: dict[str, Any] | None, dag_id: str = DAG_ID
+):
+    env = dict(workspace["env"])
+    env["AIRFLOW_CONN_OMNISEND_DEMO"] = json.dumps(
+        {"conn_type": "omnisend", "host": emu.base_url, "password": emu.api_key}
+    )
+    args = [AIRFLOW, "dags", "test", dag_id]
+    if conf is not None:
+        args += ["-c", json.dumps(conf)]
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, check=False)
+
+
+def partition_dir(workspace: dict[str, Any], day: str, store: str = "demo") -> Path:
+    return Path(workspace["staging"]) / store / day
+
+
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def extracted(workspace: dict[str, Any], day: str) -> list[dict[str, Any]]:
+    """The events the extractor produces for ``day`` straight from the shop (no Airflow)."""
+    out = io.BytesIO()
+    with sqlite3.connect(workspace["shop"]) as conn:
+        extract_partition(DbApiOrderSource(conn), "demo", PartitionWindow.for_day(day, TZ), out)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def posts(emu: OmnisendEmulator) -> int:
+    return sum(1 for r in emu.store.request_log() if r.method == "POST" and "batches" in r.path)
+
+
+def automation(event: str) -> dict[str, Any]:
+    return {
+        "id": "65f0000000000000000000e1",
+        "name": "Order confirmation",
+        "isEnabled": True,
+        "trigger": {"condition": {"event": event, "origin": "api", "filterGroups": []}},
+        "exitConditions": [],
+    }
+
+
+def explain(result: subprocess.CompletedProcess[str]) -> str:
+    lines = (result.stdout + result.stderr).splitlines()
+    return "\n".join(line for line in lines if re.search(r"error|Error|fail|Fail", line))[-6000:]
+
+
+def test_days_are_accepted_exactly_once_and_a_rerun_sends_nothing(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    days = ["2024-03-26", "2024-03-31"]  # an ordinary day with dirty rows, and the 23-hour DST day
+    reports = {}
+    for day in days:
+        result = dags_test(workspace, emulator, {"partition": day})
+        assert result.returncode == 0, explain(result)
+        reports[day] = json.loads((partition_dir(workspace, day) / "report.json").read_text())
+
+    accepted = [e.event_id for e in emulator.store.accepted_events()]
+    assert len(accepted) == len(set(accepted)), "an event was accepted twice"
+    assert emulator.store.duplicate_count() == 0
+
+    expected_valid: set[str] = set()
+    total_rejected = 0
+    for day in days:
+        events = extracted(workspace, day)
+        ids = [e["eventID"] for e in events]
+        assert len(ids) == len(set(ids))
+        rejected = read_ndjson(partition_dir(workspace, day) / "rejected.ndjson")
+        rejected_ids = {r["event"]["eventID"] for r in rejected}
+        assert rejected_ids <= set(ids)
+        for line in rejected:  # dirty rows: named by order id, with the reasons
+            assert line["event"]["properties"]["orderID"]
+            assert line["errors"]
+            assert all(err["path"] and err["message"] for err in line["errors"])
+        total_rejected += len(rejected_ids)
+        expected_valid |= set(ids) - rejected_ids
+
+        report = reports[day]
+        assert report["partition"] == day
+        assert report["events_extracted"] == len(events)
+        assert report["events_rejected"] == len(rejected_ids)
+        assert report["events_valid"] == len(events) - len(rejected_ids)
+        assert report["events_accepted"] == report["events_valid"] == report["events_sent"]
+        assert report["events_dead_lettered"] == 0
+        assert report["events_unaccounted"] == 0
+        assert report["accounted"] is True
+        assert (
+            report["events_accepted"] + report["events_rejected"] + report["events_dead_lettered"]
+            == report["events_extracted"]
+        )
+        assert report["automation_check"]["outcome"] == "passed"
+        assert report["requests"] == report["batches"] >= 1
+    assert total_rejected >= 2, "the sample store's dirty rows of 2024-03-26 must be rejected"
+    assert set(accepted) == expected_valid
+
+    # a second run of the same day: every body has a finished receipt, nothing is submitted
+    before = posts(emulator)
+    assert before >= 2
+    again = dags_test(workspace, emulator, {"partition": days[0]})
+    assert again.returncode == 0, explain(again)
+    assert posts(emulator) == before
+    assert len(emulator.store.accepted_events()) == len(accepted)
+    report = json.loads((partition_dir(workspace, days[0]) / "report.json").read_text())
+    assert report["events_accepted"] == reports[days[0]]["events_accepted"]
+
+
+def test_dry_run_sends_nothing_and_estimates_requests(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    day = "2024-03-27"
+    result = dags_test(workspace, emulator, {"partition": day, "dry_run": True})
+    assert result.returncode == 0, explain(result)
+    assert posts(emulator) == 0
+    assert emulator.store.accepted_events() == []
+    report = json.loads((partition_dir(workspace, day) / "report.json").read_text())
+    assert report["dry_run"] is True
+    assert report["events_sent"] == 0
+    assert report["events_planned_not_sent"] == report["events_valid"] > 0
+    assert report["accounted"] is True
+    # what it would take: the plan task's estimate (bodies, requests, minutes at the rate limit)
+    estimate = re.search(
+        r"Estimate: (\d+) bodies: \d+ POST /batches \+ \d+ polls = (\d+) requests, about ([\d.]+) min at 400 "
+        r"requests/min",
+        result.stdout + result.stderr,
+    )
+    assert estimate, explain(result)
+    assert int(estimate.group(1)) >= 1
+    assert int(estimate.group(2)) >= 2
+
+
+def test_automation_check_blocks_unless_acknowledged(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    day = "2024-03-28"
+    emulator.set_automations([automation("placed order")])
+    blocked = dags_test(workspace, emulator, {"partition": day})
+    assert blocked.returncode != 0
+    check = json.loads((partition_dir(workspace, day) / "automation_check.json").read_text())
+    assert check["outcome"] == "blocked"
+    assert [m["id"] for m in check["automations_matched"]] == ["65f0000000000000000000e1"]
+    assert posts(emulator) == 0
+    assert not (partition_dir(workspace, day) / "plan.json").exists()
+
+    reason = "Order confirmation flow paused by Ana for the historic import (ticket OPS-42)"
+    passed = dags_test(workspace, emulator, {"partition": day, "acknowledge_automations": reason})
+    assert passed.returncode == 0, explain(passed)
+    report = json.loads((partition_dir(workspace, day) / "report.json").read_text())
+    assert report["automation_check"]["outcome"] == "acknowledged"
+    assert report["automation_check"]["acknowledgement"] == reason
+    assert report["events_accepted"] == report["events_valid"] > 0
+    assert len(emulator.store.accepted_events()) == report["events_accepted"]
+
+
+def test_a_run_without_a_partition_says_how_to_name_one(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    result = dags_test(workspace, emulator, None)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "does not name the day to process" in output
+    assert """airflow dags test omnisend_orders__demo -c '{"partition": "YYYY-MM-DD"}'""" in output
+    assert "Task failed" in output
+    assert posts(emulator) == 0
+
+
+def test_unknown_conf_key_and_unended_day_are_refused(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    typo = dags_test(workspace, emulator, {"partition": "2024-03-29", "dry_rn": True})
+    assert typo.returncode != 0
+    assert "unknown key(s) ['dry_rn']" in typo.stdout + typo.stderr
+    future = dags_test(workspace, emulator, {"partition": "2099-01-01"})
+    assert future.returncode != 0
+    assert "2099-01-01 has not ended in Europe/Vilnius" in future.stdout + future.stderr
+    assert posts(emulator) == 0
+
+
+def test_import_file_dag_sends_an_events_file(workspace: dict[str, Any], emulator: OmnisendEmulator) -> None:
+    events = extracted(workspace, "2024-03-29")
+    source = Path(workspace["root"]) / "import.ndjson"
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    conf = {"path": str(source), "store_id": "demo", "partition": "2000-01-01"}  # conn from the stores file
+    result = dags_test(workspace, emulator, conf, dag_id="omnisend_import_file")
+    assert result.returncode == 0, explain(result)
+    report = json.loads((partition_dir(workspace, "2000-01-01") / "report.json").read_text())
+    assert report["events_extracted"] == len(events)
+    assert report["events_accepted"] + report["events_rejected"] == len(events)
+    assert len(emulator.store.accepted_events()) == report["events_accepted"] > 0
+
+
+def test_backfill_reads_dates_as_the_stores_local_days(workspace: dict[str, Any]) -> None:
+    """The timetable decision: from/to dates are store-local partition keys, DST day included."""
+    env = workspace["env"]
+
+    def airflow(*args: str) -> str:
+        result = subprocess.run(
+            [AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result.stdout
+
+    airflow("dags", "reserialize")
+    table = airflow(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        "2024-03-30",
+        "--to-date",
+        "2024-04-01",
+        "--dry-run",
+    )
+    keys = re.findall(r"\|\s*(\d{4}-\d{2}-\d{2})\s*\|\s*(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\+00:00)", table)
+    assert keys == [
+        ("2024-03-30", "2024-03-29 22:00:00+00:00"),
+        ("2024-03-31", "2024-03-30 22:00:00+00:00"),  # 23 hours: the next day starts at 21:00 UTC
+        ("2024-04-01", "2024-03-31 21:00:00+00:00"),
+    ]
