@@ -47,7 +47,9 @@ stores:
     timezone: Europe/Vilnius
     start_date: "2024-03-04"
     max_reject_ratio: 0.1   # the sample store is 1% dirty on purpose; small days go above 1%
+    pool: omnisend_demo_never_created   # dags test must not need the store's pool
 """
+POOL = "omnisend_demo_never_created"
 
 
 @pytest.fixture(scope="module")
@@ -133,6 +135,15 @@ def test_days_are_accepted_exactly_once_and_a_rerun_sends_nothing(
     workspace: dict[str, Any], emulator: OmnisendEmulator
 ) -> None:
     days = ["2024-03-26", "2024-03-31"]  # an ordinary day with dirty rows, and the 23-hour DST day
+    pools = subprocess.run(
+        [AIRFLOW, "pools", "list", "-o", "plain"],
+        env=workspace["env"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert POOL not in pools.stdout  # the safety check and the sends are in this pool: it need not exist
     reports = {}
     for day in days:
         result = dags_test(workspace, emulator, {"partition": day})
