@@ -174,6 +174,22 @@ def _run_child(db: Path, cpu: int) -> dict[str, Any]:
     return result
 
 
+NOTES = """\
+- Memory: peak RSS follows the events *per day* (these stores have 7,000 to 28,500 orders a day), not
+  the store: one day's key sort and refund aggregation in SQLite, 2,000-row fetches, bounded memos (64
+  prepared orders, 8,192 parsed times). A store that grows in days keeps the same peak.
+- What made the extraction fast: lines aggregated to one JSON column in SQL (the 29 order columns are
+  not repeated per line), SQLite sorting only the window's keys (not the wide rows), the five streams
+  merged by order so that each order is prepared once for all its events of the day, memoised time
+  parsing. Tried and dropped: building the line items in SQL (`json_object`/`json_patch` made SQLite
+  2.5x slower than the Python it saved); validating inside the extraction (`EventValidator.check` on the
+  dicts costs what the separate step costs: the time is in the compiled screen, not in re-parsing); GC
+  off (no change).
+- The rate target is not met on this shared VM. Both halves are near what CPython does for these
+  objects: the extraction builds ~50 dict entries and ~10 containers per event and decodes ~30 SQLite
+  cells; the validator's screen converts the same event again."""
+
+
 def _mb(value: float) -> str:
     return f"{value / 2**20:,.0f} MB"
 
@@ -192,20 +208,22 @@ def _markdown(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], seed: int)
         "`extract_partition` (SQL -> map -> NDJSON) then `validate_ndjson` (valid + rejected NDJSON). "
         "Events/s = events / CPU time of both steps (wall time in brackets).",
         "",
-        "| orders | events | days | build store | extract | validate | **prep path** | peak RSS | target |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| orders | events | days | build store | extract | validate | **prep path** | >= 25,000/s "
+        "| peak RSS | < 300 MB |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|---:|---|",
     ]
     for size, info, r in rows:
         prep_cpu = r["extract_cpu"] + r["validate_cpu"]
         prep_wall = r["extract_wall"] + r["validate_wall"]
         rate = r["events"] / prep_cpu
         peak = max(r["polled_peak_rss"], r["vm_hwm"])
-        verdict = "met" if rate >= 25_000 and peak < 300 * 2**20 else "not met"
         lines.append(
             f"| {size:,} | {r['events']:,} | {r['days']} | {info['seconds']:.1f} s "
             f"| {r['events'] / r['extract_cpu']:,.0f}/s | {r['events'] / r['validate_cpu']:,.0f}/s "
             f"| **{rate:,.0f}/s** ({r['events'] / prep_wall:,.0f}/s wall, {prep_cpu:.1f} s) "
-            f"| {_mb(peak)} (baseline {_mb(r['baseline_rss'])}) | >= 25,000/s, < 300 MB: {verdict} |"
+            f"| {'met' if rate >= 25_000 else 'not met'} "
+            f"| {_mb(peak)} (baseline {_mb(r['baseline_rss'])}) "
+            f"| {'met' if peak < 300 * 2**20 else 'not met'} |"
         )
     last = rows[-1][2]
     per_event = 1e6 / last["events"]
@@ -221,6 +239,8 @@ def _markdown(rows: list[tuple[int, dict[str, Any], dict[str, Any]]], seed: int)
         f"Largest store: {last['valid']:,} valid and {last['rejected']:,} rejected events (the store's dirty "
         f"orders), {last['rows_rejected']} rows that could not be placed, {last['bytes'] / 2**20:,.0f} MB of "
         "events NDJSON.",
+        "",
+        NOTES,
         "",
     ]
     return "\n".join(lines)
