@@ -3,9 +3,9 @@
 Use it from any dags folder::
 
     # dags/omnisend_orders.py
-    from airflow_omnisend.dag_factory import build_store_dags
-
     from pathlib import Path
+
+    from airflow_omnisend.dag_factory import build_store_dags
 
     globals().update(build_store_dags(default_stores_path=Path(__file__).with_name("stores.yaml")))
 
@@ -57,6 +57,10 @@ rules.
 Scheduled runs fire at local midnight, when the day has just ended; the safety check refuses events
 younger than ``min_event_age`` (1 hour), so the ``partition`` task waits - deferred, in the triggerer,
 holding no worker slot - until the day has been over for that long. Days further back never wait.
+``catchup`` is off: unpausing a DAG creates one scheduled run, for yesterday; history is imported with
+``airflow backfill create`` (set ``end_date`` in the stores file for a store that should get no daily
+runs). Backfills do not clamp to the DAG's dates, so the ``partition`` task refuses days outside the
+store's ``start_date``..``end_date`` itself.
 
 Broken stores-file entries
 --------------------------
