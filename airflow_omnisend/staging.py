@@ -66,6 +66,7 @@ FILES: dict[str, tuple[str, str]] = {
     "validation": ("validation.json", "validate"),
     "automation_check": ("automation_check.json", "automation safety check"),
     "plan": ("plan.json", "plan"),
+    "plan_preview": ("plan_preview.json", "plan (dry run)"),
     "report": ("report.json", "report"),
 }
 BODIES_DIR = "bodies"

@@ -75,9 +75,10 @@ class OmnisendPlanBatchesOperator(BaseOperator):
     :param max_shards: most shards (mapped send tasks); must be below ``[core] max_map_length``.
     :param min_bodies_per_shard: fewer bodies than this never get a shard of their own.
     :param rate_limit_per_minute: Omnisend's limit for the estimate in the log (400 by default).
-    :param dry_run: plan and log (bodies, packing ratio, requests, minutes) but write nothing and
-        return ``[]``, so the mapped send is skipped. Templated (``"{{ params.dry_run }}"`` works); held
-        in the attribute ``dry_run_mode`` because ``BaseOperator`` already has a ``dry_run()`` method.
+    :param dry_run: plan and log (bodies, packing ratio, requests, minutes), write only
+        ``plan_preview.json`` (what a real run would send, for the report) and return ``[]``, so the
+        mapped send is skipped. Templated (``"{{ params.dry_run }}"`` works); held in the attribute
+        ``dry_run_mode`` because ``BaseOperator`` already has a ``dry_run()`` method.
 
     Returns (XCom) the list of shard indices, ``[]`` when there is nothing to send.
     """
@@ -198,7 +199,21 @@ class OmnisendPlanBatchesOperator(BaseOperator):
                 partition.dead_letters("plan"),
             )
         if dry_run:
-            self.log.info("Dry run: nothing written, nothing will be sent")
+            # What a real run would send, for the report: not plan.json, which always describes bodies
+            # that exist in staging (the send and report steps read it).
+            partition.write_json(
+                "plan_preview",
+                {
+                    "events": plan.events,
+                    "bodies": plan.bodies,
+                    "shards": len(plan.shards),
+                    "dead_lettered": plan.dead_lettered,
+                    "packing_ratio": plan.packing_ratio,
+                    "limits": plan.limits.to_dict(),
+                    "estimate": estimate.to_dict(),
+                },
+            )
+            self.log.info("Dry run: no bodies written, nothing will be sent")
             return []
         partition.write_json("plan", plan.to_dict())
         self._remove_stale_shards(partition, len(plan.shards))

@@ -243,6 +243,7 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         totals = _send_totals(partition, plan, problems)
         if plan_dead_lines:
             totals.dead_letter_files.insert(0, str(plan_dead_path))
+    preview = _read_optional(partition, "plan_preview") if dry_run else None
     dead_lettered = plan_dead + totals.dead_lettered
     planned_not_sent = valid if dry_run else 0
     unaccounted = extracted - (totals.accepted + rejected + dead_lettered + planned_not_sent)
@@ -289,11 +290,29 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "seconds": totals.seconds,
         "seconds_by_step": seconds_by_step,
         "automation_check": _automation_summary(check),
+        "dry_run_plan": _dry_run_plan(preview),
         "rejected_file": str(partition.rejected) if rejected else None,
         "rows_rejected_file": str(partition.rows_rejected) if rows_rejected else None,
         "dead_letter_files": totals.dead_letter_files,
         "notes": [problems_note] if problems_note else [],
         "problems": problems[:_MAX_PROBLEMS] + (["..."] if len(problems) > _MAX_PROBLEMS else []),
+    }
+
+
+def _dry_run_plan(preview: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """What a real run would send: bodies, requests and minutes at the rate limit (dry runs only)."""
+    if preview is None:
+        return None
+    estimate = preview.get("estimate", {})
+    return {
+        "events": preview.get("events"),
+        "bodies": preview.get("bodies"),
+        "shards": preview.get("shards"),
+        "dead_lettered": preview.get("dead_lettered"),
+        "packing_ratio": preview.get("packing_ratio"),
+        "requests": estimate.get("total_requests"),
+        "minutes": estimate.get("minutes"),
+        "rate_per_minute": estimate.get("rate_per_minute"),
     }
 
 
@@ -312,6 +331,11 @@ def describe(report: Mapping[str, Any]) -> str:
     lines.append(f"rejected    {report['events_rejected']:>9}   {report['rejected_file'] or ''}".rstrip())
     if report["dry_run"]:
         lines.append(f"planned     {report['events_planned_not_sent']:>9}   (not sent: dry run)")
+        if plan := report.get("dry_run_plan"):
+            lines.append(
+                f"would send  {plan['bodies']:>9} bodies: {plan['requests']} requests, about "
+                f"{plan['minutes']:.1f} min at {plan['rate_per_minute']:g} requests/min"
+            )
     else:
         lines.append(f"sent        {report['events_sent']:>9}   in {report['batches']} batches, "
                      f"{report['requests']} POST requests, {report['seconds']}s")  # fmt: skip
@@ -355,6 +379,8 @@ class OmnisendReportOperator(BaseOperator):
     * ``events_valid`` / ``events_rejected``: validation's verdicts; ``events_warned``: valid events
       with at least one warning (they are sent).
     * ``events_planned_not_sent``: in a dry run, the valid events (accounted as planned); else 0.
+    * ``dry_run_plan``: in a dry run, what a real run would send (events, bodies, shards, dead_lettered,
+      packing_ratio, requests, minutes, rate_per_minute, from ``plan_preview.json``); else null.
     * ``events_sent``: events of the current plan's bodies that Omnisend gave a batch id for - in this
       run or an earlier run of the partition (a rerun does not send a finished body again, and it still
       counts here); each event once, however often it was submitted. 0 in a dry run.

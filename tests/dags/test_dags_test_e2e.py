@@ -221,6 +221,10 @@ def test_dry_run_sends_nothing_and_estimates_requests(
     assert estimate, explain(result)
     assert int(estimate.group(1)) >= 1
     assert int(estimate.group(2)) >= 2
+    # ... and the same figures in report.json, for whoever reads the report instead of the log
+    would = report["dry_run_plan"]
+    assert (would["bodies"], would["requests"]) == (int(estimate.group(1)), int(estimate.group(2)))
+    assert would["events"] == report["events_valid"]
 
 
 def test_automation_check_blocks_unless_acknowledged(

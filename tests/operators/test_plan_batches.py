@@ -76,12 +76,21 @@ def test_replanning_gives_the_same_bodies_and_drops_stale_shards(tmp_path: Path,
 
 
 @pytest.mark.parametrize("dry_run", [True, "true", "True"])
-def test_dry_run_writes_nothing_and_maps_nothing(tmp_path: Path, conn: str, dry_run: object) -> None:
+def test_dry_run_writes_only_the_preview_and_maps_nothing(tmp_path: Path, conn: str, dry_run: object) -> None:
     partition = stage_valid(tmp_path, make_events(100))
     assert _plan(tmp_path, conn, dry_run=dry_run).execute({}) == []
     assert not partition.plan.exists()
     assert not partition.bodies_dir.exists()
     assert not partition.dead_letters_dir.exists()
+    preview = partition.read_json("plan_preview")
+    real = _plan(tmp_path, conn).execute({})
+    plan = ChunkPlan.from_dict(partition.read_json("plan"))
+    # The preview announces exactly what the real run then plans.
+    assert (preview["events"], preview["bodies"], preview["shards"]) == (plan.events, plan.bodies, len(real))
+    assert preview["estimate"]["total_requests"] >= 2 * plan.bodies
+    assert preview["estimate"]["minutes"] == pytest.approx(
+        preview["estimate"]["total_requests"] / 400, abs=1e-3
+    )
 
 
 def test_nothing_to_send_maps_nothing(tmp_path: Path, conn: str) -> None:

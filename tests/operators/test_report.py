@@ -267,6 +267,11 @@ def test_a_dry_run_accounts_valid_events_as_planned(
     assert not run.partition.plan.exists()
     assert emulator.store.accepted_count() == 0
     assert emulator.store.request_count(path_prefix="/v5/batches") == 0
+    would = report["dry_run_plan"]  # what a real run would send, and what it costs at the rate limit
+    assert would["events"] == report["events_valid"]
+    assert would["bodies"] >= 1
+    assert would["requests"] >= 2 * would["bodies"]
+    assert would["minutes"] == pytest.approx(would["requests"] / 400, abs=1e-3)
 
 
 def test_an_imported_file_without_extract_is_accounted_from_validation(
