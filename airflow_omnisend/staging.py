@@ -61,6 +61,7 @@ FILES: dict[str, tuple[str, str]] = {
     "events": ("events.ndjson", "extract"),
     "rows_rejected": ("rows_rejected.ndjson", "extract"),
     "extract": ("extract.json", "extract"),
+    "unplaceable": ("unplaceable_rows.ndjson", "extract"),
     "valid": ("valid.ndjson", "validate"),
     "rejected": ("rejected.ndjson", "validate"),
     "validation": ("validation.json", "validate"),

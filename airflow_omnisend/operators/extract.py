@@ -42,6 +42,7 @@ from airflow_omnisend.sources import (
     SqlOrderSource,
     SqlQueries,
     extract_partition,
+    sweep_unplaceable,
 )
 from airflow_omnisend.staging import StagingRoot, is_local, utc_timestamp
 
@@ -108,10 +109,16 @@ class OmnisendExtractOrdersOperator(BaseOperator):
     :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
         ``$AIRFLOW_HOME/omnisend-staging``. Templated.
     :param fetch_size: rows per fetch from the database (the memory bound).
+    :param check_unplaceable: also sweep the whole source for rows whose time has no date at all (null,
+        ``"yesterday"``, ``2024-02-30``): no day's window can select them, so without this sweep they
+        would never be reported. They are listed in ``unplaceable_rows.ndjson`` of every partition run
+        (store-wide, until fixed in the source) and counted as ``rows_unplaceable`` in ``extract.json``
+        and the report. One extra scan of the source per run; turn it off for a huge store once it is
+        known to be clean.
 
     Returns (XCom) a staging manifest: ``{"root", "store_id", "day", "files": {"events", "rows_rejected",
-    "extract"}, "counts": {"events", "rows_rejected"}, "hashes": {"events": <sha256>}, "by_event_name":
-    {<eventName>: <count>}}`` - never event data.
+    "extract"}, "counts": {"events", "rows_rejected", "rows_unplaceable"}, "hashes": {"events":
+    <sha256>}, "by_event_name": {<eventName>: <count>}}`` - never event data.
     """
 
     template_fields: Sequence[str] = (
@@ -137,6 +144,7 @@ class OmnisendExtractOrdersOperator(BaseOperator):
         queries: SqlQueries | None = None,
         staging: str | None = None,
         fetch_size: int = 2000,
+        check_unplaceable: bool = True,
         retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
@@ -150,6 +158,7 @@ class OmnisendExtractOrdersOperator(BaseOperator):
         self.queries = queries
         self.staging = staging
         self.fetch_size = fetch_size
+        self.check_unplaceable = check_unplaceable
         owner = type(self).__name__
         if queries is not None and not isinstance(queries, SqlQueries):
             raise OmnisendConfigError(
@@ -245,6 +254,10 @@ class OmnisendExtractOrdersOperator(BaseOperator):
                     cast("IO[bytes]", writer),
                     rows_rejected_out=rejected_out,
                 )
+            unplaceable = 0
+            if self.check_unplaceable:
+                with partition.open_write(partition.file("unplaceable")) as unplaceable_out:
+                    unplaceable = sweep_unplaceable(source, unplaceable_out).count
         digest = writer.sha256.hexdigest()
         partition.write_json(
             "extract",
@@ -252,6 +265,7 @@ class OmnisendExtractOrdersOperator(BaseOperator):
                 **summary.to_dict(),
                 "source": description,
                 "events_sha256": digest,
+                "rows_unplaceable": unplaceable if self.check_unplaceable else None,
                 "extracted_at": utc_timestamp(),
             },
         )
@@ -268,9 +282,21 @@ class OmnisendExtractOrdersOperator(BaseOperator):
                 ", ".join(f"{code} {n}" for code, n in sorted(summary.rows_rejected_by_code.items())),
                 partition.rows_rejected,
             )
+        if unplaceable:
+            self.log.warning(
+                "%d source row(s) of store %s have a time no day can hold (no date at all), so no "
+                "partition can send them; fix them in the source. They are listed in %s",
+                unplaceable,
+                partition.store_id,
+                partition.file("unplaceable"),
+            )
         manifest = partition.manifest(
             files={"events": "events", "rows_rejected": "rows_rejected", "extract": "extract"},
-            counts={"events": summary.events, "rows_rejected": summary.rows_rejected},
+            counts={
+                "events": summary.events,
+                "rows_rejected": summary.rows_rejected,
+                "rows_unplaceable": unplaceable,
+            },
             hashes={"events": digest},
         )
         return {**manifest.to_dict(), "by_event_name": dict(sorted(summary.by_event_name.items()))}

@@ -220,6 +220,7 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         extracted_from = str(source)
     valid, rejected = int(validation["valid"]), int(validation["rejected"])
     rows_rejected = int(extract.get("rows_rejected", 0)) if from_extract and extract else 0
+    rows_unplaceable = int(extract.get("rows_unplaceable") or 0) if from_extract and extract else 0
 
     totals = _SendTotals()
     plan_dead = 0
@@ -254,10 +255,14 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
             f"{dead_lettered} dead-lettered{f' + {planned_not_sent} planned' if dry_run else ''} = "
             f"{extracted - unaccounted}: {unaccounted} unaccounted for",
         )
+    notes: list[str] = []
     if check is None and not dry_run:
-        problems_note = "no automation_check.json: the automation safety check did not run for this partition"
-    else:
-        problems_note = None
+        notes.append("no automation_check.json: the automation safety check did not run for this partition")
+    if rows_unplaceable:
+        notes.append(
+            f"{rows_unplaceable} source rows of the store have a time no day can hold, so no partition "
+            f"sends them; fix them in the source (listed in {partition.file('unplaceable')})"
+        )
     seconds_by_step = {
         "extract": extract.get("seconds") if from_extract and extract else None,
         "validate": validation.get("seconds"),
@@ -272,6 +277,7 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "extracted_from": extracted_from,
         "events_extracted": extracted,
         "rows_rejected": rows_rejected,
+        "rows_unplaceable": rows_unplaceable,
         "events_valid": valid,
         "events_rejected": rejected,
         "events_warned": validation.get("warned"),
@@ -294,7 +300,7 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "rejected_file": str(partition.rejected) if rejected else None,
         "rows_rejected_file": str(partition.rows_rejected) if rows_rejected else None,
         "dead_letter_files": totals.dead_letter_files,
-        "notes": [problems_note] if problems_note else [],
+        "notes": notes,
         "problems": problems[:_MAX_PROBLEMS] + (["..."] if len(problems) > _MAX_PROBLEMS else []),
     }
 
@@ -376,6 +382,9 @@ class OmnisendReportOperator(BaseOperator):
       read. ``extracted_from`` names the source.
     * ``rows_rejected``: source *rows* the extract step could not turn into an event (listed in
       ``rows_rejected.ndjson``); they are not events, so they are outside the accounting below.
+    * ``rows_unplaceable``: source rows of the whole store whose time has no date at all, so no
+      partition can select them (listed in ``unplaceable_rows.ndjson``; a note says so); outside the
+      accounting like ``rows_rejected``.
     * ``events_valid`` / ``events_rejected``: validation's verdicts; ``events_warned``: valid events
       with at least one warning (they are sent).
     * ``events_planned_not_sent``: in a dry run, the valid events (accounted as planned); else 0.

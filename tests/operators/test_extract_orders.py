@@ -19,7 +19,9 @@ from airflow_omnisend.events.partition import PartitionWindow
 from airflow_omnisend.events.schema import EVENT_NAMES
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
+from airflow_omnisend.operators.report import OmnisendReportOperator
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.operators.validate import OmnisendValidateEventsOperator
 from airflow_omnisend.staging import StagingManifest, StagingRoot
 from airflow_omnisend.testing.sample_store import build_sample_store
 
@@ -58,7 +60,7 @@ def test_sql_connection_to_events_in_staging_with_a_small_manifest(
     }
     data = partition.events.read_bytes()
     events = _lines(partition.events)
-    assert manifest["counts"] == {"events": len(events), "rows_rejected": 0}
+    assert manifest["counts"] == {"events": len(events), "rows_rejected": 0, "rows_unplaceable": 0}
     assert len(events) > 250
     assert manifest["hashes"] == {"events": hashlib.sha256(data).hexdigest()}
     by_name: dict[str, int] = {}
@@ -270,3 +272,34 @@ def test_a_templated_source_is_checked_once_rendered(tmp_path: Path) -> None:
     op.render_template_fields(context)
     with pytest.raises(OmnisendConfigError, match="give exactly one source"):
         op.execute(context)
+
+
+def test_rows_whose_time_has_no_date_are_reported_by_every_partition_run(
+    tmp_path: Path, shop: tuple[Path, str]
+) -> None:
+    """No day's window can select a row created 'yesterday': the store-wide sweep lists it, so it is
+    never lost silently (the report carries the count and a note)."""
+    db, conn_id = shop
+    with sqlite3.connect(db) as con:
+        order_id = con.execute("SELECT order_id FROM orders LIMIT 1").fetchone()[0]
+        con.execute("UPDATE orders SET created_at = 'yesterday' WHERE order_id = ?", (order_id,))
+    manifest = _extract(tmp_path / "staging", source_conn_id=conn_id)
+    assert manifest["counts"]["rows_unplaceable"] == 1
+    partition = StagingManifest.from_dict(manifest).partition
+    [row] = _lines(partition.file("unplaceable"))
+    assert (row["orderID"], row["column"], row["value"], row["code"]) == (
+        order_id,
+        "created_at",
+        "yesterday",
+        "no_date",
+    )
+    assert partition.read_json("extract")["rows_unplaceable"] == 1
+    common = {"store_id": SHOP, "partition": SHOP_DAY, "staging": str(tmp_path / "staging")}
+    OmnisendValidateEventsOperator(task_id="v", max_reject_ratio=0.5, **common).execute({})
+    OmnisendReportOperator(task_id="r", dry_run=True, **common).execute({})
+    report = partition.read_json("report")
+    assert report["rows_unplaceable"] == 1
+    assert any("1 source rows of the store have a time no day can hold" in n for n in report["notes"])
+
+    quiet = _extract(tmp_path / "quiet", source_conn_id=conn_id, check_unplaceable=False)
+    assert quiet["counts"]["rows_unplaceable"] == 0
