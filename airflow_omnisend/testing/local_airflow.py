@@ -28,7 +28,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,169 +35,45 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-from airflow_omnisend.exceptions import OmnisendError
+from airflow_omnisend.testing.local_airflow_config import (
+    HOSTNAME_ENV,
+    TERMINAL_RUN_STATES,
+    AirflowApiError,
+    DagRunInfo,
+    ExecutorProfile,
+    LocalAirflowError,
+    component_hostname,
+    free_port,
+    free_ports,
+    mentions_error,
+    tail,
+    task_log_tail,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
 __all__ = [
     "TERMINAL_RUN_STATES",
+    "AirflowApiError",
     "DagRunInfo",
     "ExecutorProfile",
     "LocalAirflow",
     "LocalAirflowError",
     "component_hostname",
     "free_port",
+    "free_ports",
 ]
 
 #: env var every process of one deployment carries: how ``stop()`` finds stragglers outside their group
 DEPLOYMENT_MARKER_ENV = "AIRFLOW_OMNISEND_DEPLOYMENT"
-#: env var naming a Celery worker; ``component_hostname`` reports it as the task instance's hostname
-HOSTNAME_ENV = "AIRFLOW_OMNISEND_HOSTNAME"
-TERMINAL_RUN_STATES = frozenset({"success", "failed"})
 ADMIN_USER = "admin"
 
 _T = TypeVar("_T")
-
-
-class LocalAirflowError(OmnisendError, RuntimeError):
-    """The local deployment did not start, a command failed, or a wait ran out; the message carries the
-    deployment's diagnostics (log tails) when they help."""
-
-
-def component_hostname() -> str:
-    """``[core] hostname_callable`` of a local deployment's Celery workers.
-
-    Two workers on one machine share its FQDN, so task instances would not tell them apart; each worker
-    gets its own name through ``AIRFLOW_OMNISEND_HOSTNAME`` and reports that instead.
-    """
-    return os.environ.get(HOSTNAME_ENV) or socket.getfqdn()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the OS picks it; another process could still take it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class ExecutorProfile:
-    """How the deployment executes tasks, and on which metadata database.
-
-    :param executor: ``LocalExecutor`` or ``CeleryExecutor``.
-    :param sql_alchemy_conn: the metadata DB; None means a SQLite file in AIRFLOW_HOME (Local only).
-    :param broker_url: the Celery broker (``redis://127.0.0.1:6379/N``); Celery only.
-    :param result_backend: Celery's result backend; default ``db+<sql_alchemy_conn>``.
-    :param celery_workers: Celery workers to start (each its own process, hostname and log port).
-    :param worker_concurrency: task slots of each Celery worker.
-    :param parallelism: ``[core] parallelism``: task slots of the executor (LocalExecutor processes).
-    """
-
-    executor: str = "LocalExecutor"
-    sql_alchemy_conn: str | None = None
-    broker_url: str | None = None
-    result_backend: str | None = None
-    celery_workers: int = 0
-    worker_concurrency: int = 4
-    parallelism: int = 8
-
-    def __post_init__(self) -> None:
-        owner = "ExecutorProfile"
-        if self.executor not in ("LocalExecutor", "CeleryExecutor"):
-            raise LocalAirflowError(
-                f"{owner}.executor={self.executor!r}: choose LocalExecutor or CeleryExecutor"
-            )
-        for name in ("worker_concurrency", "parallelism"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LocalAirflowError(f"{owner}.{name}={value!r}: give an integer >= 1")
-        conn = self.sql_alchemy_conn
-        if conn is not None and conn.startswith("sqlite:") and not conn.startswith("sqlite:////"):
-            raise LocalAirflowError(
-                f"{owner}.sql_alchemy_conn={conn!r}: SQLite paths must be absolute (sqlite:////abs/path.db)"
-            )
-        if self.executor == "LocalExecutor":
-            if self.celery_workers:
-                raise LocalAirflowError(
-                    f"{owner}.celery_workers={self.celery_workers}: only CeleryExecutor has Celery workers"
-                )
-            return
-        if not self.broker_url:
-            raise LocalAirflowError(
-                f"{owner}.broker_url is required for CeleryExecutor (redis://host:6379/N)"
-            )
-        if conn is None or conn.startswith("sqlite:"):
-            raise LocalAirflowError(
-                f"{owner}.sql_alchemy_conn: CeleryExecutor needs a server database such as PostgreSQL "
-                "(postgresql+psycopg2://user@127.0.0.1:5432/db); SQLite cannot be shared by workers"
-            )
-        if isinstance(self.celery_workers, bool) or not isinstance(self.celery_workers, int):
-            raise LocalAirflowError(f"{owner}.celery_workers={self.celery_workers!r}: give an integer >= 1")
-        if self.celery_workers < 1:
-            raise LocalAirflowError(f"{owner}.celery_workers={self.celery_workers}: give at least 1 worker")
-
-    @classmethod
-    def local_sqlite(cls, *, parallelism: int = 8) -> ExecutorProfile:
-        """LocalExecutor on a SQLite file in AIRFLOW_HOME: the development set-up (works in 3.x)."""
-        return cls(parallelism=parallelism)
-
-    @classmethod
-    def celery(
-        cls,
-        sql_alchemy_conn: str,
-        broker_url: str,
-        *,
-        workers: int = 2,
-        worker_concurrency: int = 4,
-        result_backend: str | None = None,
-    ) -> ExecutorProfile:
-        """CeleryExecutor: a server metadata DB, a broker, ``workers`` Celery workers."""
-        return cls(
-            executor="CeleryExecutor",
-            sql_alchemy_conn=sql_alchemy_conn,
-            broker_url=broker_url,
-            result_backend=result_backend,
-            celery_workers=workers,
-            worker_concurrency=worker_concurrency,
-        )
-
-
-@dataclass(frozen=True)
-class DagRunInfo:
-    """One DAG run as the REST API reports it (``raw`` keeps every field)."""
-
-    run_id: str
-    state: str
-    run_type: str
-    logical_date: str | None
-    data_interval_start: str | None
-    start_date: str | None
-    end_date: str | None
-    partition_key: str | None
-    raw: Mapping[str, Any] = field(repr=False, compare=False)
-
-    @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> DagRunInfo:
-        return cls(
-            run_id=str(data["dag_run_id"]),
-            state=str(data["state"]),
-            run_type=str(data.get("run_type")),
-            logical_date=data.get("logical_date"),
-            data_interval_start=data.get("data_interval_start"),
-            start_date=data.get("start_date"),
-            end_date=data.get("end_date"),
-            partition_key=data.get("partition_key"),
-            raw=data,
-        )
-
-    @property
-    def terminal(self) -> bool:
-        return self.state in TERMINAL_RUN_STATES
 
 
 @dataclass
@@ -212,18 +87,6 @@ class _Component:
 
 def _fernet_key() -> str:
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
-
-
-def _tail(path: Path, lines: int) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 200 * lines))
-            text = handle.read().decode("utf-8", "replace")
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def _default_airflow_bin() -> Path:
@@ -269,9 +132,12 @@ class LocalAirflow:
             raise LocalAirflowError(f"dags_folder {self.dags_folder} is not a directory")
         self.profile = profile or ExecutorProfile.local_sqlite()
         self.airflow_bin = Path(airflow_bin) if airflow_bin else _default_airflow_bin()
-        self.api_port = api_port or free_port()
-        self.worker_log_port = worker_log_port or free_port()
-        self.trigger_log_port = trigger_log_port or free_port()
+        picked = free_ports(3 + self.profile.celery_workers)
+        self.api_port = api_port or picked[0]
+        self.worker_log_port = worker_log_port or picked[1]
+        self.trigger_log_port = trigger_log_port or picked[2]
+        #: each Celery worker serves its task logs on its own port
+        self.celery_log_ports = picked[3:]
         self.deployment_id = uuid.uuid4().hex
         self.logs_dir = self.home / "component-logs"
         self._password = secrets.token_urlsafe(16)
@@ -376,9 +242,8 @@ class LocalAirflow:
         hostname = f"{name}-{self.deployment_id[:8]}"
         env = {
             HOSTNAME_ENV: hostname,
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.component_hostname",
-            # each worker serves its task logs on its own port
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{component_hostname.__module__}.component_hostname",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.celery_log_ports[index - 1]),
         }
         argv = ["celery", "worker", "--celery-hostname", f"{hostname}@%h", "--without-mingle"]
         self._spawn(name, argv, env)
@@ -475,7 +340,11 @@ class LocalAirflow:
             self._check_alive()
             try:
                 result = probe()
-            except (OSError, urllib.error.URLError, LocalAirflowError, ValueError) as exc:
+            except AirflowApiError as exc:
+                if not exc.transient:
+                    raise
+                last_error, result = exc, None
+            except (OSError, ValueError) as exc:  # not listening yet (URLError), a cut-off JSON answer
                 last_error, result = exc, None
             if result is not None and result is not False:
                 return result
@@ -587,7 +456,7 @@ class LocalAirflow:
                 raw = response.read()
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode("utf-8", "replace")[:2000]
-            raise LocalAirflowError(f"{method} {path} answered {exc.code}: {detail}") from exc
+            raise AirflowApiError(f"{method} {path} answered {exc.code}: {detail}", status=exc.code) from exc
         return json.loads(raw) if raw else None
 
     # -- DAGs, backfills, runs -----------------------------------------------------------------------
@@ -604,8 +473,8 @@ class LocalAirflow:
         def probe() -> bool:
             try:
                 self.api("GET", f"/api/v2/dags/{dag_id}/tasks")
-            except LocalAirflowError as exc:
-                if " answered 404" not in str(exc):
+            except AirflowApiError as exc:
+                if exc.status != 404:
                     raise
                 errors = self.import_errors()
                 if errors:
@@ -631,8 +500,8 @@ class LocalAirflow:
         body = {"name": name, "slots": slots, "description": description}
         try:
             self.api("POST", "/api/v2/pools", body)
-        except LocalAirflowError as exc:
-            if " answered 409" not in str(exc):
+        except AirflowApiError as exc:
+            if exc.status != 409:
                 raise
             self.api("PATCH", f"/api/v2/pools/{urllib.parse.quote(name)}", body)
 
@@ -732,44 +601,16 @@ class LocalAirflow:
         """Tails of every component's log and of the given task logs (default: every task log that
         mentions an error), for a failing test's report."""
         parts = [f"== local Airflow at {self.home} (api {self.api_url})"]
-        for comp in self._components:
-            code = comp.process.poll()
-            state = "running" if code is None else f"exited {code}"
-            parts.append(f"-- {comp.name} [{state}] {comp.log_path}\n{_tail(comp.log_path, lines)}")
+        states = {c.log_path: c.process.poll() for c in self._components}
+        for log_path in sorted(self.logs_dir.glob("*.log")):
+            code = states.get(log_path, "stopped")
+            state = "running" if code is None else f"exited {code}" if isinstance(code, int) else code
+            parts.append(f"-- {log_path.stem} [{state}] {log_path}\n{tail(log_path, lines)}")
         if task_logs is None:
-            task_logs = [p for p in self.task_log_files() if _mentions_error(p)]
+            task_logs = [p for p in self.task_log_files() if mentions_error(p)]
         for path in list(task_logs)[-8:]:
-            parts.append(f"-- task log {path.relative_to(self.home)}\n{_task_log_tail(path, lines // 2)}")
+            parts.append(f"-- task log {path.relative_to(self.home)}\n{task_log_tail(path, lines // 2)}")
         return "\n".join(parts)
-
-
-def _mentions_error(path: Path) -> bool:
-    try:
-        text = path.read_text("utf-8", "replace")
-    except OSError:
-        return False
-    return '"level":"error"' in text or "ERROR" in text or "Traceback" in text
-
-
-def _task_log_tail(path: Path, lines: int) -> str:
-    """The last lines of a task log; Airflow 3 writes JSON lines, shown as ``time level event`` plus the
-    exception's type and message, so a failure's cause fits on screen."""
-    rendered = []
-    for line in _tail(path, lines * 4).splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            rendered.append(line[:300])
-            continue
-        if not isinstance(record, dict):
-            rendered.append(line[:300])
-            continue
-        text = f"{record.get('timestamp', '')} {record.get('level', '')} {str(record.get('event', ''))[:400]}"
-        for detail in record.get("error_detail") or []:
-            if isinstance(detail, dict):
-                text += f"\n    {detail.get('exc_type')}: {str(detail.get('exc_value'))[:600]}"
-        rendered.append(text)
-    return "\n".join(rendered[-lines:])
 
 
 def _wait_gone(procs: list[Any], timeout: float) -> list[Any]:

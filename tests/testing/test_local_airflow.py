@@ -17,14 +17,13 @@ import pytest
 
 from airflow_omnisend.testing.local_airflow import (
     DEPLOYMENT_MARKER_ENV,
-    HOSTNAME_ENV,
     ExecutorProfile,
     LocalAirflow,
     LocalAirflowError,
-    _task_log_tail,
     component_hostname,
     free_port,
 )
+from airflow_omnisend.testing.local_airflow_config import HOSTNAME_ENV, free_ports, task_log_tail
 from airflow_omnisend.testing.local_servers import (
     ServerUnavailableError,
     free_redis_database,
@@ -131,10 +130,12 @@ def test_component_hostname_names_the_worker(monkeypatch: pytest.MonkeyPatch) ->
     assert component_hostname() == socket.getfqdn()
 
 
-def test_free_port_is_bindable() -> None:
-    port = free_port()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))
+def test_free_ports_are_distinct_and_bindable() -> None:
+    ports = free_ports(8)
+    assert len(set(ports)) == 8
+    for port in [*ports, free_port()]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
 
 
 FAKE_AIRFLOW = """\
@@ -200,7 +201,7 @@ def test_task_log_tail_renders_json_lines_with_the_exception(tmp_path: Path) -> 
         },
     ]
     log.write_text("\n".join(json.dumps(r) for r in records) + "\nplain line\n")
-    text = _task_log_tail(log, 10)
+    text = task_log_tail(log, 10)
     assert "t2 error Task failed with exception\n    XComNotFound: key partition" in text
     assert text.splitlines()[-1] == "plain line"
 
