@@ -497,7 +497,7 @@ class LocalAirflow:
     def set_pool(self, name: str, slots: int, description: str = "") -> None:
         """Create or update a pool (the store DAGs' Omnisend tasks run in ``omnisend_<store_id>``; a task
         in a pool that does not exist is never scheduled)."""
-        body = {"name": name, "slots": slots, "description": description}
+        body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
         try:
             self.api("POST", "/api/v2/pools", body)
         except AirflowApiError as exc:
