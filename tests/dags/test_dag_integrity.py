@@ -128,7 +128,8 @@ def test_store_dag_timetable_params_and_limits(demo_bag: Any) -> None:
     assert (timetable.expression, str(timetable.timezone)) == ("0 0 * * *", "Europe/Vilnius")
     assert (timetable.run_offset, timetable.key_format) == (-1, "%Y-%m-%d")
     assert dag.start_date == datetime(2024, 3, 4, tzinfo=ZoneInfo("Europe/Vilnius"))
-    assert dag.end_date is None
+    # end_date 2024-03-10: its run fires at the next local midnight, and no scheduled run after it
+    assert dag.end_date == datetime(2024, 3, 11, tzinfo=ZoneInfo("Europe/Vilnius"))
     assert dag.catchup is False
     assert dag.max_active_runs == 4
     params = dag.params.dump()

@@ -71,12 +71,15 @@ def only_bad(stores: StoresFile) -> StoreEntry:
 def test_demo_stores_file_loads_with_defaults() -> None:
     stores = load_stores(REPO_ROOT / "dags" / "stores.yaml")
     (demo,) = stores.stores
+    # the demo shop's seven days, and a reject ratio that lets its deliberate dirty rows through
     assert demo == StoreConfig(
         store_id="demo",
         omnisend_conn_id="omnisend_demo",
         source_conn_id="shop_demo",
         timezone="Europe/Vilnius",
         start_date=date(2024, 3, 4),
+        end_date=date(2024, 3, 10),
+        max_reject_ratio=0.05,
     )
     assert demo.dag_id == "omnisend_orders__demo"
     assert demo.pool == "omnisend_demo"
@@ -84,12 +87,11 @@ def test_demo_stores_file_loads_with_defaults() -> None:
     assert demo.schedule == DAILY
     assert (demo.max_active_runs, demo.max_reject_ratio, demo.retries, demo.retry_delay_seconds) == (
         4,
-        0.01,
+        0.05,
         3,
         60,
     )
     assert demo.staging is None
-    assert demo.end_date is None
     assert demo.queries == ()
 
 
