@@ -325,9 +325,11 @@ def _emit(
     else:
         lines = _json_rows(raw, LINE_COLUMNS, "lines_json", order_id) if layout.lines_json >= 0 else list(raw)
         prepared = mapper.prepare(order, lines)
+        if len(memo) >= _MEMO_SIZE:
+            # emptied, not trimmed from the front: a dict used as a FIFO scans its deleted slots on
+            # every next(iter()); only the few orders at the streams' heads are ever looked up again
+            memo.clear()
         memo[order_id] = (order, raw, lines, prepared)
-        if len(memo) > _MEMO_SIZE:
-            del memo[next(iter(memo))]
     history = parse_refund_history(first[layout.history]) if layout.history >= 0 else None
     if kind == "refunded":
         assert layout.refund is not None
