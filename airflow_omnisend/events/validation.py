@@ -324,10 +324,14 @@ def _narrowed_validator(
     shapes of error paths); ``None`` when the schema uses a keyword that narrowing cannot see through."""
     from jsonschema import Draft202012Validator
 
-    schema = inlined_event_schema(name)
-    if _uses_keywords(schema, _NOT_NARROWABLE):
+    if not _narrowable(name):
         return None
-    return Draft202012Validator(_narrowed_schema(schema, error_paths))
+    return Draft202012Validator(_narrowed_schema(inlined_event_schema(name), error_paths))
+
+
+@functools.cache
+def _narrowable(name: str) -> bool:
+    return not _uses_keywords(inlined_event_schema(name), _NOT_NARROWABLE)
 
 
 #: Keywords whose outcome depends on other subschemas' results or on references: a schema using any of
@@ -557,6 +561,12 @@ def validate_ndjson(
     by_reason = summary.rejects_by_reason
     by_warning = summary.warnings_by_code
     check = validator.check
+    # the inline fast path below is EventValidator.check's own logic: a subclass goes through its check()
+    screens = validator._screens if type(validator) is EventValidator else None
+    cutoff = validator._cutoff
+    warning_codes = {
+        name: tuple((prop, issue.code) for prop, issue in w) for name, w in validator._warnings.items()
+    }
     loads = orjson.loads
     dumps = orjson.dumps
     append_newline = orjson.OPT_APPEND_NEWLINE
@@ -583,7 +593,6 @@ def validate_ndjson(
             raise OmnisendInputError(
                 f"line {line_no}: {_json_type(event)} where an event (a JSON object) was expected"
             )
-        verdict = check(event)
         name = event.get("eventName")
         if type(name) is not str or name not in known_names:
             name = _UNKNOWN_NAME
@@ -591,14 +600,47 @@ def validate_ndjson(
         if counts is None:
             counts = by_name[name] = {"total": 0, "valid": 0, "rejected": 0}
         counts["total"] += 1
-        if verdict.errors:
-            counts["rejected"] += 1
-            for code in {issue.code for issue in verdict.errors}:
-                by_reason[code] = by_reason.get(code, 0) + 1
-            if write_rejected is not None:
-                record = {"line": line_no, "event": event, "errors": [i.to_dict() for i in verdict.errors]}
-                write_rejected(dumps(record, option=append_newline))
+        # The common case, inline: what check() does for an event that passes the screen and the
+        # eventTime post-check (the instant is kept for first/last); anything else goes to check().
+        instant = None
+        if screens is not None and name is not _UNKNOWN_NAME:
+            try:
+                passed = screens[name](event)
+            except (TypeError, ValueError, OverflowError):
+                passed = False
+            if passed:
+                time_text = event["eventTime"]  # the screen passed it: a string of the schema's pattern
+                try:
+                    if time_text[-1] == "Z" or int(time_text[-2:]) <= 59:
+                        instant = parse_time(time_text)
+                        if instant > cutoff:
+                            instant = None
+                except (ValueError, OverflowError, TypeError):
+                    instant = None
+        if instant is not None:
+            counts["valid"] += 1
+            props = event["properties"]  # the screen passed it: an object
+            warned_here = False
+            for prop, code in warning_codes[name]:
+                if prop not in props:
+                    warned_here = True
+                    by_warning[code] = by_warning.get(code, 0) + 1
+            if warned_here:
+                warned += 1
         else:
+            verdict = check(event)
+            if verdict.errors:
+                counts["rejected"] += 1
+                for code in {issue.code for issue in verdict.errors}:
+                    by_reason[code] = by_reason.get(code, 0) + 1
+                if write_rejected is not None:
+                    record = {
+                        "line": line_no,
+                        "event": event,
+                        "errors": [i.to_dict() for i in verdict.errors],
+                    }
+                    write_rejected(dumps(record, option=append_newline))
+                continue
             counts["valid"] += 1
             if verdict.warnings:
                 warned += 1
@@ -607,12 +649,12 @@ def validate_ndjson(
             # a valid event's eventTime is a string the post-check already parsed this way
             time_text = event["eventTime"]
             instant = parse_time(time_text)
-            if first is None or instant < first:
-                first, first_text = instant, time_text
-            if last is None or instant > last:
-                last, last_text = instant, time_text
-            if write_valid is not None:
-                write_valid(raw if len(raw) == len(line) + 1 and raw[-1:] == b"\n" else line + b"\n")
+        if first is None or instant < first:
+            first, first_text = instant, time_text
+        if last is None or instant > last:
+            last, last_text = instant, time_text
+        if write_valid is not None:
+            write_valid(raw if len(raw) == len(line) + 1 and raw[-1:] == b"\n" else line + b"\n")
     summary.lines_read = line_no
     summary.events = sum(c["total"] for c in by_name.values())
     summary.valid = sum(c["valid"] for c in by_name.values())
