@@ -317,6 +317,9 @@ def test_stores_file_pools_connections_and_sample_store_agree() -> None:
     envs = {_env(svc).get("AIRFLOW_OMNISEND_STORES") for svc in PROJECT_SERVICES.values()}
     assert envs == {"/opt/airflow/dags/stores.yaml"}, f"AIRFLOW_OMNISEND_STORES differs: {envs}"
     assert _host_path(PROJECT_SERVICES["airflow-scheduler"], "/opt/airflow/dags/stores.yaml") == STORES_FILE
+    dags_mount = _host_path(PROJECT_SERVICES["airflow-scheduler"], "/opt/airflow/dags")
+    assert isinstance(dags_mount, Path)
+    assert (dags_mount / "omnisend_orders.py").is_file(), "the mounted dags folder lacks omnisend_orders.py"
     conns = _connections()
     pools = {args[2] for _svc, args in _commands_of("airflow") if args[:2] == ["pools", "set"]}
     shops = {str(a.db): a for a in _sample_store_args()}

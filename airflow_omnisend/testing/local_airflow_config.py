@@ -197,12 +197,13 @@ class DagRunInfo:
         return self.state in TERMINAL_RUN_STATES
 
 
-def tail(path: Path, lines: int) -> str:
+def tail(path: Path, lines: int, line_bytes: int = 200) -> str:
+    """The last ``lines`` lines of a log that may be large (reads about ``lines * line_bytes`` bytes)."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
-            handle.seek(max(0, size - 200 * lines))
+            handle.seek(max(0, size - line_bytes * lines))
             text = handle.read().decode("utf-8", "replace")
     except OSError as exc:
         return f"<cannot read {path}: {exc}>"
@@ -210,6 +211,7 @@ def tail(path: Path, lines: int) -> str:
 
 
 def mentions_error(path: Path) -> bool:
+    """Whether a task log records an error (JSON ``"level":"error"``, or plain text)."""
     try:
         text = path.read_text("utf-8", "replace")
     except OSError:
@@ -221,7 +223,7 @@ def task_log_tail(path: Path, lines: int) -> str:
     """The last lines of a task log; Airflow 3 writes JSON lines, shown as ``time level event`` plus the
     exception's type and message, so a failure's cause fits on screen."""
     rendered = []
-    for line in tail(path, lines * 4).splitlines():
+    for line in tail(path, lines * 4, line_bytes=1000).splitlines():
         try:
             record = json.loads(line)
         except ValueError:

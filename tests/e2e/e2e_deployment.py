@@ -184,9 +184,9 @@ def e2e_world(
             airflow.unpause(dag_id(store_id))
         yield E2EWorld(airflow, emulator, staging, store_ids)
     finally:
+        # stop() raises if any process of the deployment (a component or a child that left its
+        # process group) is still alive after SIGKILL; what needed SIGKILL at all is worth a note
         killed = airflow.stop()
-        leftovers = airflow.processes()
-        assert not leftovers, f"processes outlived the deployment: {[p.pid for p in leftovers]}"
         if killed:
             print(f"stop() had to kill: {killed}")
 
