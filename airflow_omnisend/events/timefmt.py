@@ -147,6 +147,27 @@ def date_prefix(value: object) -> str | None:
 _MISS: Any = object()
 
 
+def _utc_instant(value: object) -> datetime | None:
+    """:func:`parse_instant` converted to UTC, ``None`` instead of :class:`InstantError` (the common text
+    case inline: no exception is built for the message of a value that is fine)."""
+    if type(value) is str:
+        if _STRICT_TEXT.fullmatch(value) is None:
+            return None
+        try:
+            instant = datetime.fromisoformat(value if value[-1] != "z" else value[:-1] + "Z")
+        except ValueError:
+            return None
+        if not 1 < instant.year < 9999:
+            return None
+    else:
+        try:
+            instant = parse_instant(value)
+        except InstantError:
+            return None
+    # years 0002-9998 in any offset up to a day stay within datetime's range in UTC
+    return instant.astimezone(UTC)
+
+
 class InstantCache:
     """Memo of :func:`parse_instant` and :func:`format_event_time` for the hot path.
 
@@ -164,7 +185,12 @@ class InstantCache:
         self._limit = limit
 
     def instant(self, value: Any) -> datetime | None:
-        """The aware instant of ``value``, or ``None`` when it is not a usable time."""
+        """The aware instant of ``value`` in UTC, or ``None`` when it is not a usable time.
+
+        In UTC because the instants are compared a lot (window bounds, statuses, the merge by order):
+        two datetimes with the same ``tzinfo`` compare by their fields, other pairs first compute both
+        UTC offsets (25x slower). Equal to :func:`parse_instant`'s result, which keeps the offset.
+        """
         memo = self._instants
         try:
             hit = memo.get(value, _MISS)
@@ -172,10 +198,7 @@ class InstantCache:
             return None
         if hit is not _MISS:
             return hit  # type: ignore[no-any-return]
-        try:
-            result: datetime | None = parse_instant(value)
-        except InstantError:
-            result = None
+        result = _utc_instant(value)
         if len(memo) >= self._limit:
             memo.clear()
         memo[value] = result
