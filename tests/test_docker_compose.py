@@ -171,6 +171,17 @@ def _sample_store_args() -> list[argparse.Namespace]:
     return [_omnisend_args("sample-store", args[1:]) for args in runs]
 
 
+def _header_commands() -> list[tuple[str, list[str]]]:
+    """``(service, airflow args)`` of each ``docker compose ... exec <service> airflow ...`` line the
+    compose file's header comment tells a user to run, in order."""
+    header = COMPOSE_FILE.read_text().split("\nname:", 1)[0]
+    text = re.sub(r"\\\n#\s*", " ", header)
+    found = []
+    for match in re.finditer(r"docker compose [^\n]*? exec (\S+)\s+airflow\s+([^\n]+)", text):
+        found.append((match.group(1), shlex.split(match.group(2))))
+    return found
+
+
 # -- paths --------------------------------------------------------------------------------------------------
 
 
@@ -281,11 +292,7 @@ def test_airflow_subcommands_parse() -> None:
     runs = _commands_of("airflow")
     ran = {" ".join(args[:2]) if args[0] == "celery" else args[0] for _svc, args in runs}
     assert ran >= set(AIRFLOW_COMPONENTS), f"the compose file does not run every component: {ran}"
-    header = COMPOSE_FILE.read_text().split("\nname:", 1)[0]
-    documented = [
-        shlex.split(m.group(0).replace("\\\n#", " ").replace("\\\n", " "))[1:]
-        for m in re.finditer(r"airflow backfill create[^\n]*(?:\\\n#[^\n]*)*", header)
-    ]
+    documented = [args for _svc, args in _header_commands()]
     for _svc, args in [*runs, *(("header comment", a) for a in documented)]:
         try:
             namespace = parser.parse_args(args)
@@ -335,12 +342,20 @@ def test_stores_file_pools_connections_and_sample_store_agree() -> None:
         )
         assert shop.timezone == store["timezone"], f"{sid}: sample store and store timezones differ"
         assert str(shop.start) <= str(store["start_date"]), f"{sid}: store starts before the sample data"
-    # the backfill the header comment suggests runs a store's DAG over days the sample store has
-    header = COMPOSE_FILE.read_text().split("\nname:", 1)[0]
+    # the backfill the header comment suggests runs an unpaused store DAG over days the sample store has
     dag_ids = {f"omnisend_orders__{s['store_id']}" for s in _stores()}
-    for match in re.finditer(r"--dag-id (\S+) --from-date (\S+) --to-date (\S+)", header):
-        dag_id, first, last = match.groups()
+    commands = _header_commands()
+    backfills = [args for _svc, args in commands if args[:2] == ["backfill", "create"]]
+    assert backfills, "the header comment shows no backfill"
+    for service, _args in commands:
+        assert service in SERVICES, f"header comment execs into {service!r}, which is not a service"
+    for args in backfills:
+        options = dict(zip(args[2::2], args[3::2], strict=False))
+        dag_id, first, last = options["--dag-id"], options["--from-date"], options["--to-date"]
         assert dag_id in dag_ids, f"header comment backfills {dag_id}, which no store in {STORES_FILE} makes"
+        unpause = ["dags", "unpause", dag_id]
+        before = [a for _svc, a in commands[: [a for _s, a in commands].index(args)]]
+        assert unpause in before, f"the header backfills {dag_id} without unpausing it first (it never runs)"
         days = [str(a.start) for a in shops.values()]
         assert first <= last, f"header comment backfills an empty range {first}..{last}"
         assert any(first >= day for day in days), f"backfill {first}..{last} starts before the sample data"
