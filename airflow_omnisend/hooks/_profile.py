@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_omnisend.exceptions import OmnisendConfigError
+from airflow_omnisend.flags import parse_flag
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -267,7 +268,7 @@ class OmnisendConnectionSettings:
                 max_items_per_batch=_as_int(extras, "max_items_per_batch", 0),
                 max_payload_bytes=_as_int(extras, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
                 timeout=_as_float(extras, "timeout", DEFAULT_TIMEOUT),
-                allow_http=_as_bool(extras, "allow_http"),
+                allow_http=parse_flag(extras.get("allow_http", False), "allow_http", "extra"),
             )
         except OmnisendConfigError as err:
             raise OmnisendConfigError(f"{label}{err}") from None
@@ -326,15 +327,6 @@ def _as_int(extras: Mapping[str, Any], name: str, default: int) -> int:
     raise OmnisendConfigError(
         f"extra {name!r} must be a whole number, got {value!r}. Fix: write it as digits, e.g. 100."
     )
-
-
-def _as_bool(extras: Mapping[str, Any], name: str) -> bool:
-    value = extras.get(name)
-    if value is None or isinstance(value, bool):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    raise OmnisendConfigError(f"extra {name!r} must be true or false, got {value!r}.")
 
 
 def _as_float(extras: Mapping[str, Any], name: str, default: float) -> float:

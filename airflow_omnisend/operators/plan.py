@@ -25,6 +25,7 @@ from airflow_omnisend.events.planning import (
     plan_batches,
 )
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.staging import StagingRoot
@@ -147,20 +148,9 @@ class OmnisendPlanBatchesOperator(BaseOperator):
                 f"{limit - 1} (default {DEFAULT_MAX_SHARDS}), or raise max_map_length"
             )
 
-    def _is_dry_run(self) -> bool:
-        value = self.dry_run_mode
-        if isinstance(value, str):
-            text = value.strip().lower()
-            if text in ("true", "1", "yes", "y", "on"):
-                return True
-            if text in ("false", "0", "no", "n", "off", "", "none"):
-                return False
-            raise OmnisendConfigError(f"{type(self).__name__}: dry_run must be true or false, got {value!r}")
-        return bool(value)
-
     def execute(self, context: Context) -> list[int]:
         self._check_max_shards()  # max_map_length may differ on the worker
-        dry_run = self._is_dry_run()
+        dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
         partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
         limits = OmnisendHook(self.omnisend_conn_id).batch_limits
         if not partition.valid.exists():

@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator, TriggerRule
 
 from airflow_omnisend.events.planning import ChunkPlan
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
+from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.staging import StagingRoot, utc_timestamp
@@ -44,23 +45,11 @@ if TYPE_CHECKING:
 
     from airflow_omnisend.staging import BatchReceipt, PartitionStaging
 
-__all__ = ["RECOMMENDED_TRIGGER_RULE", "OmnisendReportOperator", "build_report", "parse_flag"]
+__all__ = ["RECOMMENDED_TRIGGER_RULE", "OmnisendReportOperator", "build_report"]
 
 DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 RECOMMENDED_TRIGGER_RULE = TriggerRule.NONE_FAILED
 _MAX_PROBLEMS = 20
-
-
-def parse_flag(value: object, name: str, owner: str) -> bool:
-    """A boolean argument that may arrive as rendered template text (``"{{ params.dry_run }}"``)."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in ("true", "1", "yes", "y", "on"):
-            return True
-        if text in ("false", "0", "no", "n", "off", "", "none"):
-            return False
-        raise OmnisendConfigError(f"{owner}: {name} must be true or false, got {value!r}")
-    return bool(value)
 
 
 def _count_lines(partition: PartitionStaging, path: Any) -> int | None:
