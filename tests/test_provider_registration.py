@@ -1,0 +1,57 @@
+"""The provider is registered through its entry point, as Airflow's own CLI sees it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points, version
+from pathlib import Path
+
+import pytest
+
+from airflow_omnisend.get_provider_info import get_provider_info
+
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+
+
+def test_provider_info_names_the_distribution_and_every_listed_module_imports() -> None:
+    info = get_provider_info()
+    # package-name must equal the distribution name, or ProvidersManager breaks every airflow command
+    assert info["package-name"] == "airflow-omnisend"
+    assert version(info["package-name"])
+    (point,) = [
+        e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_omnisend")
+    ]
+    assert point.load() is get_provider_info
+    modules = [m for kind in ("hooks", "operators", "sensors", "triggers") for entry in info.get(kind, [])
+               for m in entry["python-modules"]]  # fmt: skip
+    assert modules
+    for module in modules:
+        __import__(module)
+    (conn_type,) = info["connection-types"]
+    assert conn_type["connection-type"] == "omnisend"
+    assert set(conn_type["ui-field-behaviour"]["hidden-fields"]) == {"schema", "port", "login"}
+
+
+@pytest.mark.e2e
+def test_airflow_providers_list_shows_it() -> None:
+    result = subprocess.run(
+        [AIRFLOW, "providers", "list"],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert any(line.startswith("airflow-omnisend ") for line in result.stdout.splitlines()), result.stdout
+    hooks = subprocess.run(
+        [AIRFLOW, "providers", "hooks"],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert "airflow_omnisend.hooks.omnisend.OmnisendHook" in hooks.stdout
