@@ -568,6 +568,37 @@ def _line_item(line: Sequence[Any]) -> dict[str, Any]:
         product_url,
         image_url,
     ) = line
+    if (
+        type(product_id) is str
+        and type(variant_id) is str
+        and type(sku) is str
+        and type(category_id) is str
+        and title is not None
+        and variant_title is not None
+        and vendor is not None
+        and category_title is not None
+        and qty is not None
+        and unit_price is not None
+        and discount is not None
+        and product_url is not None
+        and image_url is not None
+    ):
+        # every column there and the ids already text (most lines): one dict display, same keys in the
+        # same order as below
+        return {
+            "productID": product_id,
+            "productVariantID": variant_id,
+            "productSKU": sku,
+            "productTitle": title,
+            "productVariantTitle": variant_title,
+            "productVendor": vendor,
+            "productPrice": money(unit_price),
+            "productQuantity": quantity(qty),
+            "productDiscount": money(discount),
+            "productURL": product_url,
+            "productImageURL": image_url,
+            "productCategories": [{"id": category_id, "title": category_title}],
+        }
     item: dict[str, Any] = {}
     if product_id is not None:
         item["productID"] = product_id if type(product_id) is str else text(product_id)
