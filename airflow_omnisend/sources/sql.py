@@ -205,6 +205,11 @@ def _json_rows(value: Any, columns: tuple[str, ...], what: str, key: Any) -> lis
         value = [tuple(map(item.get, columns)) if type(item) is dict else item for item in value]
     width = len(columns)
     rows: list[Any] = value
+    for row in rows:  # the common case (a few decoded arrays) first: cheaper than setting up the C loops
+        if type(row) is not list or len(row) != width:
+            break
+    else:
+        return rows
     if all(map(isinstance, rows, repeat(_LISTS))) and all(map(width.__eq__, map(len, rows))):  # C loops
         return rows
     bad = next(item for item in rows if type(item) not in (list, tuple) or len(item) != width)
@@ -260,7 +265,8 @@ def _stream_kind(
         seen: set[Any] = set()
         group: list[Sequence[Any]] = []
         current: Any = _NO_KEY
-        placed: tuple[Any, str] | str | None = None
+        placed_at: Any = None  # instant and canonical eventTime of the group's event
+        placed_time = ""
         while rows:
             for row in rows:
                 key = row[group_i]
@@ -269,7 +275,7 @@ def _stream_kind(
                         group.append(row)
                     continue
                 if group:
-                    yield _emit(kind, group, layout, mapper, placed, rank, memo)
+                    yield _emit(kind, group, layout, mapper, placed_at, placed_time, rank, memo)
                 current = key
                 if key in seen:
                     raise OmnisendInputError(
@@ -282,14 +288,14 @@ def _stream_kind(
                 at = instant_of(value)  # the common case of place(), inline: this runs once per event
                 if at is not None:
                     if start <= at < end:
-                        placed = (at, canonical_of(value) or "")
+                        placed_at, placed_time = at, canonical_of(value) or ""
                         group = [row]
                     else:
                         group = []
                     continue
                 group = []
-                placed = place(value, window, day_label, exact_source=exact, times=times)
-                if placed is not None:
+                reason = place(value, window, day_label, exact_source=exact, times=times)
+                if reason is not None:
                     reject(
                         RowRejection(
                             event_name=event_name,
@@ -297,12 +303,12 @@ def _stream_kind(
                             refund_id=key if kind == "refunded" else None,
                             column=time_column,
                             value=value,
-                            reason=str(placed),
+                            reason=str(reason),
                         )
                     )
             rows = cur.fetchmany(batch)
         if group:
-            yield _emit(kind, group, layout, mapper, placed, rank, memo)
+            yield _emit(kind, group, layout, mapper, placed_at, placed_time, rank, memo)
     finally:
         cur.close()
 
@@ -319,11 +325,12 @@ def _emit(
     group: list[Sequence[Any]],
     layout: _Layout,
     mapper: OrderEventMapper,
-    placed: Any,
+    instant: Any,
+    canonical: str,
     rank: int,
     memo: _Memo,
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    instant, canonical = placed
+    """The event of one group of rows, with its merge key ``(ints first?, order, instant, rank)``."""
     first = group[0]
     order = layout.order(first)
     get_line = layout.line
@@ -382,8 +389,9 @@ def _emit(
     else:
         event = mapper.order_event_at(KINDS[kind][0], prepared, canonical, instant, history)
     if type(order_id) is str:
-        return ((True, order_id), instant, rank), event
-    return (_order_sort_key(order_id), instant, rank), event
+        return (True, order_id, instant, rank), event
+    text_first, sort_id = _order_sort_key(order_id)
+    return (text_first, sort_id, instant, rank), event
 
 
 def iter_sql_events(
