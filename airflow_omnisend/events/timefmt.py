@@ -293,10 +293,40 @@ class InstantCache:
         return result
 
     def lookup(self, value: Any) -> tuple[datetime, str] | None:
-        """``(instant, canonical)`` of ``value``, or ``None`` when it is not a usable time."""
-        instant = self.instant(value)
+        """``(instant, canonical)`` of ``value``, or ``None`` when it is not a usable time.
+
+        A text time seen for the first time is made canonical by slicing (:func:`_canonical_text`) and
+        its instant read back from that UTC string: cheaper than parsing it with its offset, converting
+        and formatting (this runs once per extracted event, for the time that places it).
+        """
+        instants = self._instants
+        try:
+            instant = instants.get(value, _MISS)
+        except TypeError:
+            return None
+        if instant is _MISS and type(value) is str:
+            canonicals = self._canonical
+            canonical = canonicals.get(value, _MISS)
+            known = canonical is not _MISS
+            if not known:
+                hours = self._hours
+                if len(hours) >= self._limit:
+                    hours.clear()
+                canonical = _canonical_text(value, hours)
+            if canonical is not _MISS:
+                instant = None if canonical is None else datetime.fromisoformat(canonical)
+                if len(instants) >= self._limit:
+                    instants.clear()
+                instants[value] = instant
+                if not known:
+                    if len(canonicals) >= self._limit:
+                        canonicals.clear()
+                    canonicals[value] = canonical
+                return None if instant is None else (instant, canonical)
+        if instant is _MISS:
+            instant = self.instant(value)
         if instant is None:
             return None
-        canonical = self.canonical(value)
-        assert canonical is not None
-        return instant, canonical
+        text = self.canonical(value)
+        assert text is not None
+        return instant, text

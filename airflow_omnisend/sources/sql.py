@@ -261,7 +261,7 @@ def _stream_kind(
         layout = _layout(kind, cur.description)
         group_i, time_i, oid_i = layout.group, layout.time, layout.order_id
         start, end = window.start_utc, window.end_utc
-        instant_of, canonical_of = times.instant, times.canonical
+        lookup = times.lookup
         seen: set[Any] = set()
         group: list[Sequence[Any]] = []
         current: Any = _NO_KEY
@@ -285,10 +285,10 @@ def _stream_kind(
                     )
                 seen.add(key)
                 value = row[time_i]
-                at = instant_of(value)  # the common case of place(), inline: this runs once per event
-                if at is not None:
-                    if start <= at < end:
-                        placed_at, placed_time = at, canonical_of(value) or ""
+                placed = lookup(value)  # the common case of place(), inline: this runs once per event
+                if placed is not None:
+                    if start <= placed[0] < end:
+                        placed_at, placed_time = placed
                         group = [row]
                     else:
                         group = []
