@@ -148,6 +148,15 @@ class _Layout:
 def _getter(positions: list[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
     if all(p >= 0 for p in positions):
         get = itemgetter(*positions)
+        if len(positions) > 1 and positions == list(range(positions[0], positions[0] + len(positions))):
+            # side by side, as the default queries return the order's 29 columns: a tuple row is sliced
+            # (~80 ns; picking 29 items one by one costs ~240 ns, once per event)
+            window = slice(positions[0], positions[0] + len(positions))
+
+            def get_window(row: Sequence[Any]) -> tuple[Any, ...]:
+                return row[window] if type(row) is tuple else get(row)
+
+            return get_window
         return get if len(positions) > 1 else (lambda row: (get(row),))
     return lambda row: tuple([row[p] if p >= 0 else None for p in positions])
 
