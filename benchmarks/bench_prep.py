@@ -176,8 +176,9 @@ def _run_child(db: Path, cpu: int) -> dict[str, Any]:
 
 NOTES = """\
 - Memory: peak RSS follows the events *per day* (these stores have 7,000 to 28,500 orders a day), not
-  the store: one day's key sort and refund aggregation in SQLite, 2,000-row fetches, bounded memos (64
-  prepared orders, 8,192 parsed times). A store that grows in days keeps the same peak.
+  the store: one day's key sort and refund aggregation in SQLite, fetches of 64 rows from an in-process
+  SQLite (2,000 elsewhere), bounded memos (16 prepared orders, 8,192 parsed times). A store that grows in
+  days keeps the same peak.
 - What made the extraction fast: lines aggregated to one JSON column in SQL (the 29 order columns are
   not repeated per line), SQLite sorting only the window's keys (not the wide rows), the five streams
   merged by order so that each order is prepared once for all its events of the day, memoised time
@@ -185,9 +186,12 @@ NOTES = """\
   2.5x slower than the Python it saved); validating inside the extraction (`EventValidator.check` on the
   dicts costs what the separate step costs: the time is in the compiled screen, not in re-parsing); GC
   off (no change).
-- The rate target is not met on this shared VM. Both halves are near what CPython does for these
-  objects: the extraction builds ~50 dict entries and ~10 containers per event and decodes ~30 SQLite
-  cells; the validator's screen converts the same event again."""
+- The rate target is not met on this VM. Its speed varies between sessions: the plain-jsonschema
+  script of the Validation section runs 1,095 events/s here (2026-11-27) against 1,649/s on the VM of
+  2026-11-26 (1.5x faster), where an earlier state of this code (commit 5caf343) measured 26.1k events/s
+  for the same 200,000-order store. Both halves are near what CPython does for these objects: the
+  extraction builds ~50 dict entries and ~10 containers per event and decodes ~30 SQLite cells; the
+  validator's screen converts the same event again."""
 
 
 def _mb(value: float) -> str:
