@@ -53,11 +53,11 @@ class RowRejection:
         if self.line is not None:
             out["line"] = self.line
         out["column"] = self.column
-        out["value"] = (
-            self.value
-            if self.value is None or isinstance(self.value, (str, int, float))
-            else repr(self.value)
-        )
+        value = self.value
+        if type(value) is str and not value.isascii():
+            # undecodable bytes read leniently (lone surrogates) cannot be written as JSON: show them
+            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        out["value"] = value if value is None or isinstance(value, (str, int, float)) else repr(value)
         out["code"] = self.code
         out["reason"] = self.reason
         return out

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from itertools import repeat
@@ -252,8 +253,14 @@ def _stream_kind(
     reject: Callable[[RowRejection], None],
     fetch_size: int,
     memo: _Memo,
+    decoding: _TextDecoding,
 ) -> Generator[tuple[tuple[Any, ...], dict[str, Any]], None, None]:
-    """Events of one kind in ``window``, each with its merge key ``(order, instant, lifecycle rank)``."""
+    """Events of one kind in ``window``, each with its merge key ``(order, instant, lifecycle rank)``.
+
+    When SQLite text turns out not to be UTF-8, the query is read again leniently (:class:`_TextDecoding`):
+    the groups already emitted or reported are skipped, and each group holding undecodable text becomes a
+    :class:`RowRejection` instead of an event.
+    """
     event_name, time_column = KINDS[kind]
     rank = LIFECYCLE_RANK[event_name]
     exact = dialect == "postgres"
@@ -262,13 +269,18 @@ def _stream_kind(
     sql, args = bind(query, params, _paramstyle(conn, dialect))
     cur = _open_cursor(conn, dialect, fetch_size)
     batch = _fetch_batch(conn, fetch_size)
+    skip: frozenset[Any] = frozenset()  # groups done before a lenient re-read
     try:
         try:
             cur.execute(sql, args)
-            rows = cur.fetchmany(batch)
+            rows = _fetch(cur, batch, decoding)
+            if rows is None:
+                cur = _reread(conn, dialect, fetch_size, cur, sql, args, decoding)
+                rows = cur.fetchmany(batch)
         except Exception as exc:
             raise OmnisendInputError(f"the {kind!r} query failed: {type(exc).__name__}: {exc}") from exc
         layout = _layout(kind, cur.description)
+        names = [str(d[0]).lower() for d in cur.description]
         group_i, time_i, oid_i = layout.group, layout.time, layout.order_id
         start, end = window.start_utc, window.end_utc
         lookup = times.lookup
@@ -278,15 +290,23 @@ def _stream_kind(
         placed_at: Any = None  # instant and canonical eventTime of the group's event
         placed_time = ""
         while rows:
+            lenient = decoding.lenient  # after a switch, any stream's text may hold undecodable bytes
             for row in rows:
                 key = row[group_i]
                 if key == current:
                     if group:
-                        group.append(row)
+                        if lenient and (column := _undecodable_column(row)) is not None:
+                            group = []  # a later row of the group: none of the group is sent
+                            reject(_undecodable_rejection(event_name, kind, key, row, oid_i, names, column))
+                        else:
+                            group.append(row)
                     continue
                 if group:
                     yield _emit(kind, group, layout, mapper, placed_at, placed_time, rank, memo)
                 current = key
+                if lenient and key in skip:
+                    group = []
+                    continue
                 if key in seen:
                     raise OmnisendInputError(
                         f"the {kind!r} query returned rows of {'refund' if kind == 'refunded' else 'order'} "
@@ -300,6 +320,9 @@ def _stream_kind(
                     if start <= placed[0] < end:
                         placed_at, placed_time = placed
                         group = [row]
+                        if lenient and (column := _undecodable_column(row)) is not None:
+                            group = []  # reported by the partition that holds it, as here
+                            reject(_undecodable_rejection(event_name, kind, key, row, oid_i, names, column))
                     else:
                         group = []
                     continue
@@ -316,11 +339,112 @@ def _stream_kind(
                             reason=str(reason),
                         )
                     )
-            rows = cur.fetchmany(batch)
+            rows = _fetch(cur, batch, decoding)
+            if rows is None:
+                # read again leniently: skip what is done; a group still being collected starts over
+                skip = frozenset(seen - {current}) if group else frozenset(seen)
+                seen = set(skip)
+                group, current = [], _NO_KEY
+                cur = _reread(conn, dialect, fetch_size, cur, sql, args, decoding)
+                rows = cur.fetchmany(batch)
         if group:
             yield _emit(kind, group, layout, mapper, placed_at, placed_time, rank, memo)
     finally:
         cur.close()
+
+
+# -- text that is not UTF-8 (SQLite) --------------------------------------------------------------------
+
+
+class _TextDecoding:
+    """How a SQLite connection decodes text: strictly (its own fast default) until a cell is not UTF-8.
+
+    SQLite stores whatever bytes it is given; ``sqlite3`` then fails the whole fetch (``Could not decode to
+    UTF-8 column ...``), which would end the partition on one dirty row. Decoding every cell through a
+    Python callable would cost every row, so the connection switches only when that happens, for the rest
+    of the extraction: undecodable bytes become lone surrogates (``surrogateescape``), which the streams
+    find and report. The connection's own decoder is restored at the end.
+    """
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.lenient = False
+        self._saved: Any = None
+
+    def undecodable(self, exc: Exception) -> bool:
+        return (
+            type(exc).__module__.split(".")[0] == "sqlite3"
+            and "Could not decode to UTF-8" in str(exc)
+            and hasattr(self.conn, "text_factory")
+        )
+
+    def switch(self) -> None:
+        if not self.lenient:
+            self._saved = self.conn.text_factory
+            self.conn.text_factory = _lenient_text
+            self.lenient = True
+            log.warning("some text in the shop database is not UTF-8: reading it again leniently")
+
+    def restore(self) -> None:
+        if self.lenient:
+            self.conn.text_factory = self._saved
+            self.lenient = False
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_UNDECODED: Final = re.compile("[\udc80-\udcff]")
+
+
+def _fetch(cur: Any, batch: int, decoding: _TextDecoding) -> list[Any] | None:
+    """The next rows, or None when their text is not UTF-8 (the caller reads again leniently)."""
+    try:
+        rows: list[Any] = cur.fetchmany(batch)
+    except Exception as exc:
+        if not decoding.undecodable(exc):
+            raise
+        return None
+    return rows
+
+
+def _reread(
+    conn: Any, dialect: str, fetch_size: int, cur: Any, sql: str, args: Any, decoding: _TextDecoding
+) -> Any:
+    decoding.switch()
+    cur.close()
+    again = _open_cursor(conn, dialect, fetch_size)
+    again.execute(sql, args)
+    return again
+
+
+def _undecodable_column(row: Sequence[Any]) -> int | None:
+    for i, cell in enumerate(row):
+        if type(cell) is str and not cell.isascii() and _UNDECODED.search(cell):
+            return i
+    return None
+
+
+def _undecodable_rejection(
+    event_name: str, kind: str, key: Any, row: Sequence[Any], oid_i: int, names: list[str], column: int
+) -> RowRejection:
+    cell = row[column]
+    match = _UNDECODED.search(cell)
+    at = match.start() if match else 0
+    start, end = max(0, at - 60), at + 60  # lines_json holds all the lines: show where the bytes are
+    shown = cell[start:end].encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    shown = ("..." if start else "") + shown + ("..." if end < len(cell) else "")
+    return RowRejection(
+        event_name=event_name,
+        order_id=row[oid_i],
+        refund_id=key if kind == "refunded" else None,
+        column=names[column],
+        value=shown,
+        code="text_not_utf8",
+        reason=f"column {names[column]!r} holds text that is not UTF-8 ({shown!r}); "
+        "fix its encoding in the shop database and rerun the partition",
+    )
 
 
 #: order_id -> (order tuple, raw lines value, lines, PreparedOrder) of the orders seen last
@@ -434,9 +558,20 @@ def iter_sql_events(
     sink = reject or count_only
     params = window_parameters(window, dialect)
     memo: _Memo = {}
+    decoding = _TextDecoding(conn)
     streams: list[Generator[tuple[tuple[Any, ...], dict[str, Any]], None, None]] = [
         _stream_kind(
-            conn, dialect, kind, getattr(queries, kind), params, mapper, window, sink, fetch_size, memo
+            conn,
+            dialect,
+            kind,
+            getattr(queries, kind),
+            params,
+            mapper,
+            window,
+            sink,
+            fetch_size,
+            memo,
+            decoding,
         )
         for kind in KINDS
     ]
@@ -446,6 +581,7 @@ def iter_sql_events(
     finally:
         for stream in streams:
             stream.close()
+        decoding.restore()
         _end_read(conn)
 
 
