@@ -370,12 +370,28 @@ class OrderCsvSource:
     def _rows(self, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         with path.open(newline="", encoding=self.encoding) as handle:
             reader = csv.DictReader(handle, delimiter=self.delimiter)
-            for row in reader:
-                yield reader.line_num, {k: (v if v != "" else None) for k, v in row.items() if k is not None}
+            try:
+                for row in reader:
+                    yield (
+                        reader.line_num,
+                        {k: (v if v != "" else None) for k, v in row.items() if k is not None},
+                    )
+            except UnicodeDecodeError as exc:
+                raise self._not_text(path, exc, reader.line_num + 1) from None
+
+    def _not_text(self, path: Path, exc: UnicodeDecodeError, line: int) -> OmnisendInputError:
+        """A CSV in another encoding is a property of the whole export, not of one row: name the fix."""
+        return OmnisendInputError(
+            f"{path} is not {self.encoding} text: byte {exc.object[exc.start : exc.start + 1]!r} near line "
+            f"{line} ({exc.reason}); pass the export's encoding, e.g. OrderCsvSource(..., encoding='cp1252')"
+        )
 
     def _check_header(self, path: Path, required: tuple[str, ...]) -> None:
         with path.open(newline="", encoding=self.encoding) as handle:
-            header = next(csv.reader(handle, delimiter=self.delimiter), [])
+            try:
+                header = next(csv.reader(handle, delimiter=self.delimiter), [])
+            except UnicodeDecodeError as exc:
+                raise self._not_text(path, exc, 1) from None
         missing = [c for c in required if c not in header]
         if missing:
             raise OmnisendInputError(

@@ -155,6 +155,32 @@ def test_csv_problems_are_reported(tmp_path: Path) -> None:
         OrderCsvSource(orders, refund_lines=orders)
 
 
+def test_csv_in_another_encoding_names_the_file_and_the_fix(tmp_path: Path) -> None:
+    orders = tmp_path / "orders.csv"
+    rows = "".join(f"O{i},o{i}@example.com,EUR,5.00,2024-03-31T00:30:00+02:00,Jonas\n" for i in range(400))
+    text = (
+        "order_id,email,currency,total_price,created_at,first_name\n"
+        + rows
+        + "Z,z@example.com,EUR,1,2024-03-31T01:00:00+02:00,Žydrūnas\n"
+    )
+    orders.write_bytes(text.replace("ū", "u").encode("cp1252"))
+    source = OrderCsvSource(orders)  # the header and the first rows decode: the bad byte comes later
+    with pytest.raises(
+        OmnisendInputError,
+        match=r"orders\.csv is not utf-8-sig text: byte b'\\x8e' near line \d+ .*encoding='cp1252'",
+    ):
+        _extract(source, date(2024, 3, 31))
+    got, _ = _extract(OrderCsvSource(orders, encoding="cp1252"), date(2024, 3, 31))
+    names = {orjson.loads(line)["contact"].get("firstName") for line in got.splitlines()}
+    assert names == {"Jonas", "Žydrunas"}
+    small = tmp_path / "small.csv"
+    small.write_bytes(
+        "order_id,created_at,currency,first_name\nA,2024-03-31T00:00:00Z,EUR,Žana\n".encode("cp1252")
+    )
+    with pytest.raises(OmnisendInputError, match=r"small\.csv is not utf-8-sig text"):
+        OrderCsvSource(small)
+
+
 def test_csv_unplaceable_times(tmp_path: Path) -> None:
     orders = tmp_path / "orders.csv"
     orders.write_text(
