@@ -103,6 +103,12 @@ def get_provider_info() -> dict[str, Any]:
                         "description": "Per-request timeout; HttpHook has none by default.",
                         "schema": {"type": ["number", "null"], "minimum": 1, "default": 30},
                     },
+                    "retry_budget": {
+                        "label": "Retry budget (seconds)",
+                        "description": "Longest one API call keeps retrying 429, 5xx and timeouts, waits "
+                        "included (default 300); the task's own retries come after it.",
+                        "schema": {"type": ["number", "null"], "minimum": 1},
+                    },
                 },
             }
         ],

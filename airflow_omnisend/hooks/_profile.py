@@ -22,6 +22,8 @@ from airflow_omnisend.flags import parse_flag
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_omnisend.hooks._pacing import RetryConfig
+
 DEFAULT_BASE_URL = "https://api.omnisend.com"
 DEFAULT_API_VERSION = "v5"
 DEFAULT_AUTH = "api_key"
@@ -38,6 +40,7 @@ OWN_EXTRA_NAMES = (
     "max_items_per_batch",
     "max_payload_bytes",
     "timeout",
+    "retry_budget",
     "allow_http",
 )
 #: Prefix of the keys Airflow's connection form may store (``extra__<conn_type>__<field>``).
@@ -164,6 +167,10 @@ class OmnisendConnectionSettings:
     max_items_per_batch: int = 0
     max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
     timeout: float = DEFAULT_TIMEOUT
+    #: Seconds one API call may spend on retries (429, 5xx, timeouts), waits included; None: the hook's
+    #: :class:`~airflow_omnisend.hooks._pacing.RetryConfig` (300 s). Lower it to fail a refused day sooner,
+    #: so the task's own retries (minutes apart) take over.
+    retry_budget: float | None = None
     #: Let the key travel over plain http to a non-loopback host: only for an emulator on a private
     #: network (docker compose), never for Omnisend itself.
     allow_http: bool = False
@@ -207,6 +214,19 @@ class OmnisendConnectionSettings:
                 f"{DEFAULT_TIMEOUT:g}, or remove it for the default."
             )
         object.__setattr__(self, "timeout", float(timeout))
+        budget = self.retry_budget
+        if budget is not None:
+            if (
+                isinstance(budget, bool)
+                or not isinstance(budget, int | float)
+                or not math.isfinite(budget)
+                or budget < timeout
+            ):
+                raise OmnisendConfigError(
+                    f"retry_budget must be a number of seconds >= timeout ({timeout:g}), got {budget!r}. "
+                    "Fix: set it to e.g. 60, or remove it for the default (300)."
+                )
+            object.__setattr__(self, "retry_budget", float(budget))
 
     def _check_base_url(self) -> None:
         parts = urlsplit(self.base_url)
@@ -235,6 +255,14 @@ class OmnisendConnectionSettings:
                 "emulator on a private network with the extra allow_http: true). "
                 f"Fix: use https://{parts.netloc}."
             )
+
+    def retry_config(self) -> RetryConfig:
+        """Retry timing of this connection's calls: the defaults, with ``retry_budget`` when set."""
+        from airflow_omnisend.hooks._pacing import RetryConfig
+
+        if self.retry_budget is None:
+            return RetryConfig()
+        return RetryConfig(total_budget=self.retry_budget)
 
     @property
     def profile(self) -> ApiProfile:
@@ -268,6 +296,7 @@ class OmnisendConnectionSettings:
                 max_items_per_batch=_as_int(extras, "max_items_per_batch", 0),
                 max_payload_bytes=_as_int(extras, "max_payload_bytes", DEFAULT_MAX_PAYLOAD_BYTES),
                 timeout=_as_float(extras, "timeout", DEFAULT_TIMEOUT),
+                retry_budget=(_as_float(extras, "retry_budget", 0.0) if "retry_budget" in extras else None),
                 allow_http=parse_flag(extras.get("allow_http", False), "allow_http", "extra"),
             )
         except OmnisendConfigError as err:

@@ -141,8 +141,9 @@ class OmnisendHook(HttpHook):
 
     :param omnisend_conn_id: an ``omnisend`` connection: host = API root (default
         ``https://api.omnisend.com``), password = API key or bearer token, extras ``api_version``,
-        ``auth``, ``max_items_per_batch``, ``max_payload_bytes``, ``timeout``.
-    :param retry: retry timing of every call (default :class:`RetryConfig`).
+        ``auth``, ``max_items_per_batch``, ``max_payload_bytes``, ``timeout``, ``retry_budget``.
+    :param retry: retry timing of every call (default: :class:`RetryConfig` with the connection's
+        ``retry_budget``).
     :param pacer: rate pacer; share one between hooks that use the same brand to pace them together.
     :param method: HTTP method of the inherited :meth:`run` (HttpOperator); our own methods choose theirs.
     :param http_hook_kwargs: what HttpOperator passes (``auth_type``, ``tcp_keep_alive*``, ``adapter``).
@@ -184,7 +185,8 @@ class OmnisendHook(HttpHook):
             **http_hook_kwargs,
         )
         self.omnisend_conn_id = conn_id
-        self.retry = retry or RetryConfig()
+        #: None: :meth:`OmnisendConnectionSettings.retry_config` (the connection's ``retry_budget``)
+        self.retry = retry
         self.pacer = pacer or RateLimitPacer()
         if self.adapter is None:
             # Same transport HttpHook would mount, but explicitly without urllib3 retries.
@@ -378,7 +380,7 @@ class OmnisendHook(HttpHook):
         if body is not None:
             headers["Content-Type"] = "application/json"
         idempotent = method in ("GET", "HEAD")
-        budget = RetryBudget(retry or self.retry, pacer.clock())
+        budget = RetryBudget(retry or self.retry or settings.retry_config(), pacer.clock())
         while True:
             attempt = budget.start_attempt()
             try:

@@ -64,7 +64,8 @@ class OmnisendAsyncHook(BaseHook):
     """Async reads of Omnisend batches, for triggers.
 
     :param omnisend_conn_id: the ``omnisend`` connection (same fields as :class:`OmnisendHook`).
-    :param retry: retry timing of every call (default :class:`RetryConfig`).
+    :param retry: retry timing of every call (default: :class:`RetryConfig` with the connection's
+        ``retry_budget``).
     :param pacer: rate pacer (one per hook by default).
     """
 
@@ -82,7 +83,8 @@ class OmnisendAsyncHook(BaseHook):
     ) -> None:
         super().__init__()
         self.omnisend_conn_id = omnisend_conn_id
-        self.retry = retry or RetryConfig()
+        #: None: :meth:`OmnisendConnectionSettings.retry_config` (the connection's ``retry_budget``)
+        self.retry = retry
         self.pacer = pacer or RateLimitPacer()
         self._settings: OmnisendConnectionSettings | None = None
         self._secret: str | None = None
@@ -147,7 +149,7 @@ class OmnisendAsyncHook(BaseHook):
             "Accept": "application/json",
             **profile.auth_headers(settings.auth, secret),
         }
-        budget = RetryBudget(self.retry, pacer.clock())
+        budget = RetryBudget(self.retry or settings.retry_config(), pacer.clock())
         timeout = aiohttp.ClientTimeout(total=settings.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while True:

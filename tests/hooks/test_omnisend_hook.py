@@ -265,6 +265,20 @@ def test_429_outlasting_the_budget_raises_and_keeps_holding(make_conn: Any, serv
     assert len(server.requests()) == 1
 
 
+def test_the_connections_retry_budget_bounds_a_call(make_conn: Any, server: ScriptedServer) -> None:
+    """No retry= given: the connection's retry_budget (2 s) is the budget, so a named 30 s wait is not
+    waited out; the default (300 s) would have waited."""
+    server.route = lambda seen: Reply(429, {"title": "Too Many Requests", "retryAfter": 30})
+    conn_id = make_conn(server.base_url, timeout=1, retry_budget="2")
+    hook = OmnisendHook(conn_id)
+    with pytest.raises(OmnisendRateLimitError) as info:
+        hook.get_batch("b1")
+    assert info.value.retry_after == 30
+    assert len(server.requests()) == 1
+    assert hook.settings.retry_config().total_budget == 2.0
+    assert "retry_budget" not in server.requests()[0].headers
+
+
 # -- 5xx, transport failures, retries -------------------------------------------------------------------
 
 

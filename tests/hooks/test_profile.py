@@ -126,6 +126,9 @@ def test_base_url_refused(host: str, words: list[str]) -> None:
         ({"timeout": "soon"}, ["timeout", "number of seconds"]),
         ({"timeout": "nan"}, ["timeout"]),
         ({"api_version": 5}, ["api_version", "string"]),
+        ({"retry_budget": "5"}, ["retry_budget", ">= timeout (30)"]),
+        ({"retry_budget": "soon"}, ["retry_budget", "number"]),
+        ({"retry_budget": "inf"}, ["retry_budget"]),
     ],
 )
 def test_bad_extras_name_the_field_and_the_fix(extra: dict[str, Any], words: list[str]) -> None:
@@ -221,3 +224,13 @@ def test_allow_http_admits_an_emulator_on_a_private_network_only() -> None:
         OmnisendConnectionSettings.from_connection_fields(
             host="http://omnisend-emulator:8899", extra={"allow_http": "maybe"}
         )
+
+
+def test_retry_budget_extra() -> None:
+    from airflow_omnisend.hooks._pacing import RetryConfig
+
+    assert parse().retry_budget is None
+    assert parse().retry_config() == RetryConfig()
+    s = parse(extra__omnisend__retry_budget=" 60 ")
+    assert s.retry_budget == 60.0
+    assert s.retry_config() == RetryConfig(total_budget=60.0)
