@@ -46,21 +46,26 @@ class RowRejection:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "eventName": self.event_name,
-            "orderID": None if self.order_id is None else str(self.order_id),
+            "orderID": None if self.order_id is None else _shown(str(self.order_id)),
         }
         if self.refund_id is not None:
-            out["refundID"] = str(self.refund_id)
+            out["refundID"] = _shown(str(self.refund_id))
         if self.line is not None:
             out["line"] = self.line
         out["column"] = self.column
-        value = self.value
-        if type(value) is str and not value.isascii():
-            # undecodable bytes read leniently (lone surrogates) cannot be written as JSON: show them
-            value = value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        value = _shown(self.value) if type(self.value) is str else self.value
         out["value"] = value if value is None or isinstance(value, (str, int, float)) else repr(value)
         out["code"] = self.code
         out["reason"] = self.reason
         return out
+
+
+def _shown(text: str) -> str:
+    """``text`` as JSON can hold it: bytes that were not UTF-8 (read leniently, as lone surrogates) are
+    shown as ``\\xff``."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 @runtime_checkable

@@ -378,12 +378,13 @@ class _TextDecoding:
             and hasattr(self.conn, "text_factory")
         )
 
-    def switch(self) -> None:
+    def switch(self, *, announce: bool = True) -> None:
         if not self.lenient:
             self._saved = self.conn.text_factory
             self.conn.text_factory = _lenient_text
             self.lenient = True
-            log.warning("some text in the shop database is not UTF-8: reading it again leniently")
+            if announce:
+                log.warning("some text in the shop database is not UTF-8: reading it again leniently")
 
     def restore(self) -> None:
         if self.lenient:
@@ -595,6 +596,9 @@ def find_unplaceable_sql(
     if queries.unplaceable is None:
         log.info("no 'unplaceable' query: skipping the sweep for rows without a usable date")
         return 0
+    decoding = _TextDecoding(conn)
+    if dialect == "sqlite" and hasattr(conn, "text_factory"):
+        decoding.switch(announce=False)  # the sweep returns few rows: decode them all leniently
     cur = _open_cursor(conn, dialect, 1000)
     count = 0
     try:
@@ -615,6 +619,7 @@ def find_unplaceable_sql(
                 )
     finally:
         cur.close()
+        decoding.restore()
         _end_read(conn)
     return count
 

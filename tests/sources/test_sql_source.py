@@ -529,3 +529,19 @@ def test_an_event_time_that_is_not_utf8_is_reported_as_unplaceable(tmp_path: Pat
     assert len(mine) == 1
     assert mine[0]["column"] == "created_at"
     assert mine[0]["value"] == day + "T12:00:00\\xff"
+
+
+def test_the_sweep_reports_a_date_that_is_not_utf8(tmp_path: Path) -> None:
+    import sqlite3
+
+    build_sample_store(tmp_path / "shop.sqlite", 50, 9, timezone=TZ, start=START, days=1)
+    conn = sqlite3.connect(tmp_path / "shop.sqlite")
+    order_id = conn.execute("SELECT min(order_id) FROM orders").fetchone()[0]
+    conn.execute("UPDATE orders SET created_at = CAST(x'ff' AS TEXT) WHERE order_id = ?", (order_id,))
+    conn.commit()
+    found: list[Any] = []
+    DbApiOrderSource(conn).find_unplaceable(found.append)
+    assert [(r.order_id, r.column, r.code, r.to_dict()["value"]) for r in found] == [
+        (order_id, "created_at", "no_date", "\\xff")
+    ]
+    assert conn.text_factory is str
