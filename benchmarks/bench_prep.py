@@ -222,8 +222,8 @@ NOTES = """\
   dicts costs what the separate step costs: the time is in the compiled screen, not in re-parsing); GC
   off (no change).
 - The rate target is not met on this VM. Its speed varies between sessions: the plain-jsonschema
-  script of the Validation section runs 1,095 events/s here (2026-11-27) against 1,649/s on the VM of
-  2026-11-26 (1.5x faster), where an earlier state of this code (commit 5caf343) measured 26.1k events/s
+  script of the Validation section ran 987-1,095 events/s here (2026-11-27) against 1,649/s on the VM of
+  2026-11-26 (1.5-1.7x faster), where an earlier state of this code (commit 5caf343) measured 26.1k events/s
   for the same 200,000-order store. Both halves are near what CPython does for these objects: the
   extraction builds ~50 dict entries and ~10 containers per event and decodes ~30 SQLite cells; the
   validator's screen converts the same event again."""
