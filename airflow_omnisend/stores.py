@@ -197,30 +197,33 @@ def _check_pool(value: object) -> str:
 
 
 def _check_staging(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise OmnisendConfigError(
-            f"staging {value!r} must be a folder or URL, e.g. /shared/omnisend-staging or "
-            "s3://aws_conn@bucket/prefix (leave it out for $AIRFLOW_OMNISEND_STAGING)"
-        )
-    text = value.strip()
-    if "://" not in text and not Path(text).expanduser().is_absolute():
-        raise OmnisendConfigError(
-            f"staging {value!r} is a relative path, which would depend on each worker's working "
-            "directory; give an absolute folder (/shared/omnisend-staging) or a URL (file:///..., s3://...)"
-        )
-    return text
+    return _absolute_location(
+        "staging",
+        value,
+        "a folder or URL, e.g. /shared/omnisend-staging or s3://aws_conn@bucket/prefix (leave it out for "
+        "$AIRFLOW_OMNISEND_STAGING)",
+        "which would depend on each worker's working directory; give an absolute folder "
+        "(/shared/omnisend-staging) or a URL (file:///..., s3://...)",
+    )
 
 
 def _check_source_path(value: object) -> str:
+    return _absolute_location(
+        "source_path",
+        value,
+        "the path of an orders/events file (NDJSON or CSV folder)",
+        "give an absolute path so every worker finds it",
+    )
+
+
+def _absolute_location(field: str, value: object, what: str, fix: str) -> str:
+    """A path or URL that means the same on every worker: not blank, and not relative to a working
+    directory (tasks run wherever the executor puts them)."""
     if not isinstance(value, str) or not value.strip():
-        raise OmnisendConfigError(
-            f"source_path {value!r} must be the path of an orders/events file (NDJSON or CSV folder)"
-        )
+        raise OmnisendConfigError(f"{field} {value!r} must be {what}")
     text = value.strip()
     if "://" not in text and not Path(text).expanduser().is_absolute():
-        raise OmnisendConfigError(
-            f"source_path {value!r} is a relative path; give an absolute path so every worker finds it"
-        )
+        raise OmnisendConfigError(f"{field} {value!r} is a relative path, {fix}")
     return text
 
 

@@ -275,8 +275,7 @@ def _stream_kind(
             cur.execute(sql, args)
             rows = _fetch(cur, batch, decoding)
             if rows is None:
-                cur = _reread(conn, dialect, fetch_size, cur, sql, args, decoding)
-                rows = cur.fetchmany(batch)
+                cur, rows = _reread(conn, dialect, fetch_size, batch, cur, sql, args, decoding)
         except Exception as exc:
             raise OmnisendInputError(f"the {kind!r} query failed: {type(exc).__name__}: {exc}") from exc
         layout = _layout(kind, cur.description)
@@ -345,8 +344,7 @@ def _stream_kind(
                 skip = frozenset(seen - {current}) if group else frozenset(seen)
                 seen = set(skip)
                 group, current = [], _NO_KEY
-                cur = _reread(conn, dialect, fetch_size, cur, sql, args, decoding)
-                rows = cur.fetchmany(batch)
+                cur, rows = _reread(conn, dialect, fetch_size, batch, cur, sql, args, decoding)
         if group:
             yield _emit(kind, group, layout, mapper, placed_at, placed_time, rank, memo)
     finally:
@@ -411,13 +409,21 @@ def _fetch(cur: Any, batch: int, decoding: _TextDecoding) -> list[Any] | None:
 
 
 def _reread(
-    conn: Any, dialect: str, fetch_size: int, cur: Any, sql: str, args: Any, decoding: _TextDecoding
-) -> Any:
+    conn: Any,
+    dialect: str,
+    fetch_size: int,
+    batch: int,
+    cur: Any,
+    sql: str,
+    args: Any,
+    decoding: _TextDecoding,
+) -> tuple[Any, list[Any]]:
+    """Switch to lenient decoding and run the query again: its new cursor and first rows."""
     decoding.switch()
     cur.close()
     again = _open_cursor(conn, dialect, fetch_size)
     again.execute(sql, args)
-    return again
+    return again, again.fetchmany(batch)
 
 
 def _undecodable_column(row: Sequence[Any]) -> int | None:
