@@ -13,7 +13,9 @@ once per extracted event).
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
+from typing import Final
 
 from airflow_omnisend.exceptions import OmnisendConfigError
 
@@ -22,18 +24,32 @@ from airflow_omnisend.exceptions import OmnisendConfigError
 OMNISEND_EVENT_NAMESPACE = uuid.UUID("6f1c2b8e-3d4a-5e9f-8a7b-0c1d2e3f4a5b")
 
 
-def check_store_id(store_id: str) -> str:
-    """Return ``store_id`` when it can name a store in event ids, else raise :class:`OmnisendConfigError`.
+#: The store-id rule: it names the store's DAG, pool and staging folder and is part of every eventID.
+STORE_ID_PATTERN: Final = "[a-z0-9_]+"
+#: Longest store id: ``omnisend_orders__<id>`` (DAG id) and ``omnisend_<id>`` (pool) stay well under 250.
+MAX_STORE_ID_LENGTH: Final = 100
+_STORE_ID = re.compile(STORE_ID_PATTERN)
 
-    A colon is refused so that ``"{store_id}:{event_name}:{source_key}"`` can be split back unambiguously:
-    with it, store ``"a:placed order"`` could produce the same name as store ``"a"``.
+
+def check_store_id(store_id: object, *, purpose: str = "name a store") -> str:
+    """Return ``store_id`` when it follows the store-id rule, else raise :class:`OmnisendConfigError`.
+
+    Lowercase letters, digits and ``_`` (:data:`STORE_ID_PATTERN`), at most :data:`MAX_STORE_ID_LENGTH`
+    characters: the id is a folder name, part of a DAG id and a pool name, and part of every eventID's
+    name ``"{store_id}:{event_name}:{source_key}"``, where a colon would make it ambiguous.
+
+    :param purpose: what the id is for, in the message (``"name a staging folder"``).
     """
-    if not isinstance(store_id, str) or not store_id.strip():
-        raise OmnisendConfigError(f"store_id must be a non-empty string, got {store_id!r}")
-    if ":" in store_id:
+    if not isinstance(store_id, str) or not _STORE_ID.fullmatch(store_id):
+        suggestion = re.sub(r"[^a-z0-9_]+", "_", str(store_id).lower()).strip("_") or "my_store"
         raise OmnisendConfigError(
-            f"store_id {store_id!r} contains ':', which would make event ids ambiguous; "
-            "use letters, digits, '-', '_' or '.'"
+            f"store_id {store_id!r} cannot {purpose}: use lowercase letters, digits and underscores only "
+            f"(pattern {STORE_ID_PATTERN}), e.g. {suggestion[:MAX_STORE_ID_LENGTH]!r}"
+        )
+    if len(store_id) > MAX_STORE_ID_LENGTH:
+        raise OmnisendConfigError(
+            f"store_id {store_id[:20]!r}... is {len(store_id)} characters long; use at most "
+            f"{MAX_STORE_ID_LENGTH}"
         )
     return store_id
 

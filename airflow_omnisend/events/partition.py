@@ -12,12 +12,15 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
+from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from airflow_omnisend.events.timefmt import UTC
 from airflow_omnisend.exceptions import OmnisendConfigError
 
-_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+#: The day format of partitions, stores-file dates and staging folders: exactly ``YYYY-MM-DD``.
+DAY_PATTERN: Final = "[0-9]{4}-[0-9]{2}-[0-9]{2}"
+_DAY_TEXT = re.compile(DAY_PATTERN)
 
 
 @lru_cache(maxsize=64)

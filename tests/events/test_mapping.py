@@ -130,7 +130,7 @@ def test_every_order_event_kind_in_lifecycle_order() -> None:
         _refund("R-1", "2024-03-12T08:00:00Z", 19.99, [{"line_number": 1, "quantity": 1, "amount": 19.99}])
     ]
     events = map_order(
-        "shop-a", _order(canceled_at="2024-03-13T00:00:00Z", cancel_reason="late"), LINES, refunds
+        "shop_a", _order(canceled_at="2024-03-13T00:00:00Z", cancel_reason="late"), LINES, refunds
     )
     assert [e["eventName"] for e in events] == [PLACED, PAID, FULFILLED, REFUNDED, CANCELED]
     assert [e["eventTime"] for e in events] == [
@@ -159,12 +159,12 @@ def test_every_order_event_kind_in_lifecycle_order() -> None:
 
 
 def test_only_existing_lifecycle_steps_become_events() -> None:
-    events = map_order("shop-a", _order(paid_at=None, fulfilled_at=None), LINES)
+    events = map_order("shop_a", _order(paid_at=None, fulfilled_at=None), LINES)
     assert [e["eventName"] for e in events] == [PLACED]
 
 
 def test_shared_order_shape() -> None:
-    placed = _by_name(map_order("shop-a", _order(), LINES))[PLACED]
+    placed = _by_name(map_order("shop_a", _order(), LINES))[PLACED]
     props = placed["properties"]
     assert props["currency"] == "EUR"
     assert props["totalPrice"] == 38.97
@@ -337,13 +337,13 @@ def test_quantity(value: object, expected: object) -> None:
 
 
 def test_event_ids_are_uuid5_deterministic_and_per_store() -> None:
-    first = map_order("shop-a", _order(), LINES)
-    again = map_order("shop-a", _order(), LINES)
-    other_store = map_order("shop-b", _order(), LINES)
+    first = map_order("shop_a", _order(), LINES)
+    again = map_order("shop_a", _order(), LINES)
+    other_store = map_order("shop_b", _order(), LINES)
     assert [e["eventID"] for e in first] == [e["eventID"] for e in again]
     assert not {e["eventID"] for e in first} & {e["eventID"] for e in other_store}
     for event in first:
-        expected = uuid.uuid5(OMNISEND_EVENT_NAMESPACE, f"shop-a:{event['eventName']}:SO-1")
+        expected = uuid.uuid5(OMNISEND_EVENT_NAMESPACE, f"shop_a:{event['eventName']}:SO-1")
         assert event["eventID"] == str(expected)
         assert uuid.UUID(event["eventID"]).version == 5
     assert len({e["eventID"] for e in first}) == len(first)
@@ -354,17 +354,17 @@ def test_refund_event_id_is_keyed_by_refund_id() -> None:
         _refund("R-1", "2024-03-12T08:00:00Z", 1, []),
         _refund("R-2", "2024-03-12T08:00:00Z", 1, []),
     ]
-    refunded = [e for e in map_order("shop-a", _order(), LINES, refunds) if e["eventName"] == REFUNDED]
+    refunded = [e for e in map_order("shop_a", _order(), LINES, refunds) if e["eventName"] == REFUNDED]
     assert [e["eventID"] for e in refunded] == [
-        make_event_id("shop-a", REFUNDED, "R-1"),
-        make_event_id("shop-a", REFUNDED, "R-2"),
+        make_event_id("shop_a", REFUNDED, "R-1"),
+        make_event_id("shop_a", REFUNDED, "R-2"),
     ]
 
 
 @pytest.mark.parametrize("key", ["SO-1", "", "Žalgiris/ąčęėįšųūž", "注文-42", 12345, "a:b:c"])
 def test_fast_id_factory_equals_uuid5(key: object) -> None:
     for name in (PLACED, REFUNDED):
-        assert EventIdFactory("shop-a", name)(key) == make_event_id("shop-a", name, key)
+        assert EventIdFactory("shop_a", name)(key) == make_event_id("shop_a", name, key)
 
 
 @pytest.mark.parametrize("bad", ["", "  ", "a:b", None])
