@@ -24,12 +24,11 @@ there yet).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_omnisend.events.partition import PartitionWindow, load_timezone
+from airflow_omnisend.events.partition import PartitionWindow, load_timezone, parse_partition_day
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
@@ -51,7 +50,6 @@ HOW_TO_NAME: Final = (
     'name the day in the run conf: airflow dags test {dag_id} -c \'{{"partition": "YYYY-MM-DD"}}\' '
     '(or airflow dags trigger {dag_id} -c ...; or the "partition" field of the UI trigger form)'
 )
-_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -64,12 +62,10 @@ class RunOptions:
 
 
 def _strict_day(value: object, what: str) -> date:
-    if not isinstance(value, str) or not _DAY.fullmatch(value.strip()):
+    """A day named in text (conf or partition key): the day rule, without accepting ``date`` objects."""
+    if not isinstance(value, str):
         raise OmnisendConfigError(f"{what} {value!r} is not a day in the form YYYY-MM-DD (e.g. 2024-03-10)")
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise OmnisendConfigError(f"{what} {value!r} is not a real calendar day ({exc})") from None
+    return parse_partition_day(value, what=what)
 
 
 def parse_run_options(

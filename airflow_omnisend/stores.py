@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from airflow_omnisend.events.mapping import EVENT_NAMES
-from airflow_omnisend.events.partition import load_timezone
+from airflow_omnisend.checks import check_int
+from airflow_omnisend.events.ids import check_store_id
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.partition import load_timezone, parse_partition_day
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
@@ -55,11 +57,8 @@ DAILY: Final = "@daily"
 #: keys of ``queries``: the fields of ``airflow_omnisend.sources.sql.SqlQueries``
 QUERY_KINDS: Final = ("placed", "paid", "fulfilled", "canceled", "refunded", "unplaceable")
 
-_STORE_ID = re.compile(r"[a-z0-9_]+")
-_MAX_STORE_ID = 100  # dag id "omnisend_orders__<id>" and pool "omnisend_<id>" stay well under 250
 _CONN_ID = re.compile(r"[A-Za-z0-9_.\-]{1,250}")
 _POOL = re.compile(r"[A-Za-z0-9_.\-]{1,256}")
-_DAY_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 REQUIRED_KEYS: Final = ("store_id", "omnisend_conn_id", "timezone", "start_date")
 OPTIONAL_KEYS: Final = (
@@ -87,16 +86,7 @@ def _fix_list(values: tuple[str, ...] | list[str]) -> str:
 
 
 def _check_store_id(value: object) -> str:
-    if not isinstance(value, str) or not _STORE_ID.fullmatch(value):
-        raise OmnisendConfigError(
-            f"store_id {value!r} is not usable: use lowercase letters, digits and '_' only "
-            f"(pattern [a-z0-9_]+), e.g. 'acme_eu'"
-        )
-    if len(value) > _MAX_STORE_ID:
-        raise OmnisendConfigError(
-            f"store_id {value[:20]!r}... is {len(value)} characters long; use at most {_MAX_STORE_ID}"
-        )
-    return value
+    return check_store_id(value, purpose="name a store's DAG, pool and staging folder")
 
 
 def _check_conn_id(name: str, value: object, example: str) -> str:
@@ -132,14 +122,11 @@ def _check_day(name: str, value: object) -> date:
             f"{name} {value.isoformat()!r} has a time of day; give a calendar day YYYY-MM-DD "
             "(partitions are whole store-local days)"
         )
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and _DAY_TEXT.fullmatch(value.strip()):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError as exc:
-            raise OmnisendConfigError(f"{name} {value!r} is not a real calendar day ({exc})") from None
-    raise OmnisendConfigError(f'{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. "2024-03-04"')
+    if not isinstance(value, str | date):
+        raise OmnisendConfigError(
+            f'{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. "2024-03-04"'
+        )
+    return parse_partition_day(value, what=name)
 
 
 def _check_events(value: object) -> tuple[str, ...]:
@@ -171,11 +158,7 @@ def _check_schedule(value: object) -> str | None:
 
 
 def _check_int(name: str, value: object, minimum: int, example: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OmnisendConfigError(
-            f"{name} must be a whole number >= {minimum} (e.g. {example}), got {value!r}"
-        )
-    return value
+    return check_int(name, value, minimum=minimum, fix=f"e.g. {example}")
 
 
 def _check_ratio(value: object) -> float:
@@ -459,6 +442,58 @@ assert set(_CHECKS) == set(ALLOWED_KEYS)
 assert {f.name for f in fields(StoreConfig)} == set(ALLOWED_KEYS)
 
 
+def _entry_store_id(raw: Mapping[str, Any], taken: Mapping[str, int], errors: list[str]) -> str | None:
+    """The entry's usable, unique store id, or None (with the reason appended to ``errors``)."""
+    try:
+        store_id = _check_store_id(raw.get("store_id"))
+    except OmnisendConfigError as exc:
+        errors.append(
+            f"field 'store_id': {exc}" if "store_id" in raw else "field 'store_id' is missing: add it"
+        )
+        return None
+    if store_id in taken:
+        errors.append(
+            f"field 'store_id': {store_id!r} is already used by entry {taken[store_id]}; store ids must be "
+            "unique - rename this one"
+        )
+        return None  # its DAG id belongs to the earlier entry
+    return store_id
+
+
+def _shape_errors(raw: Mapping[str, Any]) -> list[str]:
+    """Problems of the entry's keys: unknown keys, missing required keys, not exactly one source."""
+    errors = [
+        f"unknown key {key!r}; allowed keys: {_fix_list(ALLOWED_KEYS)}"
+        for key in sorted(str(k) for k in raw if k not in ALLOWED_KEYS)
+    ]
+    errors.extend(
+        f"field {key!r} is missing: add it (required: {_fix_list(REQUIRED_KEYS)})"
+        for key in REQUIRED_KEYS[1:]
+        if key not in raw
+    )
+    if "source_conn_id" not in raw and "source_path" not in raw:
+        errors.append(
+            "field 'source_conn_id' is missing: name the Airflow SQL connection of the shop database "
+            "(source_conn_id: shop_<store_id>), or a file with source_path"
+        )
+    elif "source_conn_id" in raw and "source_path" in raw:
+        errors.append("fields 'source_conn_id' and 'source_path' are both set: keep exactly one source")
+    return errors
+
+
+def _field_values(raw: Mapping[str, Any], errors: list[str]) -> dict[str, Any]:
+    """Every present field but store_id, checked; each bad one appends its problem to ``errors``."""
+    values: dict[str, Any] = {}
+    for key, check in _CHECKS.items():
+        if key == "store_id" or key not in raw:
+            continue
+        try:
+            values[key] = check(raw[key])
+        except OmnisendConfigError as exc:
+            errors.append(f"field {key!r}: {exc}")
+    return values
+
+
 def parse_entry(index: int, raw: object, taken: Mapping[str, int]) -> StoreEntry:
     """One entry of the file -> :class:`StoreEntry` with every problem found (not just the first).
 
@@ -473,40 +508,9 @@ def parse_entry(index: int, raw: object, taken: Mapping[str, int]) -> StoreEntry
         )
     raw_id = raw.get("store_id")
     errors: list[str] = []
-    store_id: str | None = None
-    try:
-        store_id = _check_store_id(raw_id)
-    except OmnisendConfigError as exc:
-        errors.append(
-            f"field 'store_id': {exc}" if "store_id" in raw else "field 'store_id' is missing: add it"
-        )
-    if store_id is not None and store_id in taken:
-        errors.append(
-            f"field 'store_id': {store_id!r} is already used by entry {taken[store_id]}; store ids must be "
-            "unique - rename this one"
-        )
-        store_id = None  # its DAG id belongs to the earlier entry
-    unknown = sorted(str(k) for k in raw if k not in ALLOWED_KEYS)
-    for key in unknown:
-        errors.append(f"unknown key {key!r}; allowed keys: {_fix_list(ALLOWED_KEYS)}")
-    values: dict[str, Any] = {}
-    for key in REQUIRED_KEYS[1:]:
-        if key not in raw:
-            errors.append(f"field {key!r} is missing: add it (required: {_fix_list(REQUIRED_KEYS)})")
-    if "source_conn_id" not in raw and "source_path" not in raw:
-        errors.append(
-            "field 'source_conn_id' is missing: name the Airflow SQL connection of the shop database "
-            "(source_conn_id: shop_<store_id>), or a file with source_path"
-        )
-    elif "source_conn_id" in raw and "source_path" in raw:
-        errors.append("fields 'source_conn_id' and 'source_path' are both set: keep exactly one source")
-    for key, check in _CHECKS.items():
-        if key == "store_id" or key not in raw:
-            continue
-        try:
-            values[key] = check(raw[key])
-        except OmnisendConfigError as exc:
-            errors.append(f"field {key!r}: {exc}")
+    store_id = _entry_store_id(raw, taken, errors)
+    errors.extend(_shape_errors(raw))
+    values = _field_values(raw, errors)
     if not errors:
         try:
             config = StoreConfig(store_id=store_id, **values)  # type: ignore[arg-type]
@@ -517,13 +521,8 @@ def parse_entry(index: int, raw: object, taken: Mapping[str, int]) -> StoreEntry
     return StoreEntry(index, store_id, None, tuple(errors), raw_store_id=raw_id)
 
 
-def load_stores(path: str | Path | None = None, *, default: str | Path | None = None) -> StoresFile:
-    """Read and validate the stores file (see :func:`resolve_stores_path` for which file).
-
-    Raises :class:`OmnisendConfigError` only when the file as a whole is unusable (missing, not YAML, no
-    ``stores`` list); problems of single entries are in the returned entries' ``errors``.
-    """
-    resolved = resolve_stores_path(path, default)
+def _read_yaml(resolved: Path) -> Any:
+    """The stores file's YAML document; an unreadable file or bad YAML names the file."""
     try:
         text = resolved.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -534,11 +533,15 @@ def load_stores(path: str | Path | None = None, *, default: str | Path | None = 
     except OSError as exc:
         raise OmnisendConfigError(f"stores file {resolved} cannot be read: {exc}") from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except OmnisendConfigError as exc:
         raise OmnisendConfigError(f"stores file {resolved}: {exc}") from None
     except yaml.YAMLError as exc:
         raise OmnisendConfigError(f"stores file {resolved} is not valid YAML: {exc}") from None
+
+
+def _raw_entries(data: Any, resolved: Path) -> list[Any]:
+    """The ``stores`` list of the document; any other top-level shape names the fix."""
     if not isinstance(data, dict) or "stores" not in data:
         raise OmnisendConfigError(
             f"stores file {resolved} must be a mapping with a 'stores' list at the top, e.g.\n"
@@ -551,15 +554,25 @@ def load_stores(path: str | Path | None = None, *, default: str | Path | None = 
         )
     raw_entries = data["stores"]
     if raw_entries is None:
-        raw_entries = []
+        return []
     if not isinstance(raw_entries, list):
         raise OmnisendConfigError(
             f"stores file {resolved}: 'stores' must be a list of entries ('- store_id: ...'), got "
             f"{type(raw_entries).__name__}"
         )
+    return raw_entries
+
+
+def load_stores(path: str | Path | None = None, *, default: str | Path | None = None) -> StoresFile:
+    """Read and validate the stores file (see :func:`resolve_stores_path` for which file).
+
+    Raises :class:`OmnisendConfigError` only when the file as a whole is unusable (missing, not YAML, no
+    ``stores`` list); problems of single entries are in the returned entries' ``errors``.
+    """
+    resolved = resolve_stores_path(path, default)
     taken: dict[str, int] = {}
     entries: list[StoreEntry] = []
-    for index, raw in enumerate(raw_entries, start=1):
+    for index, raw in enumerate(_raw_entries(_read_yaml(resolved), resolved), start=1):
         entry = parse_entry(index, raw, taken)
         if entry.store_id is not None:
             taken.setdefault(entry.store_id, index)

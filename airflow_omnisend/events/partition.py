@@ -37,27 +37,31 @@ def load_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
-def parse_partition_day(value: str | date) -> date:
-    """A partition day from ``YYYY-MM-DD`` (or a ``date``); :class:`OmnisendConfigError` names the problem.
+def parse_partition_day(value: str | date, *, what: str = "partition day") -> date:
+    """A day from ``YYYY-MM-DD`` (or a ``date``); :class:`OmnisendConfigError` names the problem.
 
-    Only the plain ISO calendar form is accepted: ``2024-3-9``, ``20240309`` or a timestamp are refused,
-    because a partition string is also a folder name and must have exactly one spelling.
+    The one day rule of the provider (partitions, stores-file dates, staging folders, run conf). Only the
+    plain ISO calendar form :data:`DAY_PATTERN` is accepted: ``2024-3-9``, ``20240309`` or a timestamp
+    are refused, because a day is also a folder name and must have exactly one spelling.
+
+    :param what: how the caller names the value in the message (``"run conf partition"``).
     """
     if isinstance(value, datetime):
         raise OmnisendConfigError(
-            f"partition day must be a date, got the datetime {value.isoformat()!r}; pass value.date()"
+            f"{what} must be a date, got the datetime {value.isoformat()!r} (it has a time of day); "
+            "pass the store-local calendar day, value.date()"
         )
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
-        raise OmnisendConfigError(f"partition day must be a 'YYYY-MM-DD' string, got {type(value).__name__}")
+        raise OmnisendConfigError(f"{what} must be a 'YYYY-MM-DD' string, got {type(value).__name__}")
     text = value.strip()
     if not _DAY_TEXT.fullmatch(text):
-        raise OmnisendConfigError(f"partition day {value!r} is not in the form YYYY-MM-DD (e.g. 2024-03-10)")
+        raise OmnisendConfigError(f"{what} {value!r} is not in the form YYYY-MM-DD (e.g. 2024-03-10)")
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise OmnisendConfigError(f"partition day {value!r} is not a real calendar date ({exc})") from None
+        raise OmnisendConfigError(f"{what} {value!r} is not a real calendar date ({exc})") from None
 
 
 def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:

@@ -20,32 +20,45 @@ from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 
+from airflow_omnisend.events.names import (
+    CANCELED,
+    EVENT_NAMES,
+    FULFILLED,
+    PAID,
+    PLACED,
+    REFUNDED,
+)
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     import referencing
     from jsonschema import Draft202012Validator
 
-#: The five order events, in the order they happen to an order.
-EVENT_NAMES: tuple[str, ...] = (
-    "placed order",
-    "paid for order",
-    "order fulfilled",
-    "order canceled",
-    "order refunded",
-)
-
-#: eventName -> position in an order's life; events of one order are sent in this order.
-LIFECYCLE_RANK: Mapping[str, int] = MappingProxyType({name: rank for rank, name in enumerate(EVENT_NAMES)})
-
+__all__ = [
+    "DEFS_FILE",
+    "EVENT_NAMES",  # defined in events/names.py; re-exported: the schemas exist per event name
+    "LINE_ITEM_ARRAYS",
+    "SCHEMA_BASE_URI",
+    "SCHEMA_FILES",
+    "event_schema",
+    "inlined_event_schema",
+    "line_item_screen",
+    "reference_registry",
+    "reference_validator",
+    "registry_reference_validator",
+    "schema_documents",
+    "screen_registry",
+    "screen_validator",
+]
 #: eventName -> schema file in ``airflow_omnisend/events/schemas/``.
 SCHEMA_FILES: Mapping[str, str] = MappingProxyType(
     {
-        "placed order": "placed-order.json",
-        "paid for order": "paid-for-order.json",
-        "order fulfilled": "order-fulfilled.json",
-        "order canceled": "order-canceled.json",
-        "order refunded": "order-refunded.json",
+        PLACED: "placed-order.json",
+        PAID: "paid-for-order.json",
+        FULFILLED: "order-fulfilled.json",
+        CANCELED: "order-canceled.json",
+        REFUNDED: "order-refunded.json",
     }
 )
 DEFS_FILE = "defs.json"

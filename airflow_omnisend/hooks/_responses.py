@@ -7,7 +7,7 @@ here imports Airflow or an HTTP library.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -160,6 +160,17 @@ def normalize_item(raw: Mapping[str, Any], listed_under: str) -> dict[str, Any]:
     return item
 
 
+def _listed_items(body: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Each item object of the body's item lists, normalised, in list order."""
+    for list_name in ITEM_LISTS:
+        entries = body.get(list_name)
+        if not isinstance(entries, list):
+            continue
+        for raw in entries:
+            if isinstance(raw, Mapping):
+                yield normalize_item(raw, list_name)
+
+
 def merge_batch_items(body: Any) -> list[dict[str, Any]]:
     """Every item of a Batch body, succeeded and failed, once each.
 
@@ -173,26 +184,17 @@ def merge_batch_items(body: Any) -> list[dict[str, Any]]:
         return []
     merged: list[dict[str, Any]] = []
     by_id: dict[str, dict[str, Any]] = {}
-    for list_name in ITEM_LISTS:
-        entries = body.get(list_name)
-        if not isinstance(entries, list):
-            continue
-        for raw in entries:
-            if not isinstance(raw, Mapping):
-                continue
-            item = normalize_item(raw, list_name)
-            item_id = item["itemID"]
-            if item_id is None:
-                merged.append(item)
-                continue
-            seen = by_id.get(item_id)
-            if seen is None:
+    for item in _listed_items(body):
+        item_id = item["itemID"]
+        seen = None if item_id is None else by_id.get(item_id)
+        if seen is None:
+            if item_id is not None:
                 by_id[item_id] = item
-                merged.append(item)
-                continue
-            for key, value in item.items():
-                if seen.get(key) is None and value is not None:
-                    seen[key] = value
+            merged.append(item)
+            continue
+        for key, value in item.items():
+            if seen.get(key) is None and value is not None:
+                seen[key] = value
     return merged
 
 

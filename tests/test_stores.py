@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_omnisend.events.mapping import EVENT_NAMES
+from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.stores import (
     ALLOWED_KEYS,
@@ -25,7 +25,7 @@ from airflow_omnisend.stores import (
 if TYPE_CHECKING:
     from airflow_omnisend.stores import StoreEntry, StoresFile
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\
   - store_id: good
     omnisend_conn_id: omnisend_good
@@ -210,7 +210,7 @@ def test_loading_imports_no_airflow(tmp_path: Path) -> None:
         pytest.param({"start_date": None}, ["field 'start_date' is missing"], id="missing-start"),
         pytest.param(
             {"start_date": '"2024-02-30"'},
-            ["field 'start_date'", "not a real calendar day"],
+            ["field 'start_date'", "not a real calendar date"],
             id="impossible-start",
         ),
         pytest.param(
