@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from airflow_omnisend.events.timefmt import UTC
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 #: The day format of partitions, stores-file dates and staging folders: exactly ``YYYY-MM-DD``.
