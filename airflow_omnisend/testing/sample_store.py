@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_omnisend.events.mapping import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
+from airflow_omnisend.events.names import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.partition import PartitionWindow, load_timezone, parse_partition_day
 from airflow_omnisend.exceptions import OmnisendConfigError
 
