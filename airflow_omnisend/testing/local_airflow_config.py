@@ -82,6 +82,10 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
         return ports
 
 
+#: how the messages of :class:`ExecutorProfile` name it
+_OWNER = "ExecutorProfile"
+
+
 @dataclass(frozen=True)
 class ExecutorProfile:
     """How the deployment executes tasks, and on which metadata database.
@@ -104,39 +108,48 @@ class ExecutorProfile:
     parallelism: int = 8
 
     def __post_init__(self) -> None:
-        owner = "ExecutorProfile"
+        """Refuse a profile that cannot start: the settings of every executor, then the executor's own."""
+        self._check_common()
+        if self.executor == "LocalExecutor":
+            if self.celery_workers:
+                raise LocalAirflowError(
+                    f"{_OWNER}.celery_workers={self.celery_workers}: only CeleryExecutor has Celery workers"
+                )
+            return
+        self._check_celery()
+
+    def _check_common(self) -> None:
+        """A known executor, whole numbers of task slots, and an absolute SQLite path if SQLite."""
         if self.executor not in ("LocalExecutor", "CeleryExecutor"):
             raise LocalAirflowError(
-                f"{owner}.executor={self.executor!r}: choose LocalExecutor or CeleryExecutor"
+                f"{_OWNER}.executor={self.executor!r}: choose LocalExecutor or CeleryExecutor"
             )
         for name in ("worker_concurrency", "parallelism"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise LocalAirflowError(f"{owner}.{name}={value!r}: give an integer >= 1")
+                raise LocalAirflowError(f"{_OWNER}.{name}={value!r}: give an integer >= 1")
         conn = self.sql_alchemy_conn
         if conn is not None and conn.startswith("sqlite:") and not conn.startswith("sqlite:////"):
             raise LocalAirflowError(
-                f"{owner}.sql_alchemy_conn={conn!r}: SQLite paths must be absolute (sqlite:////abs/path.db)"
+                f"{_OWNER}.sql_alchemy_conn={conn!r}: SQLite paths must be absolute (sqlite:////abs/path.db)"
             )
-        if self.executor == "LocalExecutor":
-            if self.celery_workers:
-                raise LocalAirflowError(
-                    f"{owner}.celery_workers={self.celery_workers}: only CeleryExecutor has Celery workers"
-                )
-            return
+
+    def _check_celery(self) -> None:
+        """CeleryExecutor: a broker, a metadata database the workers can share, at least one worker."""
         if not self.broker_url:
             raise LocalAirflowError(
-                f"{owner}.broker_url is required for CeleryExecutor (redis://host:6379/N)"
+                f"{_OWNER}.broker_url is required for CeleryExecutor (redis://host:6379/N)"
             )
+        conn = self.sql_alchemy_conn
         if conn is None or conn.startswith("sqlite:"):
             raise LocalAirflowError(
-                f"{owner}.sql_alchemy_conn: CeleryExecutor needs a server database such as PostgreSQL "
+                f"{_OWNER}.sql_alchemy_conn: CeleryExecutor needs a server database such as PostgreSQL "
                 "(postgresql+psycopg2://user@127.0.0.1:5432/db); SQLite cannot be shared by workers"
             )
         if isinstance(self.celery_workers, bool) or not isinstance(self.celery_workers, int):
-            raise LocalAirflowError(f"{owner}.celery_workers={self.celery_workers!r}: give an integer >= 1")
+            raise LocalAirflowError(f"{_OWNER}.celery_workers={self.celery_workers!r}: give an integer >= 1")
         if self.celery_workers < 1:
-            raise LocalAirflowError(f"{owner}.celery_workers={self.celery_workers}: give at least 1 worker")
+            raise LocalAirflowError(f"{_OWNER}.celery_workers={self.celery_workers}: give at least 1 worker")
 
     @classmethod
     def local_sqlite(cls, *, parallelism: int = 8) -> ExecutorProfile:

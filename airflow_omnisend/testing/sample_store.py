@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_omnisend.events.names import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
+from airflow_omnisend.events.names import CANCELED, EVENT_NAMES, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.partition import PartitionWindow, load_timezone, parse_partition_day
 from airflow_omnisend.exceptions import OmnisendConfigError
 
@@ -269,59 +269,23 @@ def build_sample_store(
     :param start: the first store-local day orders are placed on; ``days`` days from there.
     :param dialect: ``"sqlite"`` or ``"postgres"``, for a DB-API connection.
     """
-    if not isinstance(orders, int) or orders < 1:
-        raise OmnisendConfigError(f"orders must be a positive number, got {orders!r}")
-    if not isinstance(days, int) or days < 1:
-        raise OmnisendConfigError(f"days must be a positive number, got {days!r}")
-    if dialect not in ("sqlite", "postgres"):
-        raise OmnisendConfigError(f"dialect must be 'sqlite' or 'postgres', got {dialect!r}")
-    start_day = parse_partition_day(start)
-    load_timezone(timezone)
+    start_day = _check_arguments(orders, days, dialect, start, timezone)
     started = time.perf_counter()
-
     owned = isinstance(db_path_or_dbapi_conn, (str, Path))
     if owned:
         path = Path(db_path_or_dbapi_conn)
-        if path.exists():
-            if not replace:
-                raise OmnisendConfigError(
-                    f"{path} already exists; pass replace=True (--replace) to overwrite it"
-                )
-            path.unlink()
-        conn: Any = sqlite3.connect(path, isolation_level=None)
-        conn.execute("BEGIN")
-        target = str(path)
-        dialect = "sqlite"
+        conn: Any = _create_sqlite_file(path, replace=replace)
+        target, dialect = str(path), "sqlite"
     else:
         conn = db_path_or_dbapi_conn
         target = f"{dialect} connection"
     summary = SampleStoreSummary(target=target, timezone=timezone, start=start_day, days=days, seed=seed)
     try:
-        cur = conn.cursor()
-        for statement in _statements(schema_ddl(dialect)):
-            cur.execute(statement)
         gen = _Generator(seed, timezone, start_day, days)
-        inserts = (
-            _sql(dialect, f"INSERT INTO orders ({_ORDER_SQL_COLUMNS}) VALUES ({', '.join('?' * 29)})"),
-            _sql(dialect, f"INSERT INTO order_lines VALUES ({', '.join('?' * 15)})"),
-            _sql(dialect, "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?)"),
-            _sql(dialect, "INSERT INTO refund_lines VALUES (?, ?, ?, ?)"),
-        )
-        for chunk in _generate(gen, orders, summary):  # in chunks: memory stays small for any size
-            for insert, rows in zip(inserts, chunk, strict=True):
-                if rows:
-                    cur.executemany(insert, rows)
-        cur.close()
-        if owned:
-            conn.execute("COMMIT")
-        else:
-            conn.commit()
+        _write_store(conn.cursor(), dialect, gen, orders, summary)
+        _commit(conn, owned=owned)
     except BaseException:
-        if owned:
-            conn.close()
-            Path(db_path_or_dbapi_conn).unlink(missing_ok=True)
-        else:
-            conn.rollback()
+        _discard(conn, db_path_or_dbapi_conn, owned=owned)
         raise
     if owned:
         conn.close()
@@ -330,21 +294,133 @@ def build_sample_store(
     return summary
 
 
+def _check_arguments(orders: int, days: int, dialect: str, start: date | str, timezone: str) -> date:
+    """The first store-local day, once every argument of :func:`build_sample_store` is known to be usable."""
+    if not isinstance(orders, int) or orders < 1:
+        raise OmnisendConfigError(f"orders must be a positive number, got {orders!r}")
+    if not isinstance(days, int) or days < 1:
+        raise OmnisendConfigError(f"days must be a positive number, got {days!r}")
+    if dialect not in ("sqlite", "postgres"):
+        raise OmnisendConfigError(f"dialect must be 'sqlite' or 'postgres', got {dialect!r}")
+    start_day = parse_partition_day(start)
+    load_timezone(timezone)
+    return start_day
+
+
+def _create_sqlite_file(path: Path, *, replace: bool) -> sqlite3.Connection:
+    """A new SQLite file at ``path`` (an existing one only when ``replace``), in an open transaction."""
+    if path.exists():
+        if not replace:
+            raise OmnisendConfigError(f"{path} already exists; pass replace=True (--replace) to overwrite it")
+        path.unlink()
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("BEGIN")
+    return conn
+
+
+def _write_store(cur: Any, dialect: str, gen: _Generator, orders: int, summary: SampleStoreSummary) -> None:
+    """Create the reference schema and insert ``orders`` orders drawn by ``gen``; close the cursor."""
+    for statement in _statements(schema_ddl(dialect)):
+        cur.execute(statement)
+    inserts = (
+        _sql(dialect, f"INSERT INTO orders ({_ORDER_SQL_COLUMNS}) VALUES ({', '.join('?' * 29)})"),
+        _sql(dialect, f"INSERT INTO order_lines VALUES ({', '.join('?' * 15)})"),
+        _sql(dialect, "INSERT INTO refunds VALUES (?, ?, ?, ?, ?, ?)"),
+        _sql(dialect, "INSERT INTO refund_lines VALUES (?, ?, ?, ?)"),
+    )
+    for chunk in _generate(gen, orders, summary):  # in chunks: memory stays small for any size
+        for insert, rows in zip(inserts, chunk, strict=True):
+            if rows:
+                cur.executemany(insert, rows)
+    cur.close()
+
+
+def _commit(conn: Any, *, owned: bool) -> None:
+    """Commit the store: the file's explicit transaction, or the given connection's."""
+    if owned:
+        conn.execute("COMMIT")
+    else:
+        conn.commit()
+
+
+def _discard(conn: Any, db_path_or_dbapi_conn: str | Path | Any, *, owned: bool) -> None:
+    """Undo a store that failed half-way: delete the file made for it, or roll the connection back."""
+    if owned:
+        conn.close()
+        Path(db_path_or_dbapi_conn).unlink(missing_ok=True)
+    else:
+        conn.rollback()
+
+
 _CHUNK = 5000
 _Rows = list[tuple[Any, ...]]
+#: (customer_id, email, phone, first name, last name, (address1, city, zip, country code))
+_Customer = tuple[str | None, str | None, str | None, str, str, tuple[str, str, str, str]]
+#: (refund time, [(line number, quantity, amount in cents)])
+_Refund = tuple[datetime, list[tuple[int, int, int]]]
+
+
+@dataclass
+class _Chunk:
+    """The rows of up to ``_CHUNK`` orders, one list per table, in insertion order."""
+
+    orders: _Rows = field(default_factory=list)
+    lines: _Rows = field(default_factory=list)
+    refunds: _Rows = field(default_factory=list)
+    refund_lines: _Rows = field(default_factory=list)
+
+    def tables(self) -> tuple[_Rows, _Rows, _Rows, _Rows]:
+        return self.orders, self.lines, self.refunds, self.refund_lines
+
+
+@dataclass
+class _Tally:
+    """Events of each name and dirty orders of each kind, counted as the orders are drawn."""
+
+    events: dict[str, int] = field(default_factory=lambda: dict.fromkeys(EVENT_NAMES, 0))
+    dirty: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DIRTY_SHARES, 0))
+
+
+@dataclass
+class _Lifecycle:
+    """What happened to one order after it was placed (``None``: it did not happen)."""
+
+    payment_method: str
+    paid_at: datetime | None = None
+    fulfilled_at: datetime | None = None
+    canceled_at: datetime | None = None
+    tracking: str | None = None
+    courier: str | None = None
+    courier_url: str | None = None
+    cancel_reason: str | None = None
 
 
 def _generate(
     gen: _Generator, n: int, summary: SampleStoreSummary
 ) -> Iterator[tuple[_Rows, _Rows, _Rows, _Rows]]:
     """The rows of ``n`` orders, ``_CHUNK`` orders at a time: (orders, order_lines, refunds, refund_lines)."""
-    rng = gen.rng
-    rand, randrange, choice = rng.random, rng.randrange, rng.choice
-    catalog = gen.catalog
-    text = gen.instant_text
+    customers = _draw_customers(gen.rng, max(10, n // 3))
+    offsets = sorted(gen.rng.randrange(gen.span_us) for _ in range(n))
+    tally = _Tally()
+    chunk = _Chunk()
+    for i in range(n):
+        created = gen.begin + timedelta(microseconds=offsets[i])
+        _draw_order(gen, i, created, customers, chunk, tally)
+        if len(chunk.orders) >= _CHUNK or i == n - 1:
+            summary.orders += len(chunk.orders)
+            summary.lines += len(chunk.lines)
+            summary.refunds += len(chunk.refunds)
+            summary.refund_lines += len(chunk.refund_lines)
+            yield chunk.tables()
+            chunk = _Chunk()
+    summary.events, summary.dirty = tally.events, tally.dirty
 
-    customers: list[tuple[str | None, str | None, str | None, str, str, tuple[str, str, str, str]]] = []
-    for c in range(max(10, n // 3)):
+
+def _draw_customers(rng: random.Random, count: int) -> list[_Customer]:
+    """``count`` customers; a few with messy e-mails (valid once trimmed and lower-cased), some phone-only."""
+    rand, randrange = rng.random, rng.randrange
+    customers: list[_Customer] = []
+    for c in range(count):
         first, first_ascii = _FIRST[randrange(len(_FIRST))]
         last, last_ascii = _LAST[randrange(len(_LAST))]
         email: str | None = f"{first_ascii}.{last_ascii}{c}@example.com"
@@ -354,177 +430,202 @@ def _generate(
         if phone is not None and rand() < 0.05:
             email = None
         customers.append((f"C{c + 1:06d}", email, phone, first, last, _CITIES[randrange(len(_CITIES))]))
+    return customers
 
-    offsets = sorted(randrange(gen.span_us) for _ in range(n))
-    order_rows: _Rows = []
-    line_rows: _Rows = []
-    refund_rows: _Rows = []
-    refund_line_rows: _Rows = []
-    events = dict.fromkeys((PLACED, PAID, FULFILLED, CANCELED, REFUNDED), 0)
-    dirty = dict.fromkeys(DIRTY_SHARES, 0)
-    hour = timedelta(hours=1)
 
-    for i in range(n):
-        order_id = f"SO-{i + 1:07d}"
-        created = gen.begin + timedelta(microseconds=offsets[i])
-        customer_id, email, phone, first, last, address = customers[randrange(len(customers))]
-        if rand() < 0.1:
-            customer_id = None  # guest checkout
+def _draw_order(
+    gen: _Generator, i: int, created: datetime, customers: list[_Customer], chunk: _Chunk, tally: _Tally
+) -> None:
+    """Draw order number ``i``, placed at ``created``: append its rows to ``chunk``, count it in ``tally``."""
+    rng = gen.rng
+    rand, randrange, choice = rng.random, rng.randrange, rng.choice
+    order_id = f"SO-{i + 1:07d}"
+    customer_id, email, phone, first, last, address = customers[randrange(len(customers))]
+    if rand() < 0.1:
+        customer_id = None  # guest checkout
+    lines, subtotal, line_discounts = _draw_lines(rng, gen.catalog, order_id)
+    code = choice(_CODES) if rand() < 0.12 else None
+    code_discount = subtotal // 10 if code else 0
+    shipping_method, shipping = _SHIPPING[randrange(len(_SHIPPING))]
+    if subtotal >= 5000:
+        shipping = 0
+    total = subtotal - code_discount + shipping
+    tax = round(total * 21 / 121)
+    currency = "EUR" if rand() < 0.97 else "USD"
+    kind, email, phone, currency = _draw_dirt(rng, lines, email, phone, currency)
+    if kind:
+        tally.dirty[kind] += 1
+    life = _draw_lifecycle(rng, created)
+    refunds = _draw_refunds(rng, lines, life)
+    note = choice(_NOTES) if rand() < 0.05 else None
+    address1, city, zip_code, country = address
+    text = gen.instant_text  # draws too: the times are written in this order
+    chunk.orders.append(
+        (
+            order_id,
+            1001 + i,
+            customer_id,
+            email,
+            phone,
+            first,
+            last,
+            currency,
+            _money(subtotal),
+            _money(line_discounts + code_discount),
+            _money(tax),
+            _money(shipping),
+            _money(total),
+            code,
+            life.payment_method,
+            shipping_method,
+            note,
+            address1,
+            city,
+            zip_code,
+            country,
+            text(created),
+            text(life.paid_at) if life.paid_at else None,
+            text(life.fulfilled_at) if life.fulfilled_at else None,
+            life.tracking,
+            life.courier,
+            life.courier_url,
+            text(life.canceled_at) if life.canceled_at else None,
+            life.cancel_reason,
+        )
+    )
+    for ln in lines:
+        ln[11] = _money(ln[11])
+        ln[12] = _money(ln[12])
+        chunk.lines.append(tuple(ln))
+    _add_refund_rows(gen, i, order_id, refunds, total if life.canceled_at is not None else None, chunk)
+    _count_events(tally.events, life, len(refunds))
 
-        # lines
-        count = choice((1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6))
-        picked = rng.sample(range(len(catalog)), count)
-        lines: list[list[Any]] = []
-        subtotal = line_discounts = 0
-        for number, p in enumerate(picked, start=1):
-            pid, vid, sku, title, vtitle, vendor, cat_id, cat_title, price, url, image = catalog[p]
-            qty = 1 if rand() < 0.75 else randrange(2, 4)
-            discount = (price * qty) // 10 if rand() < 0.1 else 0
-            subtotal += price * qty - discount
-            line_discounts += discount
-            lines.append(
-                [
-                    order_id,
-                    number,
-                    pid,
-                    vid,
-                    sku,
-                    title,
-                    vtitle,
-                    vendor,
-                    cat_id,
-                    cat_title,
-                    qty,
-                    price,
-                    discount,
-                    url,
-                    image,
-                ]
-            )
-        code = choice(_CODES) if rand() < 0.12 else None
-        code_discount = subtotal // 10 if code else 0
-        shipping_method, shipping = _SHIPPING[randrange(len(_SHIPPING))]
-        if subtotal >= 5000:
-            shipping = 0
-        total = subtotal - code_discount + shipping
-        tax = round(total * 21 / 121)
-        currency = "EUR" if rand() < 0.97 else "USD"
 
-        # dirt
-        roll = rand()
-        kind = None
-        if roll < DIRTY_SHARES["no_contact"]:
-            kind = "no_contact"
-            email = phone = None
-        elif roll < DIRTY_SHARES["no_contact"] + DIRTY_SHARES["bad_currency"]:
-            kind = "bad_currency"
-            currency = choice(("EURO", "€", "XYZ"))
-        elif roll < sum(DIRTY_SHARES.values()):
-            kind = "negative_price"
-            lines[0][11] = -lines[0][11]
-        if kind:
-            dirty[kind] += 1
-
-        # lifecycle
-        paid_at = fulfilled_at = canceled_at = None
-        tracking = courier = courier_url = cancel_reason = None
-        method = choice(_PAYMENTS)
-        if rand() < 0.88:
-            delay = timedelta(seconds=randrange(5, 600)) if rand() < 0.7 else hour * (1 + rand() * 29)
-            paid_at = created + delay
-        if rand() < 0.05:
-            canceled_at = created + hour * (0.2 + rand() * 47.8)
-            cancel_reason = choice(_CANCEL_REASONS)
-            if paid_at is not None and paid_at > canceled_at:
-                paid_at = None
-        elif paid_at is not None and rand() < 0.85:
-            fulfilled_at = paid_at + hour * (2 + rand() * 70)
-            courier = choice(_COURIERS)
-            tracking = f"{courier[:2].upper()}{randrange(10**9):09d}LT"
-            courier_url = f"https://tracking.example/{courier.replace(' ', '-').lower()}/{tracking}"
-
-        refunds: list[tuple[datetime, list[tuple[int, int, int]]]] = []
-        if canceled_at is not None and paid_at is not None:
-            refunds.append(
-                (canceled_at + hour * rand() * 2, [(ln[1], ln[10], ln[10] * ln[11]) for ln in lines])
-            )
-        elif fulfilled_at is not None and rand() < 0.07:
-            when = fulfilled_at + hour * (24 + rand() * 312)
-            for ln in rng.sample(lines, 2 if rand() < 0.2 and len(lines) > 1 else 1):
-                qty = randrange(1, ln[10] + 1)
-                refunds.append((when, [(ln[1], qty, qty * ln[11])]))
-                when += hour * (1 + rand() * 48)
-
-        note = choice(_NOTES) if rand() < 0.05 else None
-        address1, city, zip_code, country = address
-        order_rows.append(
-            (
+def _draw_lines(
+    rng: random.Random, catalog: list[tuple[Any, ...]], order_id: str
+) -> tuple[list[list[Any]], int, int]:
+    """1-6 ``order_lines`` rows (prices still in cents), the subtotal and the sum of the line discounts."""
+    rand, randrange = rng.random, rng.randrange
+    count = rng.choice((1, 1, 1, 2, 2, 2, 3, 3, 4, 5, 6))
+    picked = rng.sample(range(len(catalog)), count)
+    lines: list[list[Any]] = []
+    subtotal = line_discounts = 0
+    for number, p in enumerate(picked, start=1):
+        pid, vid, sku, title, vtitle, vendor, cat_id, cat_title, price, url, image = catalog[p]
+        qty = 1 if rand() < 0.75 else randrange(2, 4)
+        discount = (price * qty) // 10 if rand() < 0.1 else 0
+        subtotal += price * qty - discount
+        line_discounts += discount
+        lines.append(
+            [
                 order_id,
-                1001 + i,
-                customer_id,
-                email,
-                phone,
-                first,
-                last,
-                currency,
-                _money(subtotal),
-                _money(line_discounts + code_discount),
-                _money(tax),
-                _money(shipping),
-                _money(total),
-                code,
-                method,
-                shipping_method,
-                note,
-                address1,
-                city,
-                zip_code,
-                country,
-                text(created),
-                text(paid_at) if paid_at else None,
-                text(fulfilled_at) if fulfilled_at else None,
-                tracking,
-                courier,
-                courier_url,
-                text(canceled_at) if canceled_at else None,
-                cancel_reason,
+                number,
+                pid,
+                vid,
+                sku,
+                title,
+                vtitle,
+                vendor,
+                cat_id,
+                cat_title,
+                qty,
+                price,
+                discount,
+                url,
+                image,
+            ]
+        )
+    return lines, subtotal, line_discounts
+
+
+def _draw_dirt(
+    rng: random.Random, lines: list[list[Any]], email: str | None, phone: str | None, currency: str
+) -> tuple[str | None, str | None, str | None, str]:
+    """Whether this order is dirty on purpose (:data:`DIRTY_SHARES`): (kind or None, email, phone, currency).
+
+    A negative price is written into the first line in place.
+    """
+    roll = rng.random()
+    kind = None
+    if roll < DIRTY_SHARES["no_contact"]:
+        kind = "no_contact"
+        email = phone = None
+    elif roll < DIRTY_SHARES["no_contact"] + DIRTY_SHARES["bad_currency"]:
+        kind = "bad_currency"
+        currency = rng.choice(("EURO", "€", "XYZ"))
+    elif roll < sum(DIRTY_SHARES.values()):
+        kind = "negative_price"
+        lines[0][11] = -lines[0][11]
+    return kind, email, phone, currency
+
+
+def _draw_lifecycle(rng: random.Random, created: datetime) -> _Lifecycle:
+    """Payment (most orders, minutes or hours later), then a cancellation or a fulfilment (with tracking)."""
+    rand, randrange, choice = rng.random, rng.randrange, rng.choice
+    hour = timedelta(hours=1)
+    life = _Lifecycle(payment_method=choice(_PAYMENTS))
+    if rand() < 0.88:
+        delay = timedelta(seconds=randrange(5, 600)) if rand() < 0.7 else hour * (1 + rand() * 29)
+        life.paid_at = created + delay
+    if rand() < 0.05:
+        life.canceled_at = created + hour * (0.2 + rand() * 47.8)
+        life.cancel_reason = choice(_CANCEL_REASONS)
+        if life.paid_at is not None and life.paid_at > life.canceled_at:
+            life.paid_at = None
+    elif life.paid_at is not None and rand() < 0.85:
+        life.fulfilled_at = life.paid_at + hour * (2 + rand() * 70)
+        life.courier = courier = choice(_COURIERS)
+        life.tracking = tracking = f"{courier[:2].upper()}{randrange(10**9):09d}LT"
+        life.courier_url = f"https://tracking.example/{courier.replace(' ', '-').lower()}/{tracking}"
+    return life
+
+
+def _draw_refunds(rng: random.Random, lines: list[list[Any]], life: _Lifecycle) -> list[_Refund]:
+    """A paid, canceled order is refunded in full; a few fulfilled ones get one or two partial refunds."""
+    rand, randrange = rng.random, rng.randrange
+    hour = timedelta(hours=1)
+    refunds: list[_Refund] = []
+    if life.canceled_at is not None and life.paid_at is not None:
+        refunds.append(
+            (life.canceled_at + hour * rand() * 2, [(ln[1], ln[10], ln[10] * ln[11]) for ln in lines])
+        )
+    elif life.fulfilled_at is not None and rand() < 0.07:
+        when = life.fulfilled_at + hour * (24 + rand() * 312)
+        for ln in rng.sample(lines, 2 if rand() < 0.2 and len(lines) > 1 else 1):
+            qty = randrange(1, ln[10] + 1)
+            refunds.append((when, [(ln[1], qty, qty * ln[11])]))
+            when += hour * (1 + rand() * 48)
+    return refunds
+
+
+def _add_refund_rows(
+    gen: _Generator, i: int, order_id: str, refunds: list[_Refund], full_amount: int | None, chunk: _Chunk
+) -> None:
+    """Append the refund rows of order ``i``; a canceled order (``full_amount`` given) refunds its total."""
+    for r, (when, refunded) in enumerate(refunds, start=1):
+        refund_id = f"RF-{i + 1:07d}-{r}"
+        amount = sum(a for _n, _q, a in refunded) if full_amount is None else full_amount
+        chunk.refunds.append(
+            (
+                refund_id,
+                order_id,
+                gen.instant_text(when),
+                _money(amount),
+                _money(round(amount * 21 / 121)),
+                gen.rng.choice(_REFUND_REASONS),
             )
         )
-        for ln in lines:
-            ln[11] = _money(ln[11])
-            ln[12] = _money(ln[12])
-            line_rows.append(tuple(ln))
-        for r, (when, refunded) in enumerate(refunds, start=1):
-            refund_id = f"RF-{i + 1:07d}-{r}"
-            amount = sum(a for _n, _q, a in refunded)
-            if canceled_at is not None:
-                amount = total
-            refund_rows.append(
-                (
-                    refund_id,
-                    order_id,
-                    text(when),
-                    _money(amount),
-                    _money(round(amount * 21 / 121)),
-                    choice(_REFUND_REASONS),
-                )
-            )
-            for number, qty, line_amount in refunded:
-                refund_line_rows.append((refund_id, number, qty, _money(line_amount)))
-        events[PLACED] += 1
-        events[PAID] += paid_at is not None
-        events[FULFILLED] += fulfilled_at is not None
-        events[CANCELED] += canceled_at is not None
-        events[REFUNDED] += len(refunds)
-        if len(order_rows) >= _CHUNK or i == n - 1:
-            summary.orders += len(order_rows)
-            summary.lines += len(line_rows)
-            summary.refunds += len(refund_rows)
-            summary.refund_lines += len(refund_line_rows)
-            yield order_rows, line_rows, refund_rows, refund_line_rows
-            order_rows, line_rows, refund_rows, refund_line_rows = [], [], [], []
+        for number, qty, line_amount in refunded:
+            chunk.refund_lines.append((refund_id, number, qty, _money(line_amount)))
 
-    summary.events, summary.dirty = events, dirty
+
+def _count_events(events: dict[str, int], life: _Lifecycle, refunds: int) -> None:
+    """Count one order's events: always placed, the lifecycle steps it had, one per refund."""
+    events[PLACED] += 1
+    events[PAID] += life.paid_at is not None
+    events[FULFILLED] += life.fulfilled_at is not None
+    events[CANCELED] += life.canceled_at is not None
+    events[REFUNDED] += refunds
 
 
 # -- CLI ----------------------------------------------------------------------------------------------------

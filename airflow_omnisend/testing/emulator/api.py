@@ -206,18 +206,10 @@ class EmulatorApi:
     def _authorised(
         self, req: Request, api_version: str, rest: str, secret: str | None, hint: str
     ) -> Response:
-        if api_version == V2026:
-            version = req.headers.get("omnisend-version")
-            if version is None:
-                return _invalid(
-                    "the Omnisend-Version header is required",
-                    [FieldError("Omnisend-Version", "required", "send Omnisend-Version: 2026-03-15")],
-                )
-            if version not in SUPPORTED_2026_VERSIONS:
-                return _invalid(
-                    f"unsupported Omnisend-Version {version[:40]!r}",
-                    [FieldError("Omnisend-Version", "invalid_value", "send Omnisend-Version: 2026-03-15")],
-                )
+        """The answer once the rate limit let the request through: version, credential, route, operation."""
+        refused = self._version_refusal(req, api_version)
+        if refused is not None:
+            return refused
         if secret is None:
             return _problem(401, f"missing API credentials: {hint}")
         grant = self._emu.grants.get(secret)
@@ -226,6 +218,30 @@ class EmulatorApi:
         route = self._route(req.method, rest, api_version)
         if isinstance(route, Response):
             return route
+        return self._operate(req, api_version, grant, route)
+
+    def _version_refusal(self, req: Request, api_version: str) -> Response | None:
+        """The 400 for a missing or unknown ``Omnisend-Version`` on ``/api/...``; None when there is none."""
+        if api_version != V2026:
+            return None
+        version = req.headers.get("omnisend-version")
+        if version is None:
+            return _invalid(
+                "the Omnisend-Version header is required",
+                [FieldError("Omnisend-Version", "required", "send Omnisend-Version: 2026-03-15")],
+            )
+        if version not in SUPPORTED_2026_VERSIONS:
+            return _invalid(
+                f"unsupported Omnisend-Version {version[:40]!r}",
+                [FieldError("Omnisend-Version", "invalid_value", "send Omnisend-Version: 2026-03-15")],
+            )
+        return None
+
+    def _operate(
+        self, req: Request, api_version: str, grant: ApiKeyGrant, route: tuple[str, _Operation, str]
+    ) -> Response:
+        """Run the routed operation under the faults that target it: a 429 burst or a 5xx instead of it,
+        or its answer held back (slow)."""
         operation, handler, arg = route
         fault = self._emu.faults.on_request(operation)
         if fault.status_429:

@@ -77,28 +77,7 @@ class AutomationCatalog:
 
     def page(self, query: Mapping[str, str]) -> dict[str, Any]:
         """The ``ListAutomationsResponse`` for these query parameters; AutomationQueryError when invalid."""
-        errors: list[FieldError] = []
-        enabled: bool | None = None
-        if "isEnabled" in query:
-            flag = query["isEnabled"].lower()
-            if flag not in ("true", "false"):
-                errors.append(FieldError("isEnabled", "invalid_type", "isEnabled must be true or false"))
-            enabled = flag == "true"
-        limit = DEFAULT_LIMIT
-        if "limit" in query:
-            try:
-                limit = int(query["limit"])
-            except ValueError:
-                limit = 0
-            if not 1 <= limit <= MAX_LIMIT:
-                errors.append(FieldError("limit", "out_of_range", f"limit must be an integer 1-{MAX_LIMIT}"))
-        if "after" in query and "before" in query:
-            errors.append(FieldError("after", "conflict", "give either after or before, not both"))
-        name_part = query.get("nameContains")
-        if name_part is not None and len(name_part) > 200:
-            errors.append(FieldError("nameContains", "too_long", "nameContains is at most 200 characters"))
-        if errors:
-            raise AutomationQueryError(errors)
+        enabled, limit, name_part = _parse_query(query)
         with self._lock:
             matches = [
                 a
@@ -106,13 +85,7 @@ class AutomationCatalog:
                 if (enabled is None or a.get("isEnabled") is enabled)
                 and (name_part is None or name_part.lower() in str(a.get("name", "")).lower())
             ]
-        start, stop = 0, limit
-        if "after" in query:
-            start = _decode(query["after"], "after")
-            stop = start + limit
-        elif "before" in query:
-            stop = _decode(query["before"], "before")
-            start = max(0, stop - limit)
+        start, stop = _page_bounds(query, limit)
         page = matches[start:stop]
         end = start + len(page)
         has_more = end < len(matches)
@@ -127,3 +100,47 @@ class AutomationCatalog:
                 "limit": limit,
             },
         }
+
+
+def _parse_query(query: Mapping[str, str]) -> tuple[bool | None, int, str | None]:
+    """(``isEnabled`` filter, page size, ``nameContains``); AutomationQueryError naming each bad one."""
+    errors: list[FieldError] = []
+    enabled: bool | None = None
+    if "isEnabled" in query:
+        flag = query["isEnabled"].lower()
+        if flag not in ("true", "false"):
+            errors.append(FieldError("isEnabled", "invalid_type", "isEnabled must be true or false"))
+        enabled = flag == "true"
+    limit = _page_limit(query, errors)
+    if "after" in query and "before" in query:
+        errors.append(FieldError("after", "conflict", "give either after or before, not both"))
+    name_part = query.get("nameContains")
+    if name_part is not None and len(name_part) > 200:
+        errors.append(FieldError("nameContains", "too_long", "nameContains is at most 200 characters"))
+    if errors:
+        raise AutomationQueryError(errors)
+    return enabled, limit, name_part
+
+
+def _page_limit(query: Mapping[str, str], errors: list[FieldError]) -> int:
+    """The ``limit`` parameter (default :data:`DEFAULT_LIMIT`); out of range appends to ``errors``."""
+    if "limit" not in query:
+        return DEFAULT_LIMIT
+    try:
+        limit = int(query["limit"])
+    except ValueError:
+        limit = 0
+    if not 1 <= limit <= MAX_LIMIT:
+        errors.append(FieldError("limit", "out_of_range", f"limit must be an integer 1-{MAX_LIMIT}"))
+    return limit
+
+
+def _page_bounds(query: Mapping[str, str], limit: int) -> tuple[int, int]:
+    """The slice of the matches one page shows: ``limit`` after the ``after`` cursor or before ``before``."""
+    if "after" in query:
+        start = _decode(query["after"], "after")
+        return start, start + limit
+    if "before" in query:
+        stop = _decode(query["before"], "before")
+        return max(0, stop - limit), stop
+    return 0, limit

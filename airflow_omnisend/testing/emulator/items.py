@@ -37,7 +37,8 @@ def parse_event_time(text: str) -> datetime | None:
     """RFC 3339 (``T`` or, as the 2026 API also accepts, a space) with ``Z`` or ``±HH:MM``; None if not.
 
     Fractions beyond microseconds are truncated; a missing offset is refused (the instant would be
-    ambiguous).
+    ambiguous). This is the API's reading, deliberately looser than the provider's own rule
+    (:mod:`airflow_omnisend.events.timefmt`; see docs/testing.md).
     """
     match = _EVENT_TIME.fullmatch(text)
     if match is None:
@@ -65,6 +66,20 @@ def check_event_item(item: Any, now: datetime, future_tolerance: float = 0.0) ->
     """Every reason Omnisend would refuse this events-batch item; empty when it would accept it."""
     if not isinstance(item, dict):
         return [FieldError("", "invalid_type", "an event must be a JSON object")]
+    errors = _name_errors(item)
+    errors += _event_time_errors(item.get("eventTime"), now, future_tolerance)
+    event_id = item.get("eventID")
+    if event_id is not None and not (isinstance(event_id, str) and _UUID.fullmatch(event_id)):
+        errors.append(FieldError("eventID", "invalid_format", "eventID must be a UUID"))
+    errors += _contact_errors(item.get("contact"))
+    properties = item.get("properties")
+    if properties is not None and not isinstance(properties, dict):
+        errors.append(FieldError("properties", "invalid_type", "properties must be an object"))
+    return errors
+
+
+def _name_errors(item: dict[str, Any]) -> list[FieldError]:
+    """``eventName``, ``eventVersion`` and ``origin``: each required, each a non-empty string."""
     errors: list[FieldError] = []
     for name in ("eventName", "eventVersion", "origin"):
         value = item.get(name)
@@ -72,26 +87,26 @@ def check_event_item(item: Any, now: datetime, future_tolerance: float = 0.0) ->
             errors.append(FieldError(name, "required", f"{name} is required"))
         elif not _non_empty_string(value):
             errors.append(FieldError(name, "invalid_type", f"{name} must be a non-empty string"))
-    event_time = item.get("eventTime")
-    if event_time is None:
-        errors.append(FieldError("eventTime", "required", "eventTime is required for historical events"))
-    elif not isinstance(event_time, str) or (instant := parse_event_time(event_time)) is None:
-        errors.append(
-            FieldError("eventTime", "invalid_format", "eventTime must be RFC 3339 with Z or an offset")
-        )
-    elif instant > now + timedelta(seconds=future_tolerance):
-        errors.append(FieldError("eventTime", "future", "eventTime must not be in the future"))
-    event_id = item.get("eventID")
-    if event_id is not None and not (isinstance(event_id, str) and _UUID.fullmatch(event_id)):
-        errors.append(FieldError("eventID", "invalid_format", "eventID must be a UUID"))
-    contact = item.get("contact")
-    if contact is None:
-        errors.append(FieldError("contact", "required", "contact is required"))
-    elif not isinstance(contact, dict):
-        errors.append(FieldError("contact", "invalid_type", "contact must be an object"))
-    elif not any(_non_empty_string(contact.get(k)) for k in CONTACT_IDENTIFIERS):
-        errors.append(FieldError("contact", "required", "contact needs at least one of email, phone, id"))
-    properties = item.get("properties")
-    if properties is not None and not isinstance(properties, dict):
-        errors.append(FieldError("properties", "invalid_type", "properties must be an object"))
     return errors
+
+
+def _event_time_errors(event_time: Any, now: datetime, future_tolerance: float) -> list[FieldError]:
+    """``eventTime``: required (a historic event), RFC 3339 with an offset, not after ``now`` + tolerance."""
+    if event_time is None:
+        return [FieldError("eventTime", "required", "eventTime is required for historical events")]
+    if not isinstance(event_time, str) or (instant := parse_event_time(event_time)) is None:
+        return [FieldError("eventTime", "invalid_format", "eventTime must be RFC 3339 with Z or an offset")]
+    if instant > now + timedelta(seconds=future_tolerance):
+        return [FieldError("eventTime", "future", "eventTime must not be in the future")]
+    return []
+
+
+def _contact_errors(contact: Any) -> list[FieldError]:
+    """``contact``: required, an object with at least one of :data:`CONTACT_IDENTIFIERS`."""
+    if contact is None:
+        return [FieldError("contact", "required", "contact is required")]
+    if not isinstance(contact, dict):
+        return [FieldError("contact", "invalid_type", "contact must be an object")]
+    if not any(_non_empty_string(contact.get(k)) for k in CONTACT_IDENTIFIERS):
+        return [FieldError("contact", "required", "contact needs at least one of email, phone, id")]
+    return []

@@ -61,7 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
     #: idle keep-alive connections end after this many seconds
     timeout = 120
     # one buffered write per response and no Nagle: headers and body written apart would wait for the
-    # client's delayed ACK (40 ms a request on Linux)
+    # client's delayed ACK (docs/testing.md)
     wbufsize = -1
     disable_nagle_algorithm = True
     server: _Server
@@ -94,39 +94,47 @@ class _Handler(BaseHTTPRequestHandler):
         """The body (empty when it is over ``limit``, which is then drained) and its size in bytes."""
         length = self.headers.get("Content-Length")
         if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                raise _BadRequestError("Content-Length is not a number") from None
-            if size > _DRAIN_LIMIT:
-                self.close_connection = True
-                return b"", size
-            if size > limit:
-                left = size
-                while left > 0 and (data := self.rfile.read(min(left, _CHUNK))):
-                    left -= len(data)
-                return b"", size
-            return self.rfile.read(size), size
+            return self._read_sized_body(length, limit)
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts: list[bytes] = []
-            size = 0
-            while True:
-                line = self.rfile.readline(1024)
-                try:
-                    chunk = int(line.split(b";")[0].strip() or b"0", 16)
-                except ValueError:
-                    raise _BadRequestError("malformed chunked body") from None
-                if chunk == 0:
-                    while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                        pass
-                    break
-                data = self.rfile.read(chunk)
-                self.rfile.readline(1024)
-                size += len(data)
-                if size <= limit:
-                    parts.append(data)
-            return (b"".join(parts) if size <= limit else b""), size
+            return self._read_chunked_body(limit)
         return b"", 0
+
+    def _read_sized_body(self, length: str, limit: int) -> tuple[bytes, int]:
+        """A ``Content-Length`` body; drained when over ``limit``, left unread (closing) when huge."""
+        try:
+            size = int(length)
+        except ValueError:
+            raise _BadRequestError("Content-Length is not a number") from None
+        if size > _DRAIN_LIMIT:
+            self.close_connection = True
+            return b"", size
+        if size > limit:
+            left = size
+            while left > 0 and (data := self.rfile.read(min(left, _CHUNK))):
+                left -= len(data)
+            return b"", size
+        return self.rfile.read(size), size
+
+    def _read_chunked_body(self, limit: int) -> tuple[bytes, int]:
+        """A ``Transfer-Encoding: chunked`` body, read to its end (trailers skipped); kept up to ``limit``."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                chunk = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                raise _BadRequestError("malformed chunked body") from None
+            if chunk == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                break
+            data = self.rfile.read(chunk)
+            self.rfile.readline(1024)
+            size += len(data)
+            if size <= limit:
+                parts.append(data)
+        return (b"".join(parts) if size <= limit else b""), size
 
     def _dispatch(self) -> None:
         emulator = self.server.emulator
