@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.body_format import ENVELOPE_BYTES
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 
@@ -27,14 +28,6 @@ DEFAULT_MIN_BODIES_PER_SHARD = 16
 DEFAULT_RATE_PER_MINUTE = 400.0
 
 
-def _check_int(name: str, value: object, *, minimum: int, fix: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise OmnisendConfigError(f"{name} must be an integer, got {value!r}; {fix}")
-    if value < minimum:
-        raise OmnisendConfigError(f"{name} must be >= {minimum}, got {value}; {fix}")
-    return value
-
-
 @dataclass(frozen=True)
 class BatchLimits:
     """The two limits every ``POST /batches`` body must respect.
@@ -47,13 +40,13 @@ class BatchLimits:
     max_payload_bytes: int
 
     def __post_init__(self) -> None:
-        _check_int(
+        check_int(
             "BatchLimits.max_items",
             self.max_items,
             minimum=1,
             fix="use the API version's batch size (100 or 1000)",
         )
-        _check_int(
+        check_int(
             "BatchLimits.max_payload_bytes",
             self.max_payload_bytes,
             minimum=MIN_PAYLOAD_BYTES,
@@ -291,7 +284,7 @@ def estimate_requests(
     results (a sender that waits until a batch should be done needs about one). For dry runs.
     """
     bodies = plan.bodies if isinstance(plan, ChunkPlan) else plan
-    _check_int("estimate_requests.bodies", bodies, minimum=0, fix="pass a ChunkPlan or a body count")
+    check_int("estimate_requests.bodies", bodies, minimum=0, fix="pass a ChunkPlan or a body count")
     if not rate_per_minute > 0:
         raise OmnisendConfigError(
             f"rate_per_minute must be > 0, got {rate_per_minute!r}; Omnisend's default is 400"

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
+from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.body_format import BODY_PREFIX, BODY_SUFFIX, ENVELOPE_BYTES, encode_body
 from airflow_omnisend.events.chunk_plan import (
     AIRFLOW_MAX_MAP_LENGTH,
@@ -35,7 +36,6 @@ from airflow_omnisend.events.chunk_plan import (
     ChunkPlan,
     RequestEstimate,
     ShardPlan,
-    _check_int,
     estimate_requests,
 )
 from airflow_omnisend.events.packing import STRATEGIES, Packing, lower_bound, pack_groups
@@ -227,7 +227,7 @@ def plan_batches(
     """
     if not isinstance(limits, BatchLimits):
         raise OmnisendConfigError(f"limits must be a BatchLimits, got {type(limits).__name__}")
-    _check_int(
+    check_int(
         "plan_batches.max_shards",
         max_shards,
         minimum=1,
@@ -238,7 +238,7 @@ def plan_batches(
             f"plan_batches.max_shards must be below Airflow's max_map_length ({AIRFLOW_MAX_MAP_LENGTH}), "
             f"got {max_shards}; use at most {AIRFLOW_MAX_MAP_LENGTH - 1} (default {DEFAULT_MAX_SHARDS})"
         )
-    _check_int(
+    check_int(
         "plan_batches.min_bodies_per_shard",
         min_bodies_per_shard,
         minimum=1,

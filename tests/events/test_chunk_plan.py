@@ -20,7 +20,7 @@ from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
         ({"max_items": 0, "max_payload_bytes": 1_000_000}, "BatchLimits.max_items must be >= 1, got 0"),
         (
             {"max_items": True, "max_payload_bytes": 1_000_000},
-            "max_items must be an integer, got True",
+            r"max_items must be an integer \(a whole number\), got True",
         ),
         ({"max_items": 100, "max_payload_bytes": 100}, "max_payload_bytes must be >= 256, got 100; use"),
         ({"max_items": 100, "max_payload_bytes": "1MB"}, "max_payload_bytes must be an integer"),
