@@ -39,6 +39,7 @@ from airflow_omnisend.events.chunk_plan import (
     estimate_requests,
 )
 from airflow_omnisend.events.packing import STRATEGIES, Packing, lower_bound, pack_groups
+from airflow_omnisend.events.timefmt import try_parse_instant
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
 
 if TYPE_CHECKING:
@@ -104,15 +105,11 @@ class _Index:
 
 
 def _time_key(value: object) -> int:
-    """eventTime as microseconds since the epoch (offsets honoured), so '+02:00' sorts correctly."""
-    if not isinstance(value, str):
+    """eventTime as microseconds since the epoch (offsets honoured), so '+02:00' sorts correctly; a value
+    that is not a time with a UTC offset (``timefmt``'s strict rule) sorts after every time."""
+    moment = try_parse_instant(value)
+    if moment is None:
         return _NO_TIME
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return _NO_TIME
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 

@@ -122,6 +122,18 @@ def test_lifecycle_order_uses_rank_then_instant() -> None:
     assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (4, 3, 1, 2, 5, 0)]
 
 
+def test_an_event_time_without_offset_or_unreadable_sorts_after_every_time() -> None:
+    lines = [
+        event_line(1, "order refunded", when="2026-03-01T08:00:00"),  # no offset: refused, not taken as UTC
+        event_line(2, "order refunded", when="not a time"),
+        event_line(3, "order refunded", when="2026-03-01T11:00:00+02:00"),
+        event_line(4, "order refunded", when="2026-03-01T10:00:00Z"),
+    ]
+    run = run_plan(lines, BatchLimits(100, 1_000_000))
+    items = orjson.loads(run.bodies()[0][2])["items"]
+    assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (2, 3, 0, 1)]
+
+
 def test_order_ids_5_and_string_5_are_one_order() -> None:
     lines = [event_line(1, "paid for order", order=5), event_line(2, "placed order", order="5")]
     lines += [event_line(10 + n, order=f"other-{n}", pad=300) for n in range(6)]
