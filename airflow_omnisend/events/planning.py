@@ -38,6 +38,7 @@ from airflow_omnisend.events.chunk_plan import (
     ShardPlan,
     estimate_requests,
 )
+from airflow_omnisend.events.names import LIFECYCLE_RANK, lifecycle_rank
 from airflow_omnisend.events.packing import STRATEGIES, Packing, lower_bound, pack_groups
 from airflow_omnisend.events.timefmt import try_parse_instant
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
@@ -74,15 +75,6 @@ log = logging.getLogger(__name__)
 #: sort key of an event whose eventTime is not a usable time: after every real time
 _NO_TIME = 2**62
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: lifecycle rank of each order event; canceled and refunded share the last place (then eventTime)
-LIFECYCLE_RANK: dict[str, int] = {
-    "placed order": 0,
-    "paid for order": 1,
-    "order fulfilled": 2,
-    "order canceled": 3,
-    "order refunded": 3,
-}
-_UNKNOWN_RANK = 4
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,7 +168,7 @@ def _index_events(src: BinaryIO, spool: BinaryIO | None, limits: BatchLimits) ->
         add_offset(line_start + start)
         add_length(length)
         name = event.get("eventName")
-        add_rank(LIFECYCLE_RANK.get(name, _UNKNOWN_RANK) if isinstance(name, str) else _UNKNOWN_RANK)
+        add_rank(lifecycle_rank(name))
         add_time(_time_key(event.get("eventTime")))
         add_crc(zlib.crc32(memoryview(raw)[start:end]))
         event_id = event.get("eventID")

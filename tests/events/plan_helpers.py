@@ -19,7 +19,8 @@ import orjson
 
 from airflow_omnisend.events.body_format import BODY_PREFIX, BODY_SUFFIX, ENVELOPE_BYTES
 from airflow_omnisend.events.chunk_plan import BatchLimits, ChunkPlan
-from airflow_omnisend.events.planning import LIFECYCLE_RANK, plan_batches
+from airflow_omnisend.events.names import LIFECYCLE_RANK
+from airflow_omnisend.events.planning import plan_batches
 
 NAMES = list(LIFECYCLE_RANK)
 NS = uuid.UUID("0b5e4a52-2f0c-4e7e-9a55-4b1f4c8a7d10")

@@ -119,7 +119,8 @@ def test_lifecycle_order_uses_rank_then_instant() -> None:
     ]
     run = run_plan(lines, BatchLimits(100, 1_000_000))
     items = orjson.loads(run.bodies()[0][2])["items"]
-    assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (4, 3, 1, 2, 5, 0)]
+    # placed, paid, fulfilled, then canceled (rank 3) before either refund (rank 4), refunds by instant
+    assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (4, 3, 1, 5, 2, 0)]
 
 
 def test_an_event_time_without_offset_or_unreadable_sorts_after_every_time() -> None:
@@ -183,6 +184,46 @@ def test_an_order_too_big_for_one_body_is_split_in_lifecycle_order_within_one_sh
     chain = [b for _, b in run.plan.iter_bodies() if b.follows]
     assert len(chain) == 2  # 8 events, 3 per body: 3 + 3 + 2 (the last piece shares its body)
     assert len(run.plan.shards) == 8
+
+
+@pytest.mark.parametrize(
+    ("limits", "pad"),
+    [(BatchLimits(2, 1_000_000), 0), (BatchLimits(100, 2000), 600)],
+    ids=["split by items", "split by bytes"],
+)
+def test_a_split_order_keeps_lifecycle_order_across_its_bodies(limits: BatchLimits, pad: int) -> None:
+    """The refund at 10:20 is earlier than the cancellation at 10:30, yet the cancellation (rank 3)
+    comes first: a refund ranks after a cancellation (events.names), eventTime only orders equal ranks."""
+    steps = [
+        ("placed order", "10:00"),
+        ("paid for order", "10:05"),
+        ("order fulfilled", "10:10"),
+        ("order refunded", "10:20"),
+        ("order canceled", "10:30"),
+        ("order refunded", "10:40"),
+    ]
+    order = [
+        event_line(n, name, order="big", when=f"2026-03-01T{clock}:00Z", pad=pad)
+        for n, (name, clock) in enumerate(steps)
+    ]
+    others = [event_line(100 + n, order=f"o{n}", pad=pad) for n in range(5)]
+    lines = others + order[::-1]  # input order is not lifecycle order
+    run = run_plan(lines, limits, max_shards=4, min_bodies_per_shard=1)
+    check_run(lines, limits, run)
+    assert run.plan.split_orders == 1
+    seen = [
+        (seq, item["eventID"])
+        for seq, (_, _, body) in enumerate(run.bodies())
+        for item in orjson.loads(body)["items"]
+        if item["properties"].get("orderID") == "big"
+    ]
+    expected = [orjson.loads(order[n])["eventID"] for n in (0, 1, 2, 4, 3, 5)]
+    assert [event_id for _, event_id in seen] == expected
+    seqs = sorted({seq for seq, _ in seen})
+    assert len(seqs) == 3
+    assert seqs == list(range(seqs[0], seqs[0] + 3))  # consecutive bodies, each following the one before
+    plans = [body for _, body in run.plan.iter_bodies()]
+    assert [plans[s].follows for s in seqs] == [None, plans[seqs[0]].body_id, plans[seqs[1]].body_id]
 
 
 def test_shard_cuts_never_fall_inside_a_split_order() -> None:
