@@ -135,6 +135,8 @@ def _content_span(raw: bytes) -> tuple[int, int]:
 
 
 def _index_events(src: BinaryIO, spool: BinaryIO | None, limits: BatchLimits) -> _Index:
+    """One pass over the lines: each event's byte range and sort keys, its order group or the
+    oversized list; ``spool`` (if given) receives a copy of the lines to read the bodies from."""
     index = _Index()
     max_event = limits.max_event_bytes
     position = spool.tell() if spool is not None else src.tell()
@@ -167,8 +169,7 @@ def _index_events(src: BinaryIO, spool: BinaryIO | None, limits: BatchLimits) ->
         length = end - start
         add_offset(line_start + start)
         add_length(length)
-        name = event.get("eventName")
-        add_rank(lifecycle_rank(name))
+        add_rank(lifecycle_rank(event.get("eventName")))
         add_time(_time_key(event.get("eventTime")))
         add_crc(zlib.crc32(memoryview(raw)[start:end]))
         event_id = event.get("eventID")
