@@ -123,7 +123,8 @@ def _memory_mb(field: str) -> float:
 
 def _plan_one(path: str, max_items: int, max_payload: int, out_dir: str) -> None:
     """Child process: plan ``path`` and print one JSON line of measurements."""
-    from airflow_omnisend.events.planning import BatchLimits, plan_batches
+    from airflow_omnisend.events.chunk_plan import BatchLimits
+    from airflow_omnisend.events.planning import plan_batches
 
     rss_before = _memory_mb("VmRSS")
     out = Path(out_dir)
@@ -158,7 +159,8 @@ def _plan_one(path: str, max_items: int, max_payload: int, out_dir: str) -> None
 
 def compare_strategies(n_events: int, seed: int) -> None:
     """Sizes only: each packing strategy alone, for small, typical and large events."""
-    from airflow_omnisend.events.planning import BatchLimits, lower_bound, pack_groups
+    from airflow_omnisend.events.chunk_plan import BatchLimits
+    from airflow_omnisend.events.packing import lower_bound, pack_groups
 
     weights = [w for w, _ in LIFECYCLES]
     print(f"\nstrategies alone, {n_events} events of sizes only (bodies / lower bound):")

@@ -33,7 +33,6 @@ on eventID + eventTime, so that costs a request, not a duplicate event.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, fields
@@ -42,7 +41,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from airflow_omnisend.events.planning import BODY_PREFIX, BODY_SUFFIX, encode_body
+from airflow_omnisend.events.body_format import decode_body as body_event_lines
+from airflow_omnisend.events.body_format import encode_body
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendError,
@@ -69,7 +69,6 @@ ROOT_KEY = "omnisend_batch:{body_id}"
 FOLLOWUP_KEY = "omnisend_followup:{body_id}:{round}"
 #: Omnisend keeps batches about 7 days: a batchID older than that cannot be reconnected to anyway
 STATE_RETENTION = timedelta(days=7)
-_JSON = json.JSONDecoder()
 
 
 @dataclass
@@ -160,22 +159,6 @@ def body_event_keys(body: bytes) -> list[tuple[Any, Any]]:
     if not isinstance(items, list):
         raise OmnisendInputError("a staged body has no items list; re-run the plan step")
     return [_event_key(item) for item in items]
-
-
-def body_event_lines(body: bytes) -> list[bytes]:
-    """The exact bytes of each item of a planned body (``encode_body`` in reverse)."""
-    if not (body.startswith(BODY_PREFIX) and body.endswith(BODY_SUFFIX)):
-        raise OmnisendInputError("a staged body is not in the planner's format; re-run the plan step")
-    text = body[len(BODY_PREFIX) : len(body) - len(BODY_SUFFIX)].decode("utf-8")
-    lines: list[bytes] = []
-    pos, end = 0, len(text)
-    while pos < end:
-        _, stop = _JSON.raw_decode(text, pos)
-        lines.append(text[pos:stop].encode("utf-8"))
-        pos = stop
-        if pos < end and text[pos] == ",":
-            pos += 1
-    return lines
 
 
 def _is_retryable_code(code: int | None) -> bool:

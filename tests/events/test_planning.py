@@ -1,198 +1,35 @@
 """Chunk planning: bodies within both limits, nothing lost or doubled, orders kept together and in
-lifecycle order, deterministic, near-optimal packing on realistic partitions, bounded memory."""
+lifecycle order, deterministic, near-optimal packing on realistic files, bounded memory."""
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import io
-import json
-import math
-import random
 import tracemalloc
-import uuid
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections import Counter
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from airflow_omnisend.events.planning import (
-    BODY_PREFIX,
-    BODY_SUFFIX,
-    ENVELOPE_BYTES,
-    LIFECYCLE_RANK,
-    BatchLimits,
-    ChunkPlan,
-    encode_body,
-    estimate_requests,
-    lower_bound,
-    pack_groups,
-    plan_batches,
+from plan_helpers import (
+    NAMES,
+    PROFILES,
+    KeptBytes,
+    allowed,
+    check_run,
+    event_line,
+    run_plan,
+    write_realistic_events,
 )
+
+from airflow_omnisend.events.body_format import ENVELOPE_BYTES, encode_body
+from airflow_omnisend.events.chunk_plan import BatchLimits
+from airflow_omnisend.events.planning import plan_batches
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 
-NAMES = list(LIFECYCLE_RANK)
-NS = uuid.UUID("0b5e4a52-2f0c-4e7e-9a55-4b1f4c8a7d10")
-
-
-def event_line(
-    number: int,
-    name: str = "placed order",
-    order: object = "1001",
-    when: str = "2026-03-01T10:00:00Z",
-    pad: int = 0,
-) -> bytes:
-    properties: dict[str, Any] = {"currency": "EUR", "totalPrice": 19.99}
-    if order is not None:
-        properties["orderID"] = order
-    if pad:
-        properties["note"] = "x" * pad
-    return orjson.dumps(
-        {
-            "eventName": name,
-            "eventID": str(uuid.uuid5(NS, str(number))),
-            "eventTime": when,
-            "eventVersion": "v2",
-            "origin": "api",
-            "contact": {"email": f"c{number}@example.com"},
-            "properties": properties,
-        }
-    )
-
-
-class KeptBytes(io.BytesIO):
-    """A shard file that remembers what was written after the planner closes it."""
-
-    def __init__(self, sink: dict[int, bytes], index: int) -> None:
-        super().__init__()
-        self.sink, self.index = sink, index
-
-    def close(self) -> None:
-        self.sink[self.index] = self.getvalue()
-        super().close()
-
-
-@dataclass
-class Run:
-    plan: ChunkPlan
-    shards: dict[int, bytes]
-    dead: bytes
-    opened: list[int] = field(default_factory=list)
-
-    def bodies(self) -> list[tuple[int, int, bytes]]:
-        """(shard, index, body bytes) in send order."""
-        out = []
-        for shard in sorted(self.shards):
-            lines = self.shards[shard].split(b"\n")
-            assert lines[-1] == b""
-            out.extend((shard, i, body) for i, body in enumerate(lines[:-1]))
-        return out
-
-    def dead_letters(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.dead.splitlines()]
-
-
-def run_plan(data: bytes | list[bytes], limits: BatchLimits, **kwargs: Any) -> Run:
-    if isinstance(data, list):
-        data = b"".join(line + b"\n" for line in data)
-    shards: dict[int, bytes] = {}
-    opened: list[int] = []
-    dead = io.BytesIO()
-
-    def open_shard(i: int) -> KeptBytes:
-        opened.append(i)
-        return KeptBytes(shards, i)
-
-    plan = plan_batches(io.BytesIO(data), limits, open_shard=open_shard, dead_letters=dead, **kwargs)
-    return Run(plan, shards, dead.getvalue(), opened)
-
-
-def time_of(event: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(event["eventTime"])
-
-
-def check_run(lines: list[bytes], limits: BatchLimits, run: Run) -> None:
-    """Every invariant the planner promises, for any input."""
-    plan = run.plan
-    by_id = {orjson.loads(line)["eventID"]: line for line in lines}
-    sent: list[bytes] = []
-    where: dict[str, list[tuple[int, int]]] = defaultdict(list)  # orderID -> [(body seq, position)]
-    order_events: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    bodies = run.bodies()
-    assert [(s.index, len(s.bodies)) for s in plan.shards] == [
-        (i, sum(1 for b in bodies if b[0] == i)) for i in range(len(plan.shards))
-    ]
-    assert run.opened == list(range(len(plan.shards)))
-    plans = [body for _, body in plan.iter_bodies()]
-    for seq, ((_, index, body), body_plan) in enumerate(zip(bodies, plans, strict=True)):
-        # within both limits, exactly the bytes the plan describes
-        assert len(body) <= limits.max_payload_bytes
-        parsed = orjson.loads(body)
-        items = parsed["items"]
-        assert (parsed["method"], parsed["endpoint"], len(parsed)) == ("POST", "events", 3)
-        assert 1 <= len(items) <= limits.max_items
-        item_lines = [by_id[item["eventID"]] for item in items]
-        assert body == BODY_PREFIX + b",".join(item_lines) + BODY_SUFFIX  # verbatim, no re-serialising
-        assert body_plan.body_id == hashlib.sha256(body).hexdigest()
-        assert (body_plan.index, body_plan.items, body_plan.size) == (index, len(items), len(body))
-        assert body_plan.first_event_id == items[0]["eventID"]
-        assert body_plan.last_event_id == items[-1]["eventID"]
-        sent.extend(item_lines)
-        for position, item in enumerate(items):
-            order = item["properties"].get("orderID")
-            if order is not None:
-                key = order if isinstance(order, str) else json.dumps(order)
-                where[key].append((seq, position))
-                order_events[key].append(item)
-
-    # nothing lost, nothing doubled: bodies + dead letters == input, as a multiset of lines
-    dead = run.dead_letters()
-    for letter in dead:
-        assert letter["stage"] == "plan"
-        size = len(orjson.dumps(letter["event"]))
-        assert letter["reason"].startswith(
-            f"event is {size} bytes, over the {limits.max_payload_bytes}-byte body limit"
-        )
-        assert size + ENVELOPE_BYTES > limits.max_payload_bytes
-    dead_lines = [orjson.dumps(letter["event"]) for letter in dead]
-    assert Counter(sent) + Counter(dead_lines) == Counter(lines)
-    assert all(len(line) + ENVELOPE_BYTES <= limits.max_payload_bytes for line in sent)
-    assert plan.events == len(lines)
-    assert plan.dead_lettered == len(dead)
-    assert plan.items == len(sent)
-    assert plan.total_bytes == sum(len(b) for _, _, b in bodies)
-
-    # an order's events: together (or split over consecutive bodies of one shard), lifecycle order
-    for key, events in order_events.items():
-        ranks = [(LIFECYCLE_RANK[e["eventName"]], time_of(e)) for e in events]
-        assert ranks == sorted(ranks), key
-        seqs = sorted({seq for seq, _ in where[key]})
-        if len(seqs) > 1:
-            assert seqs == list(range(seqs[0], seqs[-1] + 1)), "split order not in consecutive bodies"
-            assert len({bodies[s][0] for s in seqs}) == 1, "split order crosses shards"
-            for s in seqs[1:]:
-                assert plans[s].follows == plans[s - 1].body_id
-            size = sum(len(by_id[e["eventID"]]) + 1 for e in events)
-            assert size > limits.body_capacity or len(events) > limits.max_items, "needless split"
-        else:
-            positions = [p for _, p in where[key]]
-            assert positions == list(range(positions[0], positions[0] + len(positions)))
-
-    # shards: bounded, never empty
-    if plan.bodies:
-        assert (
-            1 <= len(plan.shards) <= min(plan.max_shards, math.ceil(plan.bodies / plan.min_bodies_per_shard))
-        )
-    else:
-        assert plan.shards == ()
-    assert all(shard.bodies for shard in plan.shards)
-    assert plan.bodies >= plan.lower_bound
-    assert ChunkPlan.from_dict(json.loads(json.dumps(plan.to_dict()))) == plan
+if TYPE_CHECKING:
+    import random
 
 
 # --------------------------------------------------------------------------------------------------
@@ -249,37 +86,6 @@ def test_plan_depends_on_content_not_line_order(
     assert Counter(other.dead.splitlines()) == Counter(first.dead.splitlines())
 
 
-@settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.tuples(st.integers(2, 5000), st.integers(1, 12)), max_size=120),
-    st.integers(5000, 20000),
-    st.integers(12, 60),
-    st.sampled_from([("ffd-balanced",), ("bfd",), ("ffd-balanced", "bfd")]),
-)
-def test_packing_is_valid_and_keeps_the_proved_bound(
-    groups: list[tuple[int, int]], capacity: int, max_items: int, strategies: tuple[str, ...]
-) -> None:
-    """Any sizes: every group in exactly one body within both limits; and for the main strategy the
-    bound of the module docstring: bodies < (sum(cost)/capacity + items/max_items) / (1 - eps) + 1,
-    and one body whenever everything fits one."""
-    costs = [c for c, _ in groups]
-    counts = [n for _, n in groups]
-    packing = pack_groups(costs, counts, capacity, max_items, strategies=strategies)
-    assert sorted(g for body in packing.bodies for g in body) == list(range(len(groups)))
-    assert all(body for body in packing.bodies)
-    for body in packing.bodies:
-        assert sum(costs[g] for g in body) <= capacity
-        assert sum(counts[g] for g in body) <= max_items
-    if not groups:
-        assert packing.bodies == []
-        return
-    if sum(costs) <= capacity and sum(counts) <= max_items:
-        assert len(packing.bodies) == 1
-    eps = max(max(costs) / capacity, max(counts) / max_items)
-    if strategies[0] == "ffd-balanced" and eps < 1:
-        assert len(packing.bodies) < (sum(costs) / capacity + sum(counts) / max_items) / (1 - eps) + 1
-
-
 # --------------------------------------------------------------------------------------------------
 # examples
 
@@ -313,7 +119,20 @@ def test_lifecycle_order_uses_rank_then_instant() -> None:
     ]
     run = run_plan(lines, BatchLimits(100, 1_000_000))
     items = orjson.loads(run.bodies()[0][2])["items"]
-    assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (4, 3, 1, 2, 5, 0)]
+    # placed, paid, fulfilled, then canceled (rank 3) before either refund (rank 4), refunds by instant
+    assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (4, 3, 1, 5, 2, 0)]
+
+
+def test_an_event_time_without_offset_or_unreadable_sorts_after_every_time() -> None:
+    lines = [
+        event_line(1, "order refunded", when="2026-03-01T08:00:00"),  # no offset: refused, not taken as UTC
+        event_line(2, "order refunded", when="not a time"),
+        event_line(3, "order refunded", when="2026-03-01T11:00:00+02:00"),
+        event_line(4, "order refunded", when="2026-03-01T10:00:00Z"),
+    ]
+    run = run_plan(lines, BatchLimits(100, 1_000_000))
+    items = orjson.loads(run.bodies()[0][2])["items"]
+    assert [i["eventID"] for i in items] == [orjson.loads(lines[n])["eventID"] for n in (2, 3, 0, 1)]
 
 
 def test_order_ids_5_and_string_5_are_one_order() -> None:
@@ -365,6 +184,46 @@ def test_an_order_too_big_for_one_body_is_split_in_lifecycle_order_within_one_sh
     chain = [b for _, b in run.plan.iter_bodies() if b.follows]
     assert len(chain) == 2  # 8 events, 3 per body: 3 + 3 + 2 (the last piece shares its body)
     assert len(run.plan.shards) == 8
+
+
+@pytest.mark.parametrize(
+    ("limits", "pad"),
+    [(BatchLimits(2, 1_000_000), 0), (BatchLimits(100, 2000), 600)],
+    ids=["split by items", "split by bytes"],
+)
+def test_a_split_order_keeps_lifecycle_order_across_its_bodies(limits: BatchLimits, pad: int) -> None:
+    """The refund at 10:20 is earlier than the cancellation at 10:30, yet the cancellation (rank 3)
+    comes first: a refund ranks after a cancellation (events.names), eventTime only orders equal ranks."""
+    steps = [
+        ("placed order", "10:00"),
+        ("paid for order", "10:05"),
+        ("order fulfilled", "10:10"),
+        ("order refunded", "10:20"),
+        ("order canceled", "10:30"),
+        ("order refunded", "10:40"),
+    ]
+    order = [
+        event_line(n, name, order="big", when=f"2026-03-01T{clock}:00Z", pad=pad)
+        for n, (name, clock) in enumerate(steps)
+    ]
+    others = [event_line(100 + n, order=f"o{n}", pad=pad) for n in range(5)]
+    lines = others + order[::-1]  # input order is not lifecycle order
+    run = run_plan(lines, limits, max_shards=4, min_bodies_per_shard=1)
+    check_run(lines, limits, run)
+    assert run.plan.split_orders == 1
+    seen = [
+        (seq, item["eventID"])
+        for seq, (_, _, body) in enumerate(run.bodies())
+        for item in orjson.loads(body)["items"]
+        if item["properties"].get("orderID") == "big"
+    ]
+    expected = [orjson.loads(order[n])["eventID"] for n in (0, 1, 2, 4, 3, 5)]
+    assert [event_id for _, event_id in seen] == expected
+    seqs = sorted({seq for seq, _ in seen})
+    assert len(seqs) == 3
+    assert seqs == list(range(seqs[0], seqs[0] + 3))  # consecutive bodies, each following the one before
+    plans = [body for _, body in run.plan.iter_bodies()]
+    assert [plans[s].follows for s in seqs] == [None, plans[seqs[0]].body_id, plans[seqs[1]].body_id]
 
 
 def test_shard_cuts_never_fall_inside_a_split_order() -> None:
@@ -475,20 +334,6 @@ def test_text_mode_input_is_refused() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"max_items": 0, "max_payload_bytes": 1_000_000}, "BatchLimits.max_items must be >= 1, got 0"),
-        ({"max_items": True, "max_payload_bytes": 1_000_000}, "max_items must be an integer, got True"),
-        ({"max_items": 100, "max_payload_bytes": 100}, "max_payload_bytes must be >= 256, got 100; use"),
-        ({"max_items": 100, "max_payload_bytes": "1MB"}, "max_payload_bytes must be an integer"),
-    ],
-)
-def test_batch_limits_are_validated(kwargs: dict[str, Any], message: str) -> None:
-    with pytest.raises(OmnisendConfigError, match=message):
-        BatchLimits(**kwargs)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "message"),
-    [
         ({"max_shards": 1024}, "below Airflow's max_map_length \\(1024\\), got 1024; use at most 1023"),
         ({"max_shards": 0}, "max_shards must be >= 1"),
         ({"min_bodies_per_shard": 0}, "min_bodies_per_shard must be >= 1"),
@@ -499,133 +344,8 @@ def test_shard_settings_are_validated(kwargs: dict[str, Any], message: str) -> N
         run_plan([event_line(1)], BatchLimits(100, 1_000_000), **kwargs)
 
 
-def test_limits_round_trip_and_capacity() -> None:
-    limits = BatchLimits(100, 1_000_000)
-    assert BatchLimits.from_dict(limits.to_dict()) == limits
-    assert limits.body_capacity == 1_000_000 - ENVELOPE_BYTES + 1
-    assert limits.max_event_bytes == 1_000_000 - ENVELOPE_BYTES
-    assert lower_bound(0, 0, limits) == 0
-    assert lower_bound(limits.body_capacity + 1, 10, limits) == 2
-    assert lower_bound(10, 201, limits) == 3
-
-
-def test_plan_dict_is_small_and_json_friendly() -> None:
-    lines = [event_line(n, order=f"o{n % 150}", pad=200) for n in range(300)]
-    plan = run_plan(lines, BatchLimits(10, 4000)).plan
-    data = plan.to_dict()
-    text = json.dumps(data)
-    assert "x" * 50 not in text  # no event data
-    assert "example.com" not in text
-    assert data["totals"] == {
-        "events": 300,
-        "items": 300,
-        "bodies": plan.bodies,
-        "shards": len(plan.shards),
-        "dead_lettered": 0,
-        "bytes": plan.total_bytes,
-        "split_orders": 0,
-    }
-    assert data["lower_bound"] == plan.lower_bound
-    assert data["packing_ratio"] == round(plan.packing_ratio, 6)
-    assert ChunkPlan.from_dict(json.loads(text)) == plan
-    assert "300 events ->" in plan.describe()
-    with pytest.raises(OmnisendInputError, match="not a chunk plan"):
-        ChunkPlan.from_dict({"limits": {"max_items": 1, "max_payload_bytes": 1000}})
-
-
-def test_request_estimate() -> None:
-    estimate = estimate_requests(2000, 400)
-    assert (estimate.submit_requests, estimate.poll_requests, estimate.total_requests) == (2000, 2000, 4000)
-    assert estimate.minutes == 10.0
-    assert "4000 requests, about 10.0 min at 400 requests/min" in estimate.describe()
-    assert estimate_requests(3, 400, polls_per_body=2.5).poll_requests == 8
-    plan = run_plan([event_line(1)], BatchLimits(100, 1_000_000)).plan
-    assert estimate_requests(plan).to_dict()["total_requests"] == 2
-    with pytest.raises(OmnisendConfigError, match="rate_per_minute must be > 0"):
-        estimate_requests(10, 0)
-    with pytest.raises(OmnisendConfigError, match="bodies must be >= 0"):
-        estimate_requests(-1)
-
-
 # --------------------------------------------------------------------------------------------------
-# packing quality on realistic partitions
-
-LIFECYCLE_MIX = [(0.22, 1), (0.30, 2), (0.30, 3), (0.13, 4), (0.05, 5)]
-PROFILES = {
-    "1000 items / 1 MB": BatchLimits(1000, 1_000_000),
-    "100 items / 1 MB": BatchLimits(100, 1_000_000),
-    "1000 items / 256 KB": BatchLimits(1000, 262_144),
-    "100 items / 128 KB": BatchLimits(100, 131_072),
-    "1000 items / 64 KB": BatchLimits(1000, 65_536),
-    "100 items / 64 KB": BatchLimits(100, 65_536),
-}
-
-
-@functools.cache
-def realistic_sizes(n_events: int, seed: int, median: int = 1200) -> list[list[int]]:
-    """Event sizes per order: 1-5 events of 0.5-10 KB, similar within an order (same line items)."""
-    rng = random.Random(seed)
-    groups: list[list[int]] = []
-    total = 0
-    while total < n_events:
-        count = min(
-            rng.choices([c for _, c in LIFECYCLE_MIX], [w for w, _ in LIFECYCLE_MIX])[0], n_events - total
-        )
-        base = min(10_000, max(500, int(rng.lognormvariate(math.log(median), 0.6))))
-        groups.append([min(10_000, max(500, int(base * rng.uniform(0.95, 1.1)))) for _ in range(count)])
-        total += count
-    return groups
-
-
-def allowed(bound: int) -> int:
-    """The target: 1.02 x LB; below LB 50 that means LB itself, and the planner may be one over."""
-    return max(math.floor(1.02 * bound), bound + 1)
-
-
-@pytest.mark.parametrize("profile", list(PROFILES))
-@pytest.mark.parametrize(("n_events", "median"), [(60_000, 1200), (55_000, 600), (30_000, 3000)])
-def test_packing_ratio_on_realistic_sizes(profile: str, n_events: int, median: int) -> None:
-    limits = PROFILES[profile]
-    groups = realistic_sizes(n_events, seed=n_events + median, median=median)
-    costs = [sum(size + 1 for size in g) for g in groups]
-    counts = [len(g) for g in groups]
-    bound = lower_bound(sum(costs), sum(counts), limits)
-    packing = pack_groups(costs, counts, limits.body_capacity, limits.max_items, target=bound)
-    bodies = len(packing.bodies)
-    assert bound >= 50
-    assert bodies <= 1.02 * bound, f"{profile}: {bodies} bodies for a lower bound of {bound}"
-    for members in packing.bodies:
-        assert sum(costs[g] for g in members) <= limits.body_capacity
-        assert sum(counts[g] for g in members) <= limits.max_items
-    assert sorted(g for members in packing.bodies for g in members) == list(range(len(groups)))
-
-
-@pytest.mark.parametrize("seed", range(12))
-def test_small_realistic_partitions_are_optimal_or_one_over(seed: int) -> None:
-    rng = random.Random(seed)
-    groups = realistic_sizes(rng.choice([50, 300, 1000, 3000]), seed, rng.choice([600, 1200, 3000]))
-    costs = [sum(size + 1 for size in g) for g in groups]
-    counts = [len(g) for g in groups]
-    for limits in PROFILES.values():
-        bound = lower_bound(sum(costs), sum(counts), limits)
-        bodies = len(pack_groups(costs, counts, limits.body_capacity, limits.max_items, target=bound).bodies)
-        assert bound <= bodies <= allowed(bound)
-
-
-def write_realistic_events(n_events: int, seed: int) -> list[bytes]:
-    """Event lines with :func:`realistic_sizes`, an order's events spread over the file."""
-    lines = []
-    for number, sizes in enumerate(realistic_sizes(n_events, seed)):
-        for step, size in enumerate(sizes):
-            fields = {
-                "name": NAMES[min(step, 4)],
-                "order": f"order-{number}",
-                "when": f"2026-03-01T{10 + step:02d}:{number % 60:02d}:00Z",
-            }
-            bare = len(event_line(len(lines), **fields)) + len(',"note":""')
-            lines.append(event_line(len(lines), **fields, pad=max(0, size - bare)))
-    random.Random(seed).shuffle(lines)
-    return lines
+# packing quality on a realistic file, memory
 
 
 @pytest.mark.parametrize(
