@@ -54,8 +54,8 @@ def test_the_envelope() -> None:
     )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.lists(item_lines(), max_size=12))
+@settings(max_examples=100, deadline=None)
+@given(st.lists(item_lines(), max_size=6))
 def test_decode_is_the_inverse_of_encode(lines: list[bytes]) -> None:
     body = encode_body(lines)
     assert decode_body(body) == lines
