@@ -29,21 +29,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk import TriggerRule
 
 from airflow_omnisend.events.planning import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.operators.receipts import PartitionReceipts
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot, utc_timestamp
+from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
     from airflow_omnisend.events.planning import BodyPlan
     from airflow_omnisend.operators.receipts import BatchReceipt
@@ -51,7 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RECOMMENDED_TRIGGER_RULE", "OmnisendReportOperator", "build_report"]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 RECOMMENDED_TRIGGER_RULE = TriggerRule.NONE_FAILED
 _MAX_PROBLEMS = 20
 
@@ -411,13 +409,11 @@ def describe(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class OmnisendReportOperator(BaseOperator):
+class OmnisendReportOperator(OmnisendPartitionBaseOperator):
     """Write ``report.json`` for a partition and fail if any extracted event is unaccounted for.
 
-    :param store_id: the store (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param dry_run: the run planned but sent nothing (pass the same value as the plan task's
         ``dry_run``): plan and receipts are not read, valid events count as planned. Templated.
     :param trigger_rule: default ``none_failed`` (see the module docstring); pass another to override.
@@ -468,7 +464,7 @@ class OmnisendReportOperator(BaseOperator):
     ``OmnisendUnaccountedEventsError`` that also fails without retry) after writing the report.
     """
 
-    template_fields: Sequence[str] = ("store_id", "partition", "staging", "dry_run_mode")
+    template_fields: Sequence[str] = (*OmnisendPartitionBaseOperator.template_fields, "dry_run_mode")
     ui_color = "#e8e8f8"
 
     def __init__(
@@ -479,19 +475,17 @@ class OmnisendReportOperator(BaseOperator):
         staging: str | None = None,
         dry_run: bool | str = False,
         trigger_rule: str = RECOMMENDED_TRIGGER_RULE,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(trigger_rule=trigger_rule, retry_policy=retry_policy, **kwargs)
-        self.store_id = store_id
-        self.partition = partition
-        self.staging = staging
+        super().__init__(
+            store_id=store_id, partition=partition, staging=staging, trigger_rule=trigger_rule, **kwargs
+        )
         # not ``self.dry_run``: BaseOperator has a dry_run() method
         self.dry_run_mode = dry_run
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        partition = self.partition_staging()
         try:
             report = build_report(partition, dry_run=dry_run)
         except OmnisendError as err:

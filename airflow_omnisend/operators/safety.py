@@ -38,7 +38,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from airflow.sdk import BaseOperator
 
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.exceptions import (
@@ -52,14 +51,13 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators._failures import AutomationRiskFailure
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot, utc_timestamp
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
     from airflow_omnisend.hooks._pacing import RetryConfig
     from airflow_omnisend.staging import PartitionStaging
@@ -73,7 +71,6 @@ __all__ = [
     "check_acknowledgement",
 ]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 #: the ``origin`` the import sends (every event the mapping writes has it)
 IMPORT_ORIGIN = "api"
 #: trigger origins that match the import: ours, or none named (built-in / any origin)
@@ -231,14 +228,12 @@ def explain_check_error(error: BaseException, conn_id: str) -> str:
     return f"the automations could not be listed: {type(error).__name__}: {error}"
 
 
-class OmnisendAutomationSafetyOperator(BaseOperator):
+class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
     """Block the partition while an enabled automation could fire on its events (see the module).
 
-    :param store_id: the store (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param omnisend_conn_id: the ``omnisend`` connection of the brand. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
     :param acknowledge_automations: the reason, in words, why the risk is accepted: the only way past a
         block (also past a check that could not be made). Refused when empty, shorter than
         :data:`MIN_ACKNOWLEDGEMENT_CHARS` characters, or a bare "yes"/"true"/"ok". ``None`` (or the
@@ -248,6 +243,8 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
     :param event_names: the event names to check; default: the names with valid events in the
         partition's ``validation.json``. Templated.
     :param api_retry: the hook's retry settings for listing automations (default: the hook's).
+    :param validated: the validate task's manifest (``validate.output``): ``validation.json`` and
+        ``valid.ndjson`` are read where it names them. Templated.
 
     Writes ``automation_check.json`` into the partition: ``{"store_id", "partition", "outcome"
     ("passed" | "blocked" | "acknowledged"), "reason", "acknowledgement", "checked_at", "event_names",
@@ -261,12 +258,11 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "store_id",
-        "partition",
+        *OmnisendPartitionBaseOperator.template_fields,
         "omnisend_conn_id",
-        "staging",
         "acknowledge_automations",
         "event_names",
+        "validated",
     )
     ui_color = "#ffe0e0"
 
@@ -281,19 +277,17 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
         min_event_age: timedelta = timedelta(hours=1),
         event_names: Sequence[str] | None = None,
         api_retry: RetryConfig | None = None,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        validated: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(retry_policy=retry_policy, **kwargs)
+        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
         owner = type(self).__name__
-        self.store_id = store_id
-        self.partition = partition
         self.omnisend_conn_id = omnisend_conn_id
-        self.staging = staging
         self.acknowledge_automations = acknowledge_automations
         self.min_event_age = min_event_age
         self.event_names = event_names
         self.api_retry = api_retry
+        self.validated = validated
         if not isinstance(min_event_age, timedelta) or min_event_age < timedelta(0):
             raise OmnisendConfigError(
                 f"{owner}: min_event_age must be a timedelta >= 0 (default 1 hour), got {min_event_age!r}"
@@ -328,16 +322,18 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
             if name in EVENT_NAMES and isinstance(counts, dict) and counts.get("valid", 0) > 0
         )
 
-    @staticmethod
-    def _newest_event_time(partition: PartitionStaging, validation: Mapping[str, Any] | None) -> str | None:
+    def _newest_event_time(
+        self, partition: PartitionStaging, validation: Mapping[str, Any] | None
+    ) -> str | None:
         """The latest valid eventTime: from validation.json, else by reading valid.ndjson (if any)."""
         if validation is not None and "last_event_time" in validation:
             value = validation["last_event_time"]
             return value if isinstance(value, str) else None
-        if not partition.valid.exists():
+        valid = self.upstream_file(partition, self.validated, "valid")
+        if not valid.exists():
             return None
         newest: tuple[datetime, str] | None = None
-        with partition.local_copy("valid") as local, open(local, "rb") as src:
+        with partition.local_copy(valid) as local, open(local, "rb") as src:
             for raw in src:
                 if raw.strip():
                     text = orjson.loads(raw)["eventTime"]
@@ -349,7 +345,7 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
     # -- the check -----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        partition = self.partition_staging(self.validated)
         now = datetime.now(UTC)
         record = self._new_record(partition, now)
         try:
@@ -358,9 +354,10 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
             raise self._block(partition, record, str(err), err) from err
         record["acknowledgement"] = acknowledgement
         validation: dict[str, Any] | None = None
+        validation_path = self.upstream_file(partition, self.validated, "validation")
         try:
-            if self.event_names is None or partition.validation.exists():
-                validation = partition.read_json("validation")  # says which step writes it when missing
+            if self.event_names is None or validation_path.exists():
+                validation = partition.read_json(validation_path)  # says which step writes it if missing
         except OmnisendError as err:
             raise self._block(
                 partition, record, f"cannot tell which events will be imported: {err}", err
