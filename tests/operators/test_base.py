@@ -14,6 +14,7 @@ from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
 from airflow_omnisend.operators.report import OmnisendReportOperator
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator
+from airflow_omnisend.operators.select_events import OmnisendSelectEventsOperator
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
 from airflow_omnisend.operators.validate import OmnisendValidateEventsOperator
 from airflow_omnisend.staging import StagingRoot
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 PARTITION_TASKS = (
     OmnisendExtractOrdersOperator,
+    OmnisendSelectEventsOperator,
     OmnisendValidateEventsOperator,
     OmnisendAutomationSafetyOperator,
     OmnisendPlanBatchesOperator,
