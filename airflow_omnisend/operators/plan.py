@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from airflow.sdk import conf
 
+from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.planning import (
     AIRFLOW_MAX_MAP_LENGTH,
     DEFAULT_MAX_SHARDS,
@@ -112,15 +113,12 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
         self.dry_run_mode = dry_run
         self.validated = validated
         self._check_max_shards()
-        if isinstance(min_bodies_per_shard, bool) or not isinstance(min_bodies_per_shard, int):
-            raise OmnisendConfigError(
-                f"{type(self).__name__}: min_bodies_per_shard must be an integer >= 1, got "
-                f"{min_bodies_per_shard!r}"
-            )
-        if min_bodies_per_shard < 1:
-            raise OmnisendConfigError(
-                f"{type(self).__name__}: min_bodies_per_shard must be >= 1, got {min_bodies_per_shard}"
-            )
+        check_int(
+            f"{type(self).__name__}: min_bodies_per_shard",
+            min_bodies_per_shard,
+            minimum=1,
+            fix=f"the default is {DEFAULT_MIN_BODIES_PER_SHARD}",
+        )
         if isinstance(rate_limit_per_minute, bool) or not (
             isinstance(rate_limit_per_minute, int | float) and rate_limit_per_minute > 0
         ):

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.timefmt import parse_instant
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendAuthError,
@@ -337,7 +338,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             for raw in src:
                 if raw.strip():
                     text = orjson.loads(raw)["eventTime"]
-                    instant = datetime.fromisoformat(text)
+                    instant = parse_instant(text)
                     if newest is None or instant > newest[0]:
                         newest = (instant, text)
         return newest[1] if newest else None
@@ -432,7 +433,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         ``min_event_age``), or ``None``."""
         if newest is None:
             return None
-        instant = datetime.fromisoformat(newest)
+        instant = parse_instant(newest)
         if instant <= now - self.min_event_age:
             return None
         record["event_time"]["too_recent"] = True

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import conf
 
+from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.planning import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.hooks._responses import merge_batch_items
@@ -52,12 +53,6 @@ if TYPE_CHECKING:
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendSendBatchesOperator"]
-
-
-def _count(owner: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OmnisendConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _embedded_items(batch: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -132,9 +127,14 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         self.omnisend_conn_id = omnisend_conn_id
         self.deferrable = bool(deferrable)
         self.poll_interval, self.max_poll_interval = check_intervals(poll_interval, max_poll_interval, owner)
-        self.max_item_retry_rounds = _count(owner, "max_item_retry_rounds", max_item_retry_rounds, 0)
-        self.max_lost_response_resubmits = _count(
-            owner, "max_lost_response_resubmits", max_lost_response_resubmits, 0
+        self.max_item_retry_rounds = check_int(
+            f"{owner}: max_item_retry_rounds", max_item_retry_rounds, minimum=0, fix="the default is 3"
+        )
+        self.max_lost_response_resubmits = check_int(
+            f"{owner}: max_lost_response_resubmits",
+            max_lost_response_resubmits,
+            minimum=0,
+            fix="the default is 3",
         )
 
     # -- building blocks -----------------------------------------------------------------------------
