@@ -23,44 +23,15 @@ it runs tasks in-process, without pool slots). Each task retries ``retries`` tim
 attempt cannot help (configuration, auth, automation risk, ...). ``report`` runs with ``none_failed``:
 after a dry run's skipped send, never after a failed one.
 
-Timetable: ``CronPartitionTimetable`` (why, and what was tried)
-----------------------------------------------------------------
-A run processes one store-local calendar day. Two 3.3 timetables can express "daily, in the store's
-timezone"; both were run for real (Airflow 3.3.2, scheduler + LocalExecutor, backfills and ``dags test``
-in Europe/Vilnius and America/New_York, over the DST changes of 2024-03-31 and 2024-11-03):
-
-* ``CronPartitionTimetable("0 0 * * *", timezone=<store tz>, run_offset=-1, key_format="%Y-%m-%d")``
-  gives each run a ``partition_key`` that *is* the day. ``airflow backfill create --from-date 2024-03-30
-  --to-date 2024-04-01`` reads the dates as store-local days (the help says so: "for partitioned Dags,
-  this range is interpreted as the partition-date range") and created exactly 2024-03-30, 2024-03-31
-  (the 23-hour day) and 2024-04-01 in Vilnius, and 2024-11-02, 2024-11-03 (25 hours), 2024-11-04 in New
-  York. A scheduled run fires at local midnight with the day that just ended (run at
-  2026-11-26T22:00Z -> key 2026-11-26 in Vilnius; at 2026-11-26T05:00Z -> 2026-11-25 in New York).
-  ``--reprocess-behavior failed`` re-ran only the failed key. The key is in the run id
-  (``backfill__2024-03-10T22:00:00+00:00__2024-03-11__<random>``), so the UI lists runs by day.
-* ``CronDataIntervalTimetable("0 0 * * *", timezone=<store tz>)`` gives correct local-day data
-  intervals (23 and 25 hours on DST days), but the backfill CLI reads naive dates as UTC midnights, so
-  the same command *silently dropped a day*: Vilnius (UTC+2/+3) lost the first requested day (ran
-  03-31 and 04-01 only), New York (UTC-4/-5) the last (ran 11-02 and 11-03 only). Typing offsets
-  (``--from-date 2024-03-30T00:00:00+02:00``) works, but nobody will, and the offset changes with DST.
-
-So the factory uses ``CronPartitionTimetable``. The cost: partitioned runs have no ``logical_date``,
-``ds`` or data interval in their context (templates must not use ``{{ ds }}``; these DAGs pass the day
-from the ``partition`` task instead), and ``airflow dags test`` gets no partition key with either
-timetable (with a data interval it gets "the last whole interval before the date": ``dags test DAG
-2024-03-31`` would process 2024-03-30 in Vilnius). Hence a manual run names its day in the conf:
-``airflow dags test omnisend_orders__demo -c '{"partition": "2024-03-10"}'``. The ``partition`` task
-still accepts a scheduled/backfill data interval (one whole local day), so a DAG built with
-``timetable=CronDataIntervalTimetable(...)`` works too. See ``airflow_omnisend.run_partition`` for the
-rules.
-
-Scheduled runs fire at local midnight, when the day has just ended; the safety check refuses events
-younger than ``min_event_age`` (1 hour), so the ``partition`` task waits - deferred, in the triggerer,
-holding no worker slot - until the day has been over for that long. Days further back never wait.
-``catchup`` is off: unpausing a DAG creates one scheduled run, for yesterday; history is imported with
-``airflow backfill create`` (set ``end_date`` in the stores file for a store that should get no daily
-runs). Backfills do not clamp to the DAG's dates, so the ``partition`` task refuses days outside the
-store's ``start_date``..``end_date`` itself.
+Timetable: ``CronPartitionTimetable``
+-------------------------------------
+A run processes one store-local calendar day, named by the run's partition key (``YYYY-MM-DD``), so
+``airflow backfill create --from-date D --to-date D`` reads its dates as the store's local days, DST
+days included; a data-interval timetable's backfill silently dropped a day at one end of the range.
+Partitioned runs have no ``ds``: the ``partition`` task passes the day on, and a manual run names it in
+its conf (``-c '{"partition": "2024-03-10"}'``). ``catchup`` is off; history comes from backfills, and
+the ``partition`` task refuses days outside the store's ``start_date``..``end_date``. What was tried
+and what it showed: ``docs/timetable.md``.
 
 Broken stores-file entries
 --------------------------
@@ -80,23 +51,23 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final, cast
 
-import orjson
-from airflow.sdk import DAG, BaseOperator, Param
+from airflow.sdk import DAG, Param
 from airflow.sdk.definitions.timetables.trigger import CronPartitionTimetable
 
-from airflow_omnisend.events.mapping import EVENT_NAMES
-from airflow_omnisend.events.partition import load_timezone
+from airflow_omnisend.events.ids import STORE_ID_PATTERN
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.partition import DAY_PATTERN, load_timezone
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
+from airflow_omnisend.operators.import_request import IMPORT_CONF_KEYS, OmnisendImportRequestOperator
+from airflow_omnisend.operators.partition import DEFAULT_MIN_EVENT_AGE, OmnisendPartitionOperator
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
 from airflow_omnisend.operators.report import OmnisendReportOperator
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator, check_acknowledgement
+from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator
+from airflow_omnisend.operators.select_events import OmnisendSelectEventsOperator
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
 from airflow_omnisend.operators.validate import OmnisendValidateEventsOperator
-from airflow_omnisend.run_partition import parse_run_options, resolve_partition
 from airflow_omnisend.sources.sql import SqlQueries
-from airflow_omnisend.staging import StagingRoot
 from airflow_omnisend.stores import (
     StoreConfig,
     StoreEntry,
@@ -105,19 +76,22 @@ from airflow_omnisend.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Mapping
     from datetime import date
     from pathlib import Path
 
-    from airflow.sdk import Context
+    from airflow.sdk import BaseOperator
     from airflow.sdk.bases.timetable import BaseTimetable
 
 __all__ = [
+    "DEFAULT_MIN_EVENT_AGE",
+    "IMPORT_CONF_KEYS",
     "IMPORT_FILE_DAG_ID",
     "TASK_IDS",
     "BrokenStoreDag",
     "OmnisendImportRequestOperator",
     "OmnisendPartitionOperator",
+    "OmnisendSelectEventsOperator",
     "build_broken_store_dag",
     "build_import_file_dag",
     "build_store_dag",
@@ -126,8 +100,6 @@ __all__ = [
 ]
 
 IMPORT_FILE_DAG_ID: Final = "omnisend_import_file"
-#: conf keys of the import-file DAG besides the run options
-IMPORT_CONF_KEYS: Final = ("path", "store_id", "omnisend_conn_id")
 #: task ids of a store DAG, in order (``select_events`` only for a subset of event names)
 TASK_IDS: Final = (
     "partition",
@@ -139,9 +111,6 @@ TASK_IDS: Final = (
     "send",
     "report",
 )
-DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
-_RETRY_POLICY: Final = OmnisendRetryPolicy()
-_SELECTED_EVENTS_FILE: Final = "events_selected.ndjson"
 
 
 def _pulled(task_id: str, key: str) -> str:
@@ -150,17 +119,14 @@ def _pulled(task_id: str, key: str) -> str:
     return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
 
 
+def _returned(task: BaseOperator) -> Any:
+    """What the task returned (its manifest), resolved when the consumer runs."""
+    return cast("Any", task.output)
+
+
 def _output(task: BaseOperator, key: str) -> Any:
-    """The XCom ``key`` the task pushed (:func:`_push_keys`), resolved when the consumer runs."""
+    """The XCom ``key`` the task pushed (``push_keys``), resolved when the consumer runs."""
     return cast("Any", task.output)[key]
-
-
-def _push_keys(context: Context, result: Mapping[str, Any]) -> None:
-    """Push every key of ``result`` as its own XCom, so later tasks take one value each
-    (``task.output["partition"]`` names an XCom key, not a key of the returned dict)."""
-    ti = context["ti"]
-    for key, value in result.items():
-        ti.xcom_push(key=key, value=value)
 
 
 def store_timetable(store: StoreConfig) -> BaseTimetable | None:
@@ -175,18 +141,19 @@ def _local_midnight(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=load_timezone(timezone))
 
 
+def _day_param(title: str, description: str) -> Param:
+    return Param(
+        None, type=["null", "string"], pattern=f"^{DAY_PATTERN}$", title=title, description=description
+    )
+
+
 def run_params(*, extra: Mapping[str, Param] | None = None) -> dict[str, Param]:
     """The DAG params: the UI's trigger form, and what ``-c '{...}'`` overrides."""
     params = {
-        "partition": Param(
-            None,
-            type=["null", "string"],
-            pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-            title="Partition (store-local day)",
-            description=(
-                "YYYY-MM-DD: the day to import. Required for manual runs; backfill and scheduled runs "
-                "have their own and must leave it empty."
-            ),
+        "partition": _day_param(
+            "Partition (store-local day)",
+            "YYYY-MM-DD: the day to import. Required for manual runs; backfill and scheduled runs "
+            "have their own and must leave it empty.",
         ),
         "dry_run": Param(
             False,
@@ -210,156 +177,61 @@ def run_params(*, extra: Mapping[str, Param] | None = None) -> dict[str, Param]:
     return params
 
 
-# -- the partition task -----------------------------------------------------------------------------------
+# -- the steps both DAGs share ---------------------------------------------------------------------------
 
 
-class OmnisendPartitionOperator(BaseOperator):
-    """Resolve the run's partition and options (``airflow_omnisend.run_partition``) and return them.
+def _validate_to_report(
+    upstream: BaseOperator,
+    run: BaseOperator,
+    *,
+    common: Mapping[str, Any],
+    omnisend_conn_id: Any,
+    max_reject_ratio: Any,
+    events_path: Any,
+    extracted: Any,
+    min_event_age: timedelta,
+    pool: str | None,
+    retries: Mapping[str, Any],
+) -> None:
+    """``upstream >> validate >> automation_safety_check >> plan >> send (mapped) >> report``.
 
-    Returns (XCom) ``{"partition", "timezone", "start_utc", "end_utc", "source", "dry_run",
-    "acknowledge_automations", "store_id"}``; the later tasks read their day and options from it, so
-    conf rules live in one place. When the day ended less than ``min_event_age`` ago (a scheduled run
-    at local midnight) it defers until then instead of letting the safety check refuse young events.
+    :param run: the first task, whose XCom keys ``dry_run`` and ``acknowledge_automations`` hold the
+        run's options (``partition`` or ``prepare``).
+    :param common: ``store_id``, ``partition`` and ``staging`` of every step.
+    :param pool: the pool of the steps that call Omnisend (safety, send); ``None``: the default pool.
     """
-
-    template_fields: Sequence[str] = ("store_id", "timezone")
-    ui_color = "#f0f0f0"
-
-    def __init__(
-        self,
-        *,
-        store_id: str,
-        timezone: str,
-        first_day: date | None = None,
-        last_day: date | None = None,
-        min_event_age: timedelta = DEFAULT_MIN_EVENT_AGE,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("retry_policy", _RETRY_POLICY)
-        super().__init__(**kwargs)
-        self.store_id = store_id
-        self.timezone = timezone
-        self.first_day = first_day
-        self.last_day = last_day
-        self.min_event_age = min_event_age
-
-    def _resolve(self, context: Context) -> dict[str, Any]:
-        dag_run = context["dag_run"]
-        options = parse_run_options(dag_run.conf, context.get("params"))
-        check_acknowledgement(options.acknowledge_automations, type(self).__name__)
-        resolved = resolve_partition(
-            dag_id=dag_run.dag_id,
-            timezone=self.timezone,
-            conf_partition=options.partition,
-            partition_key=context.get("partition_key") or getattr(dag_run, "partition_key", None),
-            data_interval_start=context.get("data_interval_start"),
-            data_interval_end=context.get("data_interval_end"),
-            run_type=getattr(dag_run, "run_type", None),
-            first_day=self.first_day,
-            last_day=self.last_day,
-        )
-        result = resolved.to_dict()
-        result.update(
-            store_id=self.store_id,
-            dry_run=options.dry_run,
-            acknowledge_automations=options.acknowledge_automations,
-        )
-        return result
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        result = self._resolve(context)
-        settled = datetime.fromisoformat(result["end_utc"]) + self.min_event_age
-        if settled > datetime.now(UTC):
-            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
-
-            self.log.info(
-                "%s ended at %s; waiting until %s (min_event_age) before extracting",
-                result["partition"],
-                result["end_utc"],
-                settled.isoformat(),
-            )
-            self.defer(trigger=DateTimeTrigger(moment=settled), method_name="execute_complete")
-        return self._done(context, result)
-
-    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
-        return self._done(context, self._resolve(context))
-
-    def _done(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
-        _push_keys(context, result)
-        self.log.info(
-            "%s: partition %s (%s, from the run's %s), dry_run=%s, acknowledge_automations=%s",
-            self.store_id,
-            result["partition"],
-            result["timezone"],
-            result["source"],
-            result["dry_run"],
-            "yes" if result["acknowledge_automations"] else "no",
-        )
-        return result
-
-
-class OmnisendSelectEventsOperator(BaseOperator):
-    """Keep only the store's event names from ``events.ndjson`` (``events`` in the stores file).
-
-    Writes ``events_selected.ndjson`` next to it and returns its URL, which the validate step reads
-    (``events_path``); the report then counts the selected events as the partition's events.
-    """
-
-    template_fields: Sequence[str] = ("store_id", "partition", "staging")
-
-    def __init__(
-        self,
-        *,
-        store_id: str,
-        partition: str,
-        event_names: Sequence[str],
-        staging: str | None = None,
-        **kwargs: Any,
-    ) -> None:
-        kwargs.setdefault("retry_policy", _RETRY_POLICY)
-        super().__init__(**kwargs)
-        self.store_id = store_id
-        self.partition = partition
-        self.event_names = tuple(event_names)
-        self.staging = staging
-        unknown = set(self.event_names) - set(EVENT_NAMES)
-        if unknown or not self.event_names:
-            raise OmnisendConfigError(
-                f"event_names must be a non-empty subset of {EVENT_NAMES}, got {event_names!r}"
-            )
-
-    def execute(self, context: Context) -> str:
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
-        wanted = {name.encode() for name in self.event_names}
-        target = partition.dir / _SELECTED_EVENTS_FILE
-        kept = dropped = 0
-        with (
-            partition.local_copy("events") as local,
-            open(local, "rb") as src,
-            partition.open_write(target) as out,
-        ):
-            for line in src:
-                if not line.strip():
-                    continue
-                try:
-                    name = orjson.loads(line).get("eventName")
-                except (orjson.JSONDecodeError, AttributeError):
-                    name = None  # not ours to judge: validation rejects it with a reason
-                if name is None or str(name).encode() in wanted:
-                    out.write(line if line.endswith(b"\n") else line + b"\n")
-                    kept += 1
-                else:
-                    dropped += 1
-        self.log.info(
-            "%s %s: kept %d events named %s, left out %d others -> %s",
-            self.store_id,
-            self.partition,
-            kept,
-            ", ".join(self.event_names),
-            dropped,
-            target,
-        )
-        return str(target)
+    pool_kw: dict[str, Any] = {"pool": pool} if pool else {}
+    validate = OmnisendValidateEventsOperator(
+        task_id="validate",
+        max_reject_ratio=max_reject_ratio,
+        events_path=events_path,
+        extracted=extracted,
+        **common,
+        **retries,
+    )
+    safety = OmnisendAutomationSafetyOperator(
+        task_id="automation_safety_check",
+        omnisend_conn_id=omnisend_conn_id,
+        acknowledge_automations=_pulled(run.task_id, "acknowledge_automations"),
+        min_event_age=min_event_age,
+        validated=_returned(validate),
+        **pool_kw,
+        **common,
+        **retries,
+    )
+    plan = OmnisendPlanBatchesOperator(
+        task_id="plan",
+        omnisend_conn_id=omnisend_conn_id,
+        dry_run=_output(run, "dry_run"),
+        validated=_returned(validate),
+        **common,
+        **retries,
+    )
+    send = OmnisendSendBatchesOperator.partial(
+        task_id="send", omnisend_conn_id=omnisend_conn_id, **pool_kw, **common, **retries
+    ).expand(shard=plan.output)
+    report = OmnisendReportOperator(task_id="report", dry_run=_output(run, "dry_run"), **common, **retries)
+    upstream >> validate >> safety >> plan >> send >> report
 
 
 # -- store DAGs ------------------------------------------------------------------------------------------
@@ -415,8 +287,11 @@ def build_store_dag(
             min_event_age=min_event_age,
             **retries,
         )
-        day = _output(partition, "partition")
-        common: dict[str, Any] = {"store_id": store.store_id, "partition": day, "staging": store.staging}
+        common: dict[str, Any] = {
+            "store_id": store.store_id,
+            "partition": _output(partition, "partition"),
+            "staging": store.staging,
+        }
         extract = OmnisendExtractOrdersOperator(
             task_id="extract",
             timezone=store.timezone,
@@ -426,50 +301,31 @@ def build_store_dag(
             **common,
             **retries,
         )
+        partition >> extract
         events_path: Any = None
         upstream_of_validate: BaseOperator = extract
         if set(store.events) != set(EVENT_NAMES):
             select = OmnisendSelectEventsOperator(
-                task_id="select_events", event_names=store.events, **common, **retries
+                task_id="select_events",
+                event_names=store.events,
+                extracted=_returned(extract),
+                **common,
+                **retries,
             )
-            extract >> select
             events_path = select.output
             upstream_of_validate = select
-        validate = OmnisendValidateEventsOperator(
-            task_id="validate",
+        _validate_to_report(
+            upstream_of_validate,
+            partition,
+            common=common,
+            omnisend_conn_id=store.omnisend_conn_id,
             max_reject_ratio=store.max_reject_ratio,
             events_path=events_path,
-            **common,
-            **retries,
-        )
-        safety = OmnisendAutomationSafetyOperator(
-            task_id="automation_safety_check",
-            omnisend_conn_id=store.omnisend_conn_id,
-            acknowledge_automations=_pulled("partition", "acknowledge_automations"),
+            extracted=_returned(extract),
             min_event_age=min_event_age,
             pool=store.pool,
-            **common,
-            **retries,
+            retries=retries,
         )
-        plan = OmnisendPlanBatchesOperator(
-            task_id="plan",
-            omnisend_conn_id=store.omnisend_conn_id,
-            dry_run=_output(partition, "dry_run"),
-            **common,
-            **retries,
-        )
-        send = OmnisendSendBatchesOperator.partial(
-            task_id="send",
-            omnisend_conn_id=store.omnisend_conn_id,
-            pool=store.pool,
-            **common,
-            **retries,
-        ).expand(shard=plan.output)
-        report = OmnisendReportOperator(
-            task_id="report", dry_run=_output(partition, "dry_run"), **common, **retries
-        )
-        partition >> extract
-        upstream_of_validate >> validate >> safety >> plan >> send >> report
     return dag
 
 
@@ -547,68 +403,6 @@ def build_store_dags(
 # -- the import-file DAG ---------------------------------------------------------------------------------
 
 
-class OmnisendImportRequestOperator(BaseOperator):
-    """Resolve the import-file run's conf: the file, the store and connection, the partition label.
-
-    Conf (or the DAG params): ``path`` (required: an NDJSON file of Omnisend events, a local path or
-    fsspec URL), ``store_id`` (staging folder; default ``file_import``), ``omnisend_conn_id`` (default:
-    the store's in the stores file, else ``omnisend_default``), ``partition`` (a ``YYYY-MM-DD`` label for
-    the staging folder; default today in UTC - rerun with the same label to resume and skip finished
-    bodies), ``dry_run``, ``acknowledge_automations``.
-    """
-
-    ui_color = "#f0f0f0"
-
-    def __init__(
-        self, *, stores_path: str | None = None, default_stores_path: str | None = None, **kwargs: Any
-    ):
-        kwargs.setdefault("retry_policy", _RETRY_POLICY)
-        super().__init__(**kwargs)
-        self.stores_path = stores_path
-        self.default_stores_path = default_stores_path
-
-    def execute(self, context: Context) -> dict[str, Any]:
-        from airflow_omnisend.events.ids import check_store_id
-        from airflow_omnisend.events.partition import parse_partition_day
-
-        dag_run = context["dag_run"]
-        conf = dict(dag_run.conf or {})
-        params = dict(context.get("params") or {})
-        options = parse_run_options(conf, params, extra_keys=IMPORT_CONF_KEYS)
-        merged = {**params, **conf}
-        check_acknowledgement(options.acknowledge_automations, type(self).__name__)
-        path = merged.get("path")
-        if not isinstance(path, str) or not path.strip():
-            raise OmnisendConfigError(
-                f"{dag_run.dag_id}: name the NDJSON file of events to import: "
-                f'airflow dags trigger {dag_run.dag_id} -c \'{{"path": "/data/events.ndjson"}}\''
-            )
-        store_id = merged.get("store_id") or "file_import"
-        check_store_id(store_id)
-        conn_id = merged.get("omnisend_conn_id")
-        if not conn_id:
-            conn_id = "omnisend_default"
-            try:
-                stores = load_stores(self.stores_path, default=self.default_stores_path)
-                conn_id = stores.get(store_id).omnisend_conn_id
-            except OmnisendConfigError:
-                pass
-        label = options.partition or datetime.now(UTC).date().isoformat()
-        parse_partition_day(label)
-        result = {
-            "path": path.strip(),
-            "store_id": store_id,
-            "omnisend_conn_id": conn_id,
-            "partition": label,
-            "dry_run": options.dry_run,
-            "acknowledge_automations": options.acknowledge_automations,
-        }
-        shown = {k: v for k, v in result.items() if k != "acknowledge_automations"}
-        self.log.info("Import request: %s", shown)
-        _push_keys(context, result)
-        return result
-
-
 def build_import_file_dag(
     *,
     dag_id: str = IMPORT_FILE_DAG_ID,
@@ -624,7 +418,6 @@ def build_import_file_dag(
     """The manual DAG that imports an NDJSON file of Omnisend events (path in the conf):
     ``prepare -> validate -> automation_safety_check -> plan -> send -> report``."""
     retry: dict[str, Any] = {"retries": retries, "retry_delay": retry_delay}
-    pool_kw: dict[str, Any] = {"pool": pool} if pool else {}
     params = run_params(
         extra={
             "path": Param(
@@ -636,7 +429,7 @@ def build_import_file_dag(
             "store_id": Param(
                 "file_import",
                 type="string",
-                pattern=r"^[a-z0-9_]+$",
+                pattern=f"^{STORE_ID_PATTERN}$",
                 title="Store id",
                 description=(
                     "Names the staging folder; a store of the stores file lends its Omnisend connection."
@@ -650,12 +443,9 @@ def build_import_file_dag(
             ),
         }
     )
-    params["partition"] = Param(
-        None,
-        type=["null", "string"],
-        pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
-        title="Import label (YYYY-MM-DD)",
-        description="Staging folder of this import; default today (UTC). Reuse it to resume a failed import.",
+    params["partition"] = _day_param(
+        "Import label (YYYY-MM-DD)",
+        "Staging folder of this import; default today (UTC). Reuse it to resume a failed import.",
     )
     with DAG(
         dag_id=dag_id,
@@ -678,43 +468,20 @@ def build_import_file_dag(
             default_stores_path=None if default_stores_path is None else str(default_stores_path),
             **retry,
         )
-        common: dict[str, Any] = {
-            "store_id": _output(request, "store_id"),
-            "partition": _output(request, "partition"),
-            "staging": staging,
-        }
-        validate = OmnisendValidateEventsOperator(
-            task_id="validate",
-            events_path=_output(request, "path"),
+        _validate_to_report(
+            request,
+            request,
+            common={
+                "store_id": _output(request, "store_id"),
+                "partition": _output(request, "partition"),
+                "staging": staging,
+            },
+            omnisend_conn_id=_output(request, "omnisend_conn_id"),
             max_reject_ratio=max_reject_ratio,
-            **common,
-            **retry,
-        )
-        safety = OmnisendAutomationSafetyOperator(
-            task_id="automation_safety_check",
-            omnisend_conn_id=_output(request, "omnisend_conn_id"),
-            acknowledge_automations=_pulled("prepare", "acknowledge_automations"),
+            events_path=_output(request, "path"),
+            extracted=None,
             min_event_age=min_event_age,
-            **pool_kw,
-            **common,
-            **retry,
+            pool=pool,
+            retries=retry,
         )
-        plan = OmnisendPlanBatchesOperator(
-            task_id="plan",
-            omnisend_conn_id=_output(request, "omnisend_conn_id"),
-            dry_run=_output(request, "dry_run"),
-            **common,
-            **retry,
-        )
-        send = OmnisendSendBatchesOperator.partial(
-            task_id="send",
-            omnisend_conn_id=_output(request, "omnisend_conn_id"),
-            **pool_kw,
-            **common,
-            **retry,
-        ).expand(shard=plan.output)
-        report = OmnisendReportOperator(
-            task_id="report", dry_run=_output(request, "dry_run"), **common, **retry
-        )
-        request >> validate >> safety >> plan >> send >> report
     return dag

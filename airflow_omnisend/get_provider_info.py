@@ -38,12 +38,15 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": INTEGRATION,
                 "python-modules": [
+                    "airflow_omnisend.operators.partition",
                     "airflow_omnisend.operators.extract",
+                    "airflow_omnisend.operators.select_events",
                     "airflow_omnisend.operators.validate",
                     "airflow_omnisend.operators.safety",
                     "airflow_omnisend.operators.plan",
                     "airflow_omnisend.operators.send",
                     "airflow_omnisend.operators.report",
+                    "airflow_omnisend.operators.import_request",
                 ],
             }
         ],

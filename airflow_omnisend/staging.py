@@ -13,7 +13,8 @@ Layout of one partition::
     valid.ndjson  rejected.ndjson  validation.json      validate
     automation_check.json                               safety
     plan.json  bodies/shard-00000.ndjson ...            plan
-    receipts/<body sha256>.json                         send (one per body: the crash-safe record)
+    receipts/<body sha256>.json                         send (one per body: the crash-safe record,
+                                                        operators/receipts.py reads and writes them)
     receipts/followups/<body>-r<N>.json  bodies/followups/<body>-r<N>.json
                                                         send (retries of failed items, per round)
     dead_letters/plan.ndjson  dead_letters/send-<body>.ndjson   plan, send
@@ -34,7 +35,7 @@ import re
 import shutil
 import tempfile
 import uuid
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
@@ -43,6 +44,8 @@ from urllib.parse import urlsplit
 import orjson
 from airflow.sdk import ObjectStoragePath
 
+from airflow_omnisend.events.ids import check_store_id
+from airflow_omnisend.events.partition import parse_partition_day
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 
 if TYPE_CHECKING:
@@ -51,8 +54,6 @@ if TYPE_CHECKING:
 STAGING_ENV = "AIRFLOW_OMNISEND_STAGING"
 DEFAULT_STAGING_DIRNAME = "omnisend-staging"
 _LOCAL_PROTOCOLS = frozenset({"", "file", "local"})
-_STORE_ID = re.compile(r"[a-z0-9_]+")
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 _BODY_ID = re.compile(r"[0-9a-f]{64}")
 _STAGE = re.compile(r"[a-z0-9_-]+")
 
@@ -82,6 +83,11 @@ def utc_timestamp(moment: datetime | None = None) -> str:
     if moment.tzinfo is None:
         raise OmnisendConfigError(f"timestamp {moment!r} has no time zone; pass an aware datetime (UTC)")
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def is_body_id(value: object) -> bool:
+    """Whether ``value`` is a body id: the sha256 of a planned body, 64 lowercase hex digits."""
+    return isinstance(value, str) and _BODY_ID.fullmatch(value) is not None
 
 
 def is_local(path: ObjectStoragePath) -> bool:
@@ -163,163 +169,22 @@ class StagingRoot:
 
 
 # ---------------------------------------------------------------------------------------------------
-# receipts
-
-RECEIPT_STATUSES = ("submitted", "finished", "stopped")
-
-
-def _check_count(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise OmnisendConfigError(f"BatchReceipt.{name} must be a count >= 0, got {value!r}")
-
-
-def _check_timestamp(name: str, value: object) -> None:
-    try:
-        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise OmnisendConfigError(
-            f"BatchReceipt.{name} must be an ISO-8601 time with a zone, got {value!r}; use utc_timestamp()"
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class BatchReceipt:
-    """What happened to one planned body: written right after submitting (``submitted``, with the
-    batchID) and again when the batch is done. A worker that dies after submitting finds the
-    batchID here on retry and reconnects instead of submitting again; a body with a ``finished``
-    receipt is never sent again, by a retry or a rerun.
-
-    :param items: items in the body.
-    :param accepted: items Omnisend accepted (including after a retry in a follow-up batch).
-    :param duplicates: items Omnisend reported as already known, when it says so (else ``None``).
-    :param retried_items: items resubmitted in follow-up batches (``retry_batch_ids``).
-    :param dead_lettered: items given up on, written to the body's own dead-letter file
-        (``dead_letters/send-<body_id>.ndjson``, :meth:`PartitionStaging.send_dead_letters`).
-    :param attempts: times this body was submitted (a lost response can make it more than one).
-    :param root_body_id: set on the receipt of a *follow-up* body (the items of a planned body that
-        failed for a retryable reason, sent again): the planned body it belongs to. Follow-up receipts
-        live in ``receipts/followups/`` so :meth:`PartitionStaging.receipts` lists planned bodies only,
-        whose counts already include what their follow-ups achieved.
-    """
-
-    body_id: str
-    shard: int
-    batch_id: str
-    status: str
-    submitted_at: str
-    finished_at: str | None = None
-    items: int = 0
-    accepted: int = 0
-    duplicates: int | None = None
-    retried_items: int = 0
-    dead_lettered: int = 0
-    attempts: int = 1
-    retry_batch_ids: tuple[str, ...] = field(default=())
-    root_body_id: str | None = None
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.body_id, str) or not _BODY_ID.fullmatch(self.body_id):
-            raise OmnisendConfigError(
-                "BatchReceipt.body_id must be the body's sha256 (64 lowercase hex digits), "
-                f"got {self.body_id!r}"
-            )
-        if self.root_body_id is not None and not (
-            isinstance(self.root_body_id, str) and _BODY_ID.fullmatch(self.root_body_id)
-        ):
-            raise OmnisendConfigError(
-                "BatchReceipt.root_body_id must be None or the planned body's sha256, "
-                f"got {self.root_body_id!r}"
-            )
-        _check_count("shard", self.shard)
-        if not isinstance(self.batch_id, str) or not self.batch_id:
-            raise OmnisendConfigError(
-                f"BatchReceipt.batch_id must be Omnisend's batchID, got {self.batch_id!r}"
-            )
-        if self.status not in RECEIPT_STATUSES:
-            raise OmnisendConfigError(
-                f"BatchReceipt.status must be one of {', '.join(RECEIPT_STATUSES)}, got {self.status!r}"
-            )
-        _check_timestamp("submitted_at", self.submitted_at)
-        if self.is_final:
-            _check_timestamp("finished_at", self.finished_at)
-        elif self.finished_at is not None:
-            raise OmnisendConfigError(
-                f"BatchReceipt.finished_at must be None while the status is {self.status!r}"
-            )
-        for name in ("items", "accepted", "retried_items", "dead_lettered"):
-            _check_count(name, getattr(self, name))
-        if self.duplicates is not None:
-            _check_count("duplicates", self.duplicates)
-        if not isinstance(self.attempts, int) or isinstance(self.attempts, bool) or self.attempts < 1:
-            raise OmnisendConfigError(f"BatchReceipt.attempts must be >= 1, got {self.attempts!r}")
-        if self.accepted + self.dead_lettered > self.items:
-            raise OmnisendConfigError(
-                f"BatchReceipt for body {self.body_id[:12]}: accepted ({self.accepted}) + dead_lettered "
-                f"({self.dead_lettered}) is more than the body's {self.items} items"
-            )
-        object.__setattr__(self, "retry_batch_ids", tuple(self.retry_batch_ids))
-
-    @property
-    def is_final(self) -> bool:
-        return self.status in ("finished", "stopped")
-
-    def evolve(self, **changes: Any) -> BatchReceipt:
-        """A copy with ``changes`` (validated again)."""
-        return replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["retry_batch_ids"] = list(self.retry_batch_ids)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BatchReceipt:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise OmnisendInputError(
-                f"receipt has unknown fields {sorted(unknown)}; was it written by a newer version?"
-            )
-        values = dict(data)
-        values["retry_batch_ids"] = tuple(values.get("retry_batch_ids") or ())
-        try:
-            return cls(**values)
-        except TypeError as exc:
-            raise OmnisendInputError(f"not a batch receipt ({exc})") from exc
-
-
-# ---------------------------------------------------------------------------------------------------
 # one partition
 
 
-def _normalise_store_id(store_id: object) -> str:
-    if isinstance(store_id, str) and _STORE_ID.fullmatch(store_id):
-        return store_id
-    suggestion = re.sub(r"[^a-z0-9_]+", "_", str(store_id).lower()).strip("_") or "my_store"
-    raise OmnisendConfigError(
-        f"store_id {store_id!r} cannot name a staging folder: use lowercase letters, digits and "
-        f"underscores only, e.g. {suggestion!r}"
-    )
-
-
-def _normalise_day(day: object) -> str:
+def _staging_day(day: object) -> str:
+    """``day`` as the ``YYYY-MM-DD`` folder name (the partition-day rule of ``events.partition``)."""
     if isinstance(day, datetime):
         raise OmnisendConfigError(
             f"day {day!r} is a datetime; pass the store-local calendar day as a date or 'YYYY-MM-DD'"
         )
-    if isinstance(day, date):
-        return day.isoformat()
-    if isinstance(day, str) and _DAY.fullmatch(day):
-        try:
-            return date.fromisoformat(day).isoformat()
-        except ValueError:
-            pass
-    raise OmnisendConfigError(
-        f"day {day!r} is not a calendar day in YYYY-MM-DD form; pass e.g. '2026-03-01' "
-        "(the store-local day of the partition)"
-    )
+    try:
+        return parse_partition_day(cast("str | date", day)).isoformat()
+    except OmnisendConfigError:
+        raise OmnisendConfigError(
+            f"day {day!r} is not a calendar day in YYYY-MM-DD form; pass e.g. '2026-03-01' "
+            "(the store-local day of the partition)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -332,8 +197,8 @@ class PartitionStaging:
 
     def __init__(self, root: StagingRoot | str, store_id: str, day: str | date) -> None:
         object.__setattr__(self, "root", root if isinstance(root, StagingRoot) else StagingRoot(root))
-        object.__setattr__(self, "store_id", _normalise_store_id(store_id))
-        object.__setattr__(self, "day", _normalise_day(day))
+        object.__setattr__(self, "store_id", check_store_id(store_id, purpose="name a staging folder"))
+        object.__setattr__(self, "day", _staging_day(day))
 
     # -- paths ---------------------------------------------------------------------------------------
 
@@ -394,7 +259,7 @@ class PartitionStaging:
         return self.dir / RECEIPTS_DIR
 
     def receipt_path(self, body_id: str) -> ObjectStoragePath:
-        if not isinstance(body_id, str) or not _BODY_ID.fullmatch(body_id):
+        if not is_body_id(body_id):
             raise OmnisendConfigError(f"body_id must be a sha256 hex digest, got {body_id!r}")
         return self.receipts_dir / f"{body_id}.json"
 
@@ -496,26 +361,6 @@ class PartitionStaging:
         except orjson.JSONDecodeError as exc:
             raise OmnisendInputError(f"{target} is not valid JSON ({exc}){hint}") from exc
 
-    def read_receipt(self, body_id: str) -> BatchReceipt | None:
-        """The receipt of a body, or ``None`` when it was never submitted."""
-        path = self.receipt_path(body_id)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            return BatchReceipt.from_dict(orjson.loads(data))
-        except (orjson.JSONDecodeError, OmnisendConfigError, OmnisendInputError) as exc:
-            raise OmnisendInputError(
-                f"receipt {path} is unreadable ({exc}); check its batch in Omnisend, then delete the "
-                "file to let the body be sent again"
-            ) from exc
-
-    def write_receipt(self, receipt: BatchReceipt) -> ObjectStoragePath:
-        path = self.receipt_path(receipt.body_id)
-        self.write_json(path, receipt.to_dict())
-        return path
-
     def followup_receipt_path(self, root_body_id: str, round_number: int) -> ObjectStoragePath:
         """``receipts/followups/<root body>-r<N>.json``: the receipt of follow-up round ``N`` (>= 1) of a
         planned body. Named by root and round, not by content, so a resumed sender finds it without
@@ -535,45 +380,6 @@ class PartitionStaging:
         (rewritten whole each time, so a retried task never duplicates a line)."""
         self.receipt_path(body_id)
         return self.dead_letters(f"send-{body_id}")
-
-    def read_followup_receipt(self, root_body_id: str, round_number: int) -> BatchReceipt | None:
-        """The receipt of a follow-up round, or ``None`` when that round was never submitted."""
-        path = self.followup_receipt_path(root_body_id, round_number)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        try:
-            return BatchReceipt.from_dict(orjson.loads(data))
-        except (orjson.JSONDecodeError, OmnisendConfigError, OmnisendInputError) as exc:
-            raise OmnisendInputError(
-                f"receipt {path} is unreadable ({exc}); check its batch in Omnisend, then delete the "
-                "file to let the follow-up be sent again"
-            ) from exc
-
-    def write_followup_receipt(self, receipt: BatchReceipt, round_number: int) -> ObjectStoragePath:
-        if receipt.root_body_id is None:
-            raise OmnisendConfigError("a follow-up receipt needs root_body_id (the planned body it retries)")
-        path = self.followup_receipt_path(receipt.root_body_id, round_number)
-        self.write_json(path, receipt.to_dict())
-        return path
-
-    def receipts(self) -> list[BatchReceipt]:
-        """All receipts of the partition, ordered by shard and body_id."""
-        directory = self.receipts_dir
-        if not directory.exists():
-            return []
-        found = []
-        for path in directory.iterdir():
-            name = path.name
-            if name.endswith(".json") and _BODY_ID.fullmatch(name[:-5]):
-                receipt = self.read_receipt(name[:-5])
-                if receipt is not None:
-                    found.append(receipt)
-        return sorted(found, key=lambda r: (r.shard, r.body_id))
-
-    def finished_body_ids(self) -> set[str]:
-        return {r.body_id for r in self.receipts() if r.status == "finished"}
 
     @contextlib.contextmanager
     def local_copy(self, path: ObjectStoragePath | str) -> Iterator[Path]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
 import subprocess
 import sys
 from importlib.metadata import entry_points, version
@@ -32,6 +34,28 @@ def test_provider_info_names_the_distribution_and_every_listed_module_imports() 
     (conn_type,) = info["connection-types"]
     assert conn_type["connection-type"] == "omnisend"
     assert set(conn_type["ui-field-behaviour"]["hidden-fields"]) == {"schema", "port", "login"}
+
+
+def test_every_operator_module_is_listed() -> None:
+    """Each module of operators/ that defines an operator (the shared base aside) is in the provider info."""
+    from airflow.sdk import BaseOperator
+
+    import airflow_omnisend.operators as package
+    from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+
+    listed = {m for entry in get_provider_info()["operators"] for m in entry["python-modules"]}
+    defining = set()
+    for info in pkgutil.iter_modules(package.__path__, prefix=f"{package.__name__}."):
+        module = importlib.import_module(info.name)
+        for value in vars(module).values():
+            if (
+                isinstance(value, type)
+                and issubclass(value, BaseOperator)
+                and value is not OmnisendPartitionBaseOperator
+                and value.__module__ == info.name
+            ):
+                defining.add(info.name)
+    assert listed == defining
 
 
 @pytest.mark.e2e

@@ -1,4 +1,4 @@
-"""Staging: partition layout, validation with fixes, atomic writes, receipts, roots from the
+"""Staging: partition layout, validation with fixes, atomic writes, roots from the
 environment, file:// and remote (in-memory fsspec) roots, local copies, XCom manifests."""
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from fsspec.implementations.memory import MemoryFileSystem
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.staging import (
     STAGING_ENV,
-    BatchReceipt,
     PartitionStaging,
     StagingManifest,
     StagingRoot,
@@ -25,7 +24,6 @@ from airflow_omnisend.staging import (
 )
 
 BODY = "ab" * 32
-OTHER = "cd" * 32
 
 
 @pytest.fixture
@@ -38,19 +36,6 @@ def remote() -> PartitionStaging:
     """A partition on a non-local filesystem (fsspec's in-memory one), like s3 without the network."""
     attach(protocol="memory", fs=MemoryFileSystem())
     return PartitionStaging(f"memory://bucket-{uuid.uuid4().hex[:8]}/prefix", "shop_1", "2026-03-01")
-
-
-def receipt(**changes: Any) -> BatchReceipt:
-    values: dict[str, Any] = {
-        "body_id": BODY,
-        "shard": 2,
-        "batch_id": "5f92cbf10cf217478ba93561",
-        "status": "submitted",
-        "submitted_at": "2026-03-02T10:00:00Z",
-        "items": 100,
-    }
-    values.update(changes)
-    return BatchReceipt(**values)
 
 
 def write_then_die(staging: PartitionStaging, path: ObjectStoragePath) -> None:
@@ -262,87 +247,6 @@ def test_remote_failed_stream_leaves_nothing(remote: PartitionStaging) -> None:
         write_then_die(remote, remote.shard(0))
     assert not remote.shard(0).exists()
     assert not remote.bodies_dir.exists() or list(remote.bodies_dir.iterdir()) == []
-
-
-def test_remote_receipts(remote: PartitionStaging) -> None:
-    remote.write_receipt(receipt())
-    assert remote.read_receipt(BODY) == receipt()
-    assert remote.receipts() == [receipt()]
-
-
-# --------------------------------------------------------------------------------------------------
-# receipts
-
-
-def test_receipt_round_trip(staging: PartitionStaging) -> None:
-    assert staging.read_receipt(BODY) is None
-    assert staging.receipts() == []
-    submitted = receipt()
-    path = staging.write_receipt(submitted)
-    assert path == staging.receipt_path(BODY)
-    assert staging.read_receipt(BODY) == submitted
-    finished = submitted.evolve(
-        status="finished",
-        finished_at="2026-03-02T10:01:30.5+00:00",
-        accepted=97,
-        duplicates=4,
-        retried_items=3,
-        dead_lettered=3,
-        attempts=2,
-        retry_batch_ids=["5f92cbf10cf217478ba93562"],
-    )
-    staging.write_receipt(finished)
-    assert staging.read_receipt(BODY) == finished
-    assert finished.retry_batch_ids == ("5f92cbf10cf217478ba93562",)
-    assert BatchReceipt.from_dict(json.loads(json.dumps(finished.to_dict()))) == finished
-    assert finished.to_dict()["retry_batch_ids"] == ["5f92cbf10cf217478ba93562"]
-    staging.write_receipt(receipt(body_id=OTHER, shard=0))
-    assert [r.body_id for r in staging.receipts()] == [OTHER, BODY]  # by shard
-    assert staging.finished_body_ids() == {BODY}
-
-
-def test_receipts_ignore_temporary_and_foreign_files(staging: PartitionStaging) -> None:
-    staging.write_receipt(receipt())
-    folder = Path(staging.receipts_dir.path)
-    (folder / f".{OTHER}.json.0123456789ab.tmp").write_text("{")
-    (folder / "notes.txt").write_text("hello")
-    assert staging.receipts() == [receipt()]
-
-
-@pytest.mark.parametrize(
-    ("changes", "message"),
-    [
-        ({"status": "done"}, "status must be one of submitted, finished, stopped, got 'done'"),
-        ({"status": "finished"}, "finished_at must be an ISO-8601 time with a zone"),
-        ({"finished_at": "2026-03-02T10:00:00Z"}, "finished_at must be None while the status is 'submitted'"),
-        ({"submitted_at": "2026-03-02 10:00"}, "submitted_at must be an ISO-8601 time with a zone"),
-        ({"body_id": "abc"}, "body_id must be the body's sha256"),
-        ({"batch_id": ""}, "batch_id must be Omnisend's batchID"),
-        ({"accepted": 90, "dead_lettered": 11}, "more than the body's 100 items"),
-        ({"attempts": 0}, "attempts must be >= 1"),
-        ({"shard": -1}, "shard must be a count >= 0"),
-        ({"duplicates": -2}, "duplicates must be a count >= 0"),
-    ],
-)
-def test_receipts_are_validated(changes: dict[str, Any], message: str) -> None:
-    with pytest.raises(OmnisendConfigError, match=message):
-        receipt(**changes)
-
-
-def test_stopped_receipt_is_final() -> None:
-    stopped = receipt(status="stopped", finished_at="2026-03-02T10:05:00Z")
-    assert stopped.is_final
-    assert not receipt().is_final
-
-
-def test_unreadable_receipt_says_what_to_do(staging: PartitionStaging) -> None:
-    staging.write_bytes(staging.receipt_path(BODY), b'{"body_id": "nope"}')
-    with pytest.raises(
-        OmnisendInputError, match=r"is unreadable .*delete the file to let the body be sent again"
-    ):
-        staging.read_receipt(BODY)
-    with pytest.raises(OmnisendInputError, match="unknown fields \\['colour'\\]"):
-        BatchReceipt.from_dict({**receipt().to_dict(), "colour": "red"})
 
 
 def test_utc_timestamp() -> None:

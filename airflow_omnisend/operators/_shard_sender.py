@@ -52,7 +52,8 @@ from airflow_omnisend.exceptions import (
     OmnisendValidationError,
 )
 from airflow_omnisend.hooks._responses import item_succeeded
-from airflow_omnisend.staging import BatchReceipt, utc_timestamp
+from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
+from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -282,6 +283,7 @@ class ShardSender:
     ) -> None:
         self.hook = hook
         self.partition = partition
+        self.receipt_files = PartitionReceipts(partition)
         self.shard = shard
         self.settings = settings
         self.task_state = task_state
@@ -294,7 +296,7 @@ class ShardSender:
         dead_dir = partition.dead_letters_dir
         self._dead_files = {p.name for p in dead_dir.iterdir()} if dead_dir.exists() else set()
         for body in shard.bodies:
-            receipt = partition.read_receipt(body.body_id)
+            receipt = self.receipt_files.read(body.body_id)
             if receipt is None and resume:
                 receipt = self._receipt_from_task_state(body)
             self._receipts[body.body_id] = receipt
@@ -384,7 +386,7 @@ class ShardSender:
             items=body.items,
             attempts=max(1, int(saved.get("attempts") or 1)),
         )
-        self.partition.write_receipt(receipt)
+        self.receipt_files.write(receipt)
         log.info(
             "Body %s: no receipt, but the task state store holds batch %s from an earlier try; "
             "reconnecting instead of submitting again",
@@ -395,7 +397,7 @@ class ShardSender:
 
     def _finished(self, body_id: str) -> bool:
         if body_id not in self._receipts:
-            self._receipts[body_id] = self.partition.read_receipt(body_id)
+            self._receipts[body_id] = self.receipt_files.read(body_id)
         receipt = self._receipts[body_id]
         return receipt is not None and receipt.status == "finished"
 
@@ -465,7 +467,7 @@ class ShardSender:
             items=body.items,
             attempts=attempts,
         )
-        self.partition.write_receipt(receipt)
+        self.receipt_files.write(receipt)
         self._receipts[body.body_id] = receipt
         self._add_tip(body.body_id, 0, batch_id)
         log.info("Submitted %s as batch %s", what, batch_id)
@@ -474,7 +476,7 @@ class ShardSender:
         """Send (or find, after a crash) follow-up round ``round_number`` of ``root``; its batch id."""
         body = encode_body(list(lines))
         body_id = hashlib.sha256(body).hexdigest()
-        found = self.partition.read_followup_receipt(root, round_number)
+        found = self.receipt_files.read_followup(root, round_number)
         if found is not None and found.body_id == body_id:
             log.info("Follow-up %d of body %s was submitted before as batch %s", round_number, root[:12],
                      found.batch_id)  # fmt: skip
@@ -511,7 +513,7 @@ class ShardSender:
             attempts=attempts,
             root_body_id=root,
         )
-        self.partition.write_followup_receipt(receipt, round_number)
+        self.receipt_files.write_followup(receipt, round_number)
         return batch_id
 
     def _submit_ready(self) -> None:
@@ -602,14 +604,14 @@ class ShardSender:
                     f"sender bug: body {root[:12]} would finish with {updated.accepted} accepted + "
                     f"{updated.dead_lettered} dead-lettered of {updated.items} events; please report it"
                 )
-        self.partition.write_receipt(updated)
+        self.receipt_files.write(updated)
         self._receipts[root] = updated
 
     def _close_followup(self, root: str, round_number: int, accepted: int, dead: int, retried: int) -> None:
-        found = self.partition.read_followup_receipt(root, round_number)
+        found = self.receipt_files.read_followup(root, round_number)
         if found is None or found.status == "finished":
             return
-        self.partition.write_followup_receipt(
+        self.receipt_files.write_followup(
             found.evolve(
                 status="finished",
                 finished_at=utc_timestamp(),

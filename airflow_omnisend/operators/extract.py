@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import orjson
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 
 from airflow_omnisend.events.partition import (
     PartitionWindow,
@@ -33,7 +33,7 @@ from airflow_omnisend.events.partition import (
     parse_partition_day,
 )
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.sources import (
     NdjsonEventSource,
     OrderCsvSource,
@@ -44,17 +44,15 @@ from airflow_omnisend.sources import (
     extract_partition,
     sweep_unplaceable,
 )
-from airflow_omnisend.staging import StagingRoot, is_local, utc_timestamp
+from airflow_omnisend.staging import is_local, utc_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
 __all__ = ["CSV_TABLES", "SOURCE_FORMATS", "OmnisendExtractOrdersOperator"]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 #: ``source_format`` values: ready Omnisend events, one order object per line, CSV exports of the tables
 SOURCE_FORMATS = ("events_ndjson", "orders_ndjson", "orders_csv")
 #: file names looked for in a CSV folder (``orders.csv`` is required, the others optional)
@@ -87,7 +85,7 @@ def _given(value: str | None) -> str | None:
     return None if text in ("", "None") else text
 
 
-class OmnisendExtractOrdersOperator(BaseOperator):
+class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
     """Extract one store-local day of orders as Omnisend order events into the partition's staging.
 
     Give exactly one source: ``source_conn_id`` (SQL) or ``source_path`` (a file or folder); blank, or
@@ -122,13 +120,11 @@ class OmnisendExtractOrdersOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "store_id",
-        "partition",
+        *OmnisendPartitionBaseOperator.template_fields,
         "timezone",
         "source_conn_id",
         "source_path",
         "source_format",
-        "staging",
     )
     ui_color = "#e8f4e8"
 
@@ -145,18 +141,14 @@ class OmnisendExtractOrdersOperator(BaseOperator):
         staging: str | None = None,
         fetch_size: int = 2000,
         check_unplaceable: bool = True,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(retry_policy=retry_policy, **kwargs)
-        self.store_id = store_id
-        self.partition = partition
+        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
         self.timezone = timezone
         self.source_conn_id = source_conn_id
         self.source_path = source_path
         self.source_format = source_format
         self.queries = queries
-        self.staging = staging
         self.fetch_size = fetch_size
         self.check_unplaceable = check_unplaceable
         owner = type(self).__name__
@@ -239,7 +231,7 @@ class OmnisendExtractOrdersOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         self._check_source()  # templated values are rendered now
         window = self._window(datetime.now(UTC))
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, window.day)
+        partition = self.partition_staging()
         with self._source() as (source, description):
             self.log.info("Extracting %s %s from %s", partition.store_id, window, description)
             with (

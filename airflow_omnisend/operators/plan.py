@@ -14,8 +14,9 @@ import io
 import sys
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
+from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.planning import (
     AIRFLOW_MAX_MAP_LENGTH,
     DEFAULT_MAX_SHARDS,
@@ -27,20 +28,17 @@ from airflow_omnisend.events.planning import (
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks.omnisend import OmnisendHook
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendPlanBatchesOperator"]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 _SHARD_FILE_PREFIX = "shard-"
 
 
@@ -65,14 +63,12 @@ class _CommitOnClose:
         self._stack.__exit__(*sys.exc_info())
 
 
-class OmnisendPlanBatchesOperator(BaseOperator):
+class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
     """Plan the request bodies of one partition and return the shard indices to send.
 
-    :param store_id: the store (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param omnisend_conn_id: the ``omnisend`` connection whose batch limits apply. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
     :param max_shards: most shards (mapped send tasks); must be below ``[core] max_map_length``.
     :param min_bodies_per_shard: fewer bodies than this never get a shard of their own.
     :param rate_limit_per_minute: Omnisend's limit for the estimate in the log (400 by default).
@@ -80,16 +76,17 @@ class OmnisendPlanBatchesOperator(BaseOperator):
         ``plan_preview.json`` (what a real run would send, for the report) and return ``[]``, so the
         mapped send is skipped. Templated (``"{{ params.dry_run }}"`` works); held in the attribute
         ``dry_run_mode`` because ``BaseOperator`` already has a ``dry_run()`` method.
+    :param validated: the validate task's manifest (``validate.output``): its ``valid`` file is planned,
+        and the plan is written into its folder. Templated.
 
     Returns (XCom) the list of shard indices, ``[]`` when there is nothing to send.
     """
 
     template_fields: Sequence[str] = (
-        "store_id",
-        "partition",
+        *OmnisendPartitionBaseOperator.template_fields,
         "omnisend_conn_id",
-        "staging",
         "dry_run_mode",
+        "validated",
     )
     ui_color = "#e0f0ff"
 
@@ -104,29 +101,24 @@ class OmnisendPlanBatchesOperator(BaseOperator):
         min_bodies_per_shard: int = DEFAULT_MIN_BODIES_PER_SHARD,
         rate_limit_per_minute: float = DEFAULT_RATE_PER_MINUTE,
         dry_run: bool | str = False,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        validated: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(retry_policy=retry_policy, **kwargs)
-        self.store_id = store_id
-        self.partition = partition
+        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
         self.omnisend_conn_id = omnisend_conn_id
-        self.staging = staging
         self.max_shards = max_shards
         self.min_bodies_per_shard = min_bodies_per_shard
         self.rate_limit_per_minute = rate_limit_per_minute
         # not ``self.dry_run``: BaseOperator has a dry_run() method
         self.dry_run_mode = dry_run
+        self.validated = validated
         self._check_max_shards()
-        if isinstance(min_bodies_per_shard, bool) or not isinstance(min_bodies_per_shard, int):
-            raise OmnisendConfigError(
-                f"{type(self).__name__}: min_bodies_per_shard must be an integer >= 1, got "
-                f"{min_bodies_per_shard!r}"
-            )
-        if min_bodies_per_shard < 1:
-            raise OmnisendConfigError(
-                f"{type(self).__name__}: min_bodies_per_shard must be >= 1, got {min_bodies_per_shard}"
-            )
+        check_int(
+            f"{type(self).__name__}: min_bodies_per_shard",
+            min_bodies_per_shard,
+            minimum=1,
+            fix=f"the default is {DEFAULT_MIN_BODIES_PER_SHARD}",
+        )
         if isinstance(rate_limit_per_minute, bool) or not (
             isinstance(rate_limit_per_minute, int | float) and rate_limit_per_minute > 0
         ):
@@ -151,14 +143,15 @@ class OmnisendPlanBatchesOperator(BaseOperator):
     def execute(self, context: Context) -> list[int]:
         self._check_max_shards()  # max_map_length may differ on the worker
         dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        partition = self.partition_staging(self.validated)
         limits = OmnisendHook(self.omnisend_conn_id).batch_limits
-        if not partition.valid.exists():
+        valid = self.upstream_file(partition, self.validated, "valid")
+        if not valid.exists():
             raise OmnisendInputError(
-                f"{partition.valid} does not exist; the validate step writes it - run it for "
+                f"{valid} does not exist; the validate step writes it - run it for "
                 f"{partition.store_id} {partition.day} first"
             )
-        with partition.local_copy("valid") as valid_path, open(valid_path, "rb") as src:
+        with partition.local_copy(valid) as valid_path, open(valid_path, "rb") as src:
             if dry_run:
                 with open_null() as sink:
                     plan = plan_batches(

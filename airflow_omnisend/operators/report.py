@@ -25,29 +25,31 @@ Trigger rule: the report is the DAG's last task, so it decides the DAG run's sta
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, TriggerRule
+from airflow.sdk import TriggerRule
 
 from airflow_omnisend.events.planning import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot, utc_timestamp
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.operators.receipts import PartitionReceipts
+from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
-    from airflow_omnisend.staging import BatchReceipt, PartitionStaging
+    from airflow_omnisend.events.planning import BodyPlan
+    from airflow_omnisend.operators.receipts import BatchReceipt
+    from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["RECOMMENDED_TRIGGER_RULE", "OmnisendReportOperator", "build_report"]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 RECOMMENDED_TRIGGER_RULE = TriggerRule.NONE_FAILED
 _MAX_PROBLEMS = 20
 
@@ -115,51 +117,72 @@ class _SendTotals:
 
 def _send_totals(partition: PartitionStaging, plan: ChunkPlan, problems: list[str]) -> _SendTotals:
     totals = _SendTotals()
+    receipts = PartitionReceipts(partition)
     for shard, body in plan.iter_bodies():
         totals.bodies += 1
         where = f"body {body.body_id[:12]} (shard {shard.index} #{body.index}, {body.items} events)"
-        receipt = partition.read_receipt(body.body_id)
+        receipt = receipts.read(body.body_id)
         dead_path = partition.send_dead_letters(body.body_id)
-        dead_lines = _count_lines(partition, dead_path)
+        dead_lines = _count_lines(partition, dead_path) or 0
         if dead_lines:
             totals.dead_letter_files.append(str(dead_path))
         if receipt is None:
-            # never got a batch id; a body Omnisend refused as a whole has its events dead-lettered
-            totals.dead_lettered += dead_lines or 0
-            missing = body.items - (dead_lines or 0)
-            if missing:
-                problems.append(f"{where} was never sent: {missing} events not accepted or dead-lettered")
-            continue
-        if receipt.items != body.items:
-            problems.append(
-                f"{where}: its receipt is for {receipt.items} events, so it is not this plan's body"
-            )
-        totals.events_sent += receipt.items
-        totals.batches += 1 + len(receipt.retry_batch_ids)
-        totals.accepted += receipt.accepted
-        totals.dead_lettered += receipt.dead_lettered
-        if receipt.duplicates is not None:
-            totals.duplicates = (totals.duplicates or 0) + receipt.duplicates
-        totals.submissions(receipt)
-        for round_number in range(1, len(receipt.retry_batch_ids) + 1):
-            followup = partition.read_followup_receipt(body.body_id, round_number)
-            if followup is not None:
-                totals.submissions(followup)
-        if receipt.status == "finished":
-            totals.bodies_finished += 1
-        if (dead_lines or 0) != receipt.dead_lettered:
-            problems.append(
-                f"{where}: the receipt counts {receipt.dead_lettered} dead-lettered events but "
-                f"{dead_path} holds {dead_lines or 0}"
-            )
-        lost = body.items - receipt.accepted - receipt.dead_lettered
-        if lost:
-            state = "finished" if receipt.status == "finished" else f"still {receipt.status}"
-            problems.append(
-                f"{where} is {state} with {receipt.accepted} accepted + {receipt.dead_lettered} "
-                f"dead-lettered: {lost} events unaccounted for (batch {receipt.batch_id})"
-            )
+            _account_unsent_body(body, dead_lines, where, totals, problems)
+        else:
+            _account_sent_body(receipts, body, receipt, where, totals)
+            problems.extend(_sent_body_problems(body, receipt, dead_lines, dead_path, where))
     return totals
+
+
+def _account_unsent_body(
+    body: BodyPlan, dead_lines: int, where: str, totals: _SendTotals, problems: list[str]
+) -> None:
+    """A body that never got a batch id; one Omnisend refused as a whole has its events dead-lettered."""
+    totals.dead_lettered += dead_lines
+    missing = body.items - dead_lines
+    if missing:
+        problems.append(f"{where} was never sent: {missing} events not accepted or dead-lettered")
+
+
+def _account_sent_body(
+    receipts: PartitionReceipts, body: BodyPlan, receipt: BatchReceipt, where: str, totals: _SendTotals
+) -> None:
+    """Add what a body's receipt (and its follow-up rounds' receipts) say to ``totals``."""
+    totals.events_sent += receipt.items
+    totals.batches += 1 + len(receipt.retry_batch_ids)
+    totals.accepted += receipt.accepted
+    totals.dead_lettered += receipt.dead_lettered
+    if receipt.duplicates is not None:
+        totals.duplicates = (totals.duplicates or 0) + receipt.duplicates
+    totals.submissions(receipt)
+    for round_number in range(1, len(receipt.retry_batch_ids) + 1):
+        followup = receipts.read_followup(body.body_id, round_number)
+        if followup is not None:
+            totals.submissions(followup)
+    if receipt.status == "finished":
+        totals.bodies_finished += 1
+
+
+def _sent_body_problems(
+    body: BodyPlan, receipt: BatchReceipt, dead_lines: int, dead_path: Any, where: str
+) -> list[str]:
+    """Where a body's receipt disagrees with the plan or its dead letters, or leaves events open."""
+    problems: list[str] = []
+    if receipt.items != body.items:
+        problems.append(f"{where}: its receipt is for {receipt.items} events, so it is not this plan's body")
+    if dead_lines != receipt.dead_lettered:
+        problems.append(
+            f"{where}: the receipt counts {receipt.dead_lettered} dead-lettered events but "
+            f"{dead_path} holds {dead_lines}"
+        )
+    lost = body.items - receipt.accepted - receipt.dead_lettered
+    if lost:
+        state = "finished" if receipt.status == "finished" else f"still {receipt.status}"
+        problems.append(
+            f"{where} is {state} with {receipt.accepted} accepted + {receipt.dead_lettered} "
+            f"dead-lettered: {lost} events unaccounted for (batch {receipt.batch_id})"
+        )
+    return problems
 
 
 def _automation_summary(check: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -175,6 +198,87 @@ def _automation_summary(check: Mapping[str, Any] | None) -> dict[str, Any] | Non
     }
 
 
+@dataclass(frozen=True)
+class _Extracted:
+    """How many events the partition started with, and from where (extract.json, else validation)."""
+
+    events: int
+    source: str
+    rows_rejected: int = 0
+    rows_unplaceable: int = 0
+    seconds: Any = None
+
+
+def _extracted(
+    partition: PartitionStaging,
+    extract: Mapping[str, Any] | None,
+    validation: Mapping[str, Any],
+    problems: list[str],
+) -> _Extracted:
+    """The extracted events: extract.json's when validation read its events.ndjson, else validation's
+    (the events came from another file); notes in ``problems`` where the two disagree."""
+    source = validation.get("source")
+    if extract is None or source not in (None, partition.relative(partition.events)):
+        return _Extracted(events=int(validation["events"]), source=str(source))
+    extracted = int(extract["events"])
+    if extracted != validation["events"]:
+        problems.append(
+            f"extract.json counts {extracted} events, validation.json {validation['events']}: "
+            "validation ran on another events file (re-run validate after extract)"
+        )
+    digest_extract, digest_validated = extract.get("events_sha256"), validation.get("events_sha256")
+    if digest_extract and digest_validated and digest_extract != digest_validated:
+        problems.append(
+            "validation.json is of a different events.ndjson than extract.json describes "
+            "(extract ran again without validate)"
+        )
+    return _Extracted(
+        events=extracted,
+        source=str(extract.get("source") or "extract"),
+        rows_rejected=int(extract.get("rows_rejected", 0)),
+        rows_unplaceable=int(extract.get("rows_unplaceable") or 0),
+        seconds=extract.get("seconds"),
+    )
+
+
+def _planned_and_sent(
+    partition: PartitionStaging, valid: int, problems: list[str]
+) -> tuple[ChunkPlan, _SendTotals]:
+    """The current plan and what its bodies' receipts say; notes in ``problems`` where plan.json
+    disagrees with validation or with the plan's dead letters."""
+    plan = ChunkPlan.from_dict(partition.read_json("plan"))
+    if plan.events != valid:
+        problems.append(
+            f"plan.json covers {plan.events} events but validation found {valid} valid ones: the plan "
+            "is of other events (re-run plan after validate)"
+        )
+    plan_dead_path = partition.dead_letters("plan")
+    plan_dead_lines = _count_lines(partition, plan_dead_path) or 0
+    if plan_dead_lines != plan.dead_lettered:
+        problems.append(
+            f"plan.json counts {plan.dead_lettered} dead-lettered events but {plan_dead_path} holds "
+            f"{plan_dead_lines}"
+        )
+    totals = _send_totals(partition, plan, problems)
+    if plan_dead_lines:
+        totals.dead_letter_files.insert(0, str(plan_dead_path))
+    return plan, totals
+
+
+def _notes(
+    partition: PartitionStaging, check: Mapping[str, Any] | None, rows_unplaceable: int, *, dry_run: bool
+) -> list[str]:
+    notes: list[str] = []
+    if check is None and not dry_run:
+        notes.append("no automation_check.json: the automation safety check did not run for this partition")
+    if rows_unplaceable:
+        notes.append(
+            f"{rows_unplaceable} source rows of the store have a time no day can hold, so no partition "
+            f"sends them; fix them in the source (listed in {partition.file('unplaceable')})"
+        )
+    return notes
+
+
 def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any]:
     """The report of one partition (what ``report.json`` holds; see :class:`OmnisendReportOperator`).
 
@@ -186,74 +290,27 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
     extract = _read_optional(partition, "extract")
     validation = partition.read_json("validation")
     check = _read_optional(partition, "automation_check")
-    events_file = partition.relative(partition.events)
-    source = validation.get("source")
-    from_extract = extract is not None and source in (None, events_file)
-    if from_extract:
-        assert extract is not None
-        extracted = int(extract["events"])
-        extracted_from = str(extract.get("source") or "extract")
-        if extracted != validation["events"]:
-            problems.append(
-                f"extract.json counts {extracted} events, validation.json {validation['events']}: "
-                "validation ran on another events file (re-run validate after extract)"
-            )
-        digest_extract, digest_validated = extract.get("events_sha256"), validation.get("events_sha256")
-        if digest_extract and digest_validated and digest_extract != digest_validated:
-            problems.append(
-                "validation.json is of a different events.ndjson than extract.json describes "
-                "(extract ran again without validate)"
-            )
-    else:
-        extracted = int(validation["events"])
-        extracted_from = str(source)
+    extracted = _extracted(partition, extract, validation, problems)
     valid, rejected = int(validation["valid"]), int(validation["rejected"])
-    rows_rejected = int(extract.get("rows_rejected", 0)) if from_extract and extract else 0
-    rows_unplaceable = int(extract.get("rows_unplaceable") or 0) if from_extract and extract else 0
-
     totals = _SendTotals()
-    plan_dead = 0
-    plan_bodies = 0
+    plan_dead = plan_bodies = 0
     if not dry_run:
-        plan = ChunkPlan.from_dict(partition.read_json("plan"))
-        plan_bodies = plan.bodies
-        plan_dead = plan.dead_lettered
-        if plan.events != valid:
-            problems.append(
-                f"plan.json covers {plan.events} events but validation found {valid} valid ones: the plan "
-                "is of other events (re-run plan after validate)"
-            )
-        plan_dead_path = partition.dead_letters("plan")
-        plan_dead_lines = _count_lines(partition, plan_dead_path) or 0
-        if plan_dead_lines != plan_dead:
-            problems.append(
-                f"plan.json counts {plan_dead} dead-lettered events but {plan_dead_path} holds "
-                f"{plan_dead_lines}"
-            )
-        totals = _send_totals(partition, plan, problems)
-        if plan_dead_lines:
-            totals.dead_letter_files.insert(0, str(plan_dead_path))
+        plan, totals = _planned_and_sent(partition, valid, problems)
+        plan_bodies, plan_dead = plan.bodies, plan.dead_lettered
     preview = _read_optional(partition, "plan_preview") if dry_run else None
     dead_lettered = plan_dead + totals.dead_lettered
     planned_not_sent = valid if dry_run else 0
-    unaccounted = extracted - (totals.accepted + rejected + dead_lettered + planned_not_sent)
+    unaccounted = extracted.events - (totals.accepted + rejected + dead_lettered + planned_not_sent)
     if unaccounted:
         problems.insert(
             0,
-            f"{extracted} events extracted, but {totals.accepted} accepted + {rejected} rejected + "
+            f"{extracted.events} events extracted, but {totals.accepted} accepted + {rejected} rejected + "
             f"{dead_lettered} dead-lettered{f' + {planned_not_sent} planned' if dry_run else ''} = "
-            f"{extracted - unaccounted}: {unaccounted} unaccounted for",
+            f"{extracted.events - unaccounted}: {unaccounted} unaccounted for",
         )
-    notes: list[str] = []
-    if check is None and not dry_run:
-        notes.append("no automation_check.json: the automation safety check did not run for this partition")
-    if rows_unplaceable:
-        notes.append(
-            f"{rows_unplaceable} source rows of the store have a time no day can hold, so no partition "
-            f"sends them; fix them in the source (listed in {partition.file('unplaceable')})"
-        )
+    notes = _notes(partition, check, extracted.rows_unplaceable, dry_run=dry_run)
     seconds_by_step = {
-        "extract": extract.get("seconds") if from_extract and extract else None,
+        "extract": extracted.seconds,
         "validate": validation.get("seconds"),
         "send": totals.seconds,
     }
@@ -263,10 +320,10 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "dry_run": dry_run,
         "generated_at": utc_timestamp(),
         "accounted": not problems,
-        "extracted_from": extracted_from,
-        "events_extracted": extracted,
-        "rows_rejected": rows_rejected,
-        "rows_unplaceable": rows_unplaceable,
+        "extracted_from": extracted.source,
+        "events_extracted": extracted.events,
+        "rows_rejected": extracted.rows_rejected,
+        "rows_unplaceable": extracted.rows_unplaceable,
         "events_valid": valid,
         "events_rejected": rejected,
         "events_warned": validation.get("warned"),
@@ -287,7 +344,7 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "automation_check": _automation_summary(check),
         "dry_run_plan": _dry_run_plan(preview),
         "rejected_file": str(partition.rejected) if rejected else None,
-        "rows_rejected_file": str(partition.rows_rejected) if rows_rejected else None,
+        "rows_rejected_file": str(partition.rows_rejected) if extracted.rows_rejected else None,
         "dead_letter_files": totals.dead_letter_files,
         "notes": notes,
         "problems": problems[:_MAX_PROBLEMS] + (["..."] if len(problems) > _MAX_PROBLEMS else []),
@@ -352,13 +409,11 @@ def describe(report: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-class OmnisendReportOperator(BaseOperator):
+class OmnisendReportOperator(OmnisendPartitionBaseOperator):
     """Write ``report.json`` for a partition and fail if any extracted event is unaccounted for.
 
-    :param store_id: the store (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param dry_run: the run planned but sent nothing (pass the same value as the plan task's
         ``dry_run``): plan and receipts are not read, valid events count as planned. Templated.
     :param trigger_rule: default ``none_failed`` (see the module docstring); pass another to override.
@@ -409,7 +464,7 @@ class OmnisendReportOperator(BaseOperator):
     ``OmnisendUnaccountedEventsError`` that also fails without retry) after writing the report.
     """
 
-    template_fields: Sequence[str] = ("store_id", "partition", "staging", "dry_run_mode")
+    template_fields: Sequence[str] = (*OmnisendPartitionBaseOperator.template_fields, "dry_run_mode")
     ui_color = "#e8e8f8"
 
     def __init__(
@@ -420,19 +475,17 @@ class OmnisendReportOperator(BaseOperator):
         staging: str | None = None,
         dry_run: bool | str = False,
         trigger_rule: str = RECOMMENDED_TRIGGER_RULE,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(trigger_rule=trigger_rule, retry_policy=retry_policy, **kwargs)
-        self.store_id = store_id
-        self.partition = partition
-        self.staging = staging
+        super().__init__(
+            store_id=store_id, partition=partition, staging=staging, trigger_rule=trigger_rule, **kwargs
+        )
         # not ``self.dry_run``: BaseOperator has a dry_run() method
         self.dry_run_mode = dry_run
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        partition = self.partition_staging()
         try:
             report = build_report(partition, dry_run=dry_run)
         except OmnisendError as err:

@@ -38,9 +38,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from airflow.sdk import BaseOperator
 
-from airflow_omnisend.events.schema import EVENT_NAMES
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.timefmt import parse_instant
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendAuthError,
@@ -52,14 +52,13 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators._failures import AutomationRiskFailure
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot, utc_timestamp
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
     from airflow_omnisend.hooks._pacing import RetryConfig
     from airflow_omnisend.staging import PartitionStaging
@@ -73,7 +72,6 @@ __all__ = [
     "check_acknowledgement",
 ]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 #: the ``origin`` the import sends (every event the mapping writes has it)
 IMPORT_ORIGIN = "api"
 #: trigger origins that match the import: ours, or none named (built-in / any origin)
@@ -231,14 +229,12 @@ def explain_check_error(error: BaseException, conn_id: str) -> str:
     return f"the automations could not be listed: {type(error).__name__}: {error}"
 
 
-class OmnisendAutomationSafetyOperator(BaseOperator):
+class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
     """Block the partition while an enabled automation could fire on its events (see the module).
 
-    :param store_id: the store (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param omnisend_conn_id: the ``omnisend`` connection of the brand. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
     :param acknowledge_automations: the reason, in words, why the risk is accepted: the only way past a
         block (also past a check that could not be made). Refused when empty, shorter than
         :data:`MIN_ACKNOWLEDGEMENT_CHARS` characters, or a bare "yes"/"true"/"ok". ``None`` (or the
@@ -248,6 +244,8 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
     :param event_names: the event names to check; default: the names with valid events in the
         partition's ``validation.json``. Templated.
     :param api_retry: the hook's retry settings for listing automations (default: the hook's).
+    :param validated: the validate task's manifest (``validate.output``): ``validation.json`` and
+        ``valid.ndjson`` are read where it names them. Templated.
 
     Writes ``automation_check.json`` into the partition: ``{"store_id", "partition", "outcome"
     ("passed" | "blocked" | "acknowledged"), "reason", "acknowledgement", "checked_at", "event_names",
@@ -261,12 +259,11 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
     """
 
     template_fields: Sequence[str] = (
-        "store_id",
-        "partition",
+        *OmnisendPartitionBaseOperator.template_fields,
         "omnisend_conn_id",
-        "staging",
         "acknowledge_automations",
         "event_names",
+        "validated",
     )
     ui_color = "#ffe0e0"
 
@@ -281,19 +278,17 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
         min_event_age: timedelta = timedelta(hours=1),
         event_names: Sequence[str] | None = None,
         api_retry: RetryConfig | None = None,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        validated: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(retry_policy=retry_policy, **kwargs)
+        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
         owner = type(self).__name__
-        self.store_id = store_id
-        self.partition = partition
         self.omnisend_conn_id = omnisend_conn_id
-        self.staging = staging
         self.acknowledge_automations = acknowledge_automations
         self.min_event_age = min_event_age
         self.event_names = event_names
         self.api_retry = api_retry
+        self.validated = validated
         if not isinstance(min_event_age, timedelta) or min_event_age < timedelta(0):
             raise OmnisendConfigError(
                 f"{owner}: min_event_age must be a timedelta >= 0 (default 1 hour), got {min_event_age!r}"
@@ -328,20 +323,22 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
             if name in EVENT_NAMES and isinstance(counts, dict) and counts.get("valid", 0) > 0
         )
 
-    @staticmethod
-    def _newest_event_time(partition: PartitionStaging, validation: Mapping[str, Any] | None) -> str | None:
+    def _newest_event_time(
+        self, partition: PartitionStaging, validation: Mapping[str, Any] | None
+    ) -> str | None:
         """The latest valid eventTime: from validation.json, else by reading valid.ndjson (if any)."""
         if validation is not None and "last_event_time" in validation:
             value = validation["last_event_time"]
             return value if isinstance(value, str) else None
-        if not partition.valid.exists():
+        valid = self.upstream_file(partition, self.validated, "valid")
+        if not valid.exists():
             return None
         newest: tuple[datetime, str] | None = None
-        with partition.local_copy("valid") as local, open(local, "rb") as src:
+        with partition.local_copy(valid) as local, open(local, "rb") as src:
             for raw in src:
                 if raw.strip():
                     text = orjson.loads(raw)["eventTime"]
-                    instant = datetime.fromisoformat(text)
+                    instant = parse_instant(text)
                     if newest is None or instant > newest[0]:
                         newest = (instant, text)
         return newest[1] if newest else None
@@ -349,11 +346,53 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
     # -- the check -----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
-        owner = type(self).__name__
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        partition = self.partition_staging(self.validated)
         now = datetime.now(UTC)
-        cutoff = now - self.min_event_age
-        record: dict[str, Any] = {
+        record = self._new_record(partition, now)
+        try:
+            acknowledgement = check_acknowledgement(self.acknowledge_automations, type(self).__name__)
+        except OmnisendConfigError as err:
+            raise self._block(partition, record, str(err), err) from err
+        record["acknowledgement"] = acknowledgement
+        validation: dict[str, Any] | None = None
+        validation_path = self.upstream_file(partition, self.validated, "validation")
+        try:
+            if self.event_names is None or validation_path.exists():
+                validation = partition.read_json(validation_path)  # says which step writes it if missing
+        except OmnisendError as err:
+            raise self._block(
+                partition, record, f"cannot tell which events will be imported: {err}", err
+            ) from err
+        names = self._imported_names(validation)
+        record["event_names"] = names
+        newest = self._newest_event_time(partition, validation)
+        record["event_time"]["newest"] = newest
+        time_problem = self._time_problem(newest, now, record)
+        matches, check_error = self._check_automations(names, record)
+        for warning in record["warnings"]:
+            self.log.warning("Automation warning: %s", warning)
+        risk, fix = self._risk(matches, check_error, record)
+        if time_problem is not None:  # no acknowledgement lifts it
+            also = f" Also: {risk}." if risk is not None else ""
+            raise self._block(partition, record, f"{time_problem}.{also}", check_error)
+        if risk is not None and acknowledgement is None:
+            raise self._block(partition, record, f"{risk}. {fix}", check_error)
+        if risk is not None:
+            record["outcome"] = "acknowledged"
+            record["reason"] = f"{risk}. Acknowledged: {acknowledgement}"
+            self.log.warning(
+                "%s %s: %s. Going on because acknowledge_automations says: %s",
+                partition.store_id, partition.day, risk, acknowledgement,
+            )  # fmt: skip
+        else:
+            self._passed(partition, record, names, acknowledgement)
+        return self._finish(partition, record)
+
+    # -- the steps of the check ----------------------------------------------------------------------
+
+    def _new_record(self, partition: PartitionStaging, now: datetime) -> dict[str, Any]:
+        """``automation_check.json`` before the check: blocked until shown otherwise."""
+        return {
             "store_id": partition.store_id,
             "partition": partition.day,
             "outcome": "blocked",
@@ -369,110 +408,103 @@ class OmnisendAutomationSafetyOperator(BaseOperator):
             "event_time": {
                 "newest": None,
                 "min_event_age_seconds": self.min_event_age.total_seconds(),
-                "cutoff": utc_timestamp(cutoff),
+                "cutoff": utc_timestamp(now - self.min_event_age),
                 "too_recent": False,
             },
             "omnisend_conn_id": self.omnisend_conn_id,
         }
 
-        def block(reason: str, cause: BaseException | None = None) -> AutomationRiskFailure:
-            record["outcome"], record["reason"] = "blocked", reason
-            self._finish(partition, record)
-            error = AutomationRiskFailure(f"{partition.store_id} {partition.day}: blocked - {reason}")
-            error.__cause__ = cause
-            return error
+    def _block(
+        self,
+        partition: PartitionStaging,
+        record: dict[str, Any],
+        reason: str,
+        cause: BaseException | None = None,
+    ) -> AutomationRiskFailure:
+        """Record the block in ``automation_check.json`` and return the failure to raise."""
+        record["outcome"], record["reason"] = "blocked", reason
+        self._finish(partition, record)
+        error = AutomationRiskFailure(f"{partition.store_id} {partition.day}: blocked - {reason}")
+        error.__cause__ = cause
+        return error
 
+    def _time_problem(self, newest: str | None, now: datetime, record: dict[str, Any]) -> str | None:
+        """Why the newest valid event is too recent to send (in the future or younger than
+        ``min_event_age``), or ``None``."""
+        if newest is None:
+            return None
+        instant = parse_instant(newest)
+        if instant <= now - self.min_event_age:
+            return None
+        record["event_time"]["too_recent"] = True
+        ready_at = instant + self.min_event_age
+        what = "in the future" if instant > now else f"younger than min_event_age={self.min_event_age}"
+        return (
+            f"the newest valid event ({newest}) is {what} (now {utc_timestamp(now)}): Omnisend "
+            "de-duplicates only historic events, and recent ones may still arrive through the "
+            f"shop's live integration. Run this partition after {utc_timestamp(ready_at)}"
+        )
+
+    def _check_automations(
+        self, names: list[str], record: dict[str, Any]
+    ) -> tuple[list[AutomationMatch], BaseException | None]:
+        """List the enabled automations and match them to ``names``; any failure to check is returned
+        (it counts as a risk). Nothing is asked when no event will be imported."""
+        if not names:
+            return [], None
+        hook: OmnisendHook | None = None
         try:
-            acknowledgement = check_acknowledgement(self.acknowledge_automations, owner)
-        except OmnisendConfigError as err:
-            raise block(str(err), err) from err
-        record["acknowledgement"] = acknowledgement
+            hook = self.get_hook()
+            automations = hook.list_automations(enabled=True)
+        except Exception as err:  # any failure to check counts as a risk
+            record["check_error"] = explain_check_error(err, self.omnisend_conn_id)
+            return [], err
+        finally:
+            if hook is not None:
+                hook.close()
+        record["automations_checked"] = len(automations)
+        matches, warnings = assess_automations(automations, names)
+        record["automations_matched"] = [m.to_dict() for m in matches]
+        record["warnings"] = warnings
+        return matches, None
 
-        validation: dict[str, Any] | None = None
-        try:
-            if self.event_names is None or partition.validation.exists():
-                validation = partition.read_json("validation")  # says which step writes it when missing
-        except OmnisendError as err:
-            raise block(f"cannot tell which events will be imported: {err}", err) from err
-        names = self._imported_names(validation)
-        record["event_names"] = names
-        newest = self._newest_event_time(partition, validation)
-        record["event_time"]["newest"] = newest
-        time_problem = None
-        if newest is not None:
-            instant = datetime.fromisoformat(newest)
-            if instant > cutoff:
-                record["event_time"]["too_recent"] = True
-                ready_at = instant + self.min_event_age
-                what = (
-                    "in the future" if instant > now else f"younger than min_event_age={self.min_event_age}"
-                )
-                time_problem = (
-                    f"the newest valid event ({newest}) is {what} (now {utc_timestamp(now)}): Omnisend "
-                    "de-duplicates only historic events, and recent ones may still arrive through the "
-                    f"shop's live integration. Run this partition after {utc_timestamp(ready_at)}"
-                )
-
-        matches: list[AutomationMatch] = []
-        check_error: BaseException | None = None
-        if names:
-            hook: OmnisendHook | None = None
-            try:
-                hook = self.get_hook()
-                automations = hook.list_automations(enabled=True)
-            except Exception as err:  # any failure to check counts as a risk
-                check_error = err
-                record["check_error"] = explain_check_error(err, self.omnisend_conn_id)
-            else:
-                record["automations_checked"] = len(automations)
-                matches, warnings = assess_automations(automations, names)
-                record["automations_matched"] = [m.to_dict() for m in matches]
-                record["warnings"] = warnings
-            finally:
-                if hook is not None:
-                    hook.close()
-        for warning in record["warnings"]:
-            self.log.warning("Automation warning: %s", warning)
-
-        risk: str | None = None
-        fix = ""
+    @staticmethod
+    def _risk(
+        matches: list[AutomationMatch], check_error: BaseException | None, record: Mapping[str, Any]
+    ) -> tuple[str | None, str]:
+        """The automation risk in words and its fix, or ``(None, "")`` when there is none."""
         way_past = "or accept the risk with acknowledge_automations='<why, in words>'"
         if check_error is not None:
             risk = f"the automation check could not be made, which counts as a risk: {record['check_error']}"
-            fix = f"Fix that and run again, {way_past}"
-        elif matches:
+            return risk, f"Fix that and run again, {way_past}"
+        if matches:
             listed = "; ".join(m.describe() for m in matches)
             risk = (
                 f"{len(matches)} enabled automation(s) could message customers about the imported "
                 f"historic events: {listed}"
             )
-            fix = f"Disable them in Omnisend for the backfill and run again, {way_past}"
-        if time_problem is not None:  # no acknowledgement lifts it
-            also = f" Also: {risk}." if risk is not None else ""
-            raise block(f"{time_problem}.{also}", check_error)
-        if risk is not None and acknowledgement is None:
-            raise block(f"{risk}. {fix}", check_error)
-        if risk is not None:
-            record["outcome"] = "acknowledged"
-            record["reason"] = f"{risk}. Acknowledged: {acknowledgement}"
-            self.log.warning(
-                "%s %s: %s. Going on because acknowledge_automations says: %s",
-                partition.store_id, partition.day, risk, acknowledgement,
-            )  # fmt: skip
-        else:
-            record["outcome"] = "passed"
-            record["reason"] = (
-                f"no enabled automation of {record['automations_checked']} is triggered by "
-                f"{', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r} or empty)"
-                if names
-                else "no valid events: nothing will be sent"
-            )
-            if acknowledgement is not None:
-                self.log.info("Nothing to acknowledge; the acknowledgement is recorded: %s", acknowledgement)
-            self.log.info(
-                "%s %s: automation check passed: %s", partition.store_id, partition.day, record["reason"]
-            )
-        return self._finish(partition, record)
+            return risk, f"Disable them in Omnisend for the backfill and run again, {way_past}"
+        return None, ""
+
+    def _passed(
+        self,
+        partition: PartitionStaging,
+        record: dict[str, Any],
+        names: list[str],
+        acknowledgement: str | None,
+    ) -> None:
+        record["outcome"] = "passed"
+        record["reason"] = (
+            f"no enabled automation of {record['automations_checked']} is triggered by "
+            f"{', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r} or empty)"
+            if names
+            else "no valid events: nothing will be sent"
+        )
+        if acknowledgement is not None:
+            self.log.info("Nothing to acknowledge; the acknowledgement is recorded: %s", acknowledgement)
+        self.log.info(
+            "%s %s: automation check passed: %s", partition.store_id, partition.day, record["reason"]
+        )
 
     def _finish(self, partition: PartitionStaging, record: dict[str, Any]) -> dict[str, Any]:
         assert record["outcome"] in _OUTCOMES

@@ -26,8 +26,9 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator, conf
+from airflow.sdk import conf
 
+from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.planning import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.hooks._responses import merge_batch_items
@@ -39,8 +40,7 @@ from airflow_omnisend.operators._shard_sender import (
     ShardSender,
     TaskState,
 )
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
 from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger, exception_from_event
 
@@ -48,20 +48,11 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
     from airflow_omnisend.events.planning import ShardPlan
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendSendBatchesOperator"]
-
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
-
-
-def _count(owner: str, name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise OmnisendConfigError(f"{owner}: {name} must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _embedded_items(batch: Mapping[str, Any]) -> list[dict[str, Any]] | None:
@@ -76,7 +67,7 @@ def _embedded_items(batch: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return items
 
 
-class OmnisendSendBatchesOperator(BaseOperator):
+class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     """Submit the planned bodies of one shard, wait for their batches, reconcile per-item results.
 
     Every event of the shard ends accepted by Omnisend or dead-lettered (``dead_letters/send-<body>``)
@@ -89,12 +80,10 @@ class OmnisendSendBatchesOperator(BaseOperator):
     rerun after the fix sends the body again and replaces those dead letters), and the task fails
     without retrying.
 
-    :param store_id: store of the partition (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param shard: the shard index to send (``.expand(shard=plan.output)``).
     :param omnisend_conn_id: the ``omnisend`` connection. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
     :param deferrable: wait for batches in the triggerer (``OmnisendBatchesTrigger``) instead of polling
         in the worker; default ``[operators] default_deferrable``.
     :param poll_interval: seconds before polling a running batch again; doubles up to...
@@ -113,7 +102,7 @@ class OmnisendSendBatchesOperator(BaseOperator):
     ``retried_items`` are the shard's totals from its receipts.
     """
 
-    template_fields: Sequence[str] = ("store_id", "partition", "omnisend_conn_id", "staging")
+    template_fields: Sequence[str] = (*OmnisendPartitionBaseOperator.template_fields, "omnisend_conn_id")
     ui_color = "#e0f0ff"
 
     def __init__(
@@ -130,21 +119,22 @@ class OmnisendSendBatchesOperator(BaseOperator):
         max_item_retry_rounds: int = 3,
         max_lost_response_resubmits: int = 3,
         retries: int | None = 3,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(retries=retries, retry_policy=retry_policy, **kwargs)
+        super().__init__(store_id=store_id, partition=partition, staging=staging, retries=retries, **kwargs)
         owner = type(self).__name__
-        self.store_id = store_id
-        self.partition = partition
         self.shard = shard
         self.omnisend_conn_id = omnisend_conn_id
-        self.staging = staging
         self.deferrable = bool(deferrable)
         self.poll_interval, self.max_poll_interval = check_intervals(poll_interval, max_poll_interval, owner)
-        self.max_item_retry_rounds = _count(owner, "max_item_retry_rounds", max_item_retry_rounds, 0)
-        self.max_lost_response_resubmits = _count(
-            owner, "max_lost_response_resubmits", max_lost_response_resubmits, 0
+        self.max_item_retry_rounds = check_int(
+            f"{owner}: max_item_retry_rounds", max_item_retry_rounds, minimum=0, fix="the default is 3"
+        )
+        self.max_lost_response_resubmits = check_int(
+            f"{owner}: max_lost_response_resubmits",
+            max_lost_response_resubmits,
+            minimum=0,
+            fix="the default is 3",
         )
 
     # -- building blocks -----------------------------------------------------------------------------
@@ -159,9 +149,6 @@ class OmnisendSendBatchesOperator(BaseOperator):
                 f"output), got {self.shard!r}"
             )
         return shard
-
-    def _partition(self) -> PartitionStaging:
-        return StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
 
     def _shard_plan(self, partition: PartitionStaging) -> ShardPlan:
         plan = ChunkPlan.from_dict(partition.read_json("plan"))
@@ -187,7 +174,7 @@ class OmnisendSendBatchesOperator(BaseOperator):
         resume: bool,
     ) -> dict[str, int]:
         """One step of the state machine: reconcile, submit, then wait (defer or poll) or finish."""
-        partition = self._partition()
+        partition = self.partition_staging()
         shard = self._shard_plan(partition)
         hook = self.get_hook()
         settings = SendSettings(self.max_item_retry_rounds, self.max_lost_response_resubmits)

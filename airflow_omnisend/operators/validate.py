@@ -22,25 +22,23 @@ import hashlib
 import time
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import ObjectStoragePath
 
 from airflow_omnisend.events.validation import EventValidator, ValidationSummary, validate_ndjson
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators._failures import RejectRatioFailure
-from airflow_omnisend.operators.retry import OmnisendRetryPolicy
-from airflow_omnisend.staging import StagingRoot, utc_timestamp
+from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from airflow.sdk import Context
-    from airflow.sdk.definitions.retry_policy import RetryPolicy
 
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendValidateEventsOperator"]
 
-DEFAULT_RETRY_POLICY = OmnisendRetryPolicy()
 #: reasons named in the failure message and the log
 TOP_REASONS = 5
 
@@ -80,13 +78,11 @@ def top_reasons(summary: ValidationSummary, limit: int = TOP_REASONS) -> str:
     return ", ".join(f"{code} {count}" for code, count in ranked)
 
 
-class OmnisendValidateEventsOperator(BaseOperator):
+class OmnisendValidateEventsOperator(OmnisendPartitionBaseOperator):
     """Validate a partition's events into ``valid.ndjson``, ``rejected.ndjson`` and ``validation.json``.
 
-    :param store_id: the store (staging folder name). Templated.
-    :param partition: the partition's store-local day, ``YYYY-MM-DD``. Templated.
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
+    ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
+
     :param max_reject_ratio: the largest share of rejected events (0-1) that still lets the partition
         go on; above it the task fails without retrying (:class:`RejectRatioFailure`, an
         ``OmnisendRejectRatioError``). ``0`` tolerates no rejected event, ``1`` any number. Templated.
@@ -94,13 +90,20 @@ class OmnisendValidateEventsOperator(BaseOperator):
         ``ObjectStoragePath``) instead of the partition's ``events.ndjson``; the outputs still go to
         the partition; blank or ``"None"`` (a missing param, rendered) means the partition's file.
         Templated.
+    :param extracted: the extract task's manifest (``extract.output``): its ``events`` file is the
+        partition's events (unless ``events_path`` is given), and its folder the partition's. Templated.
 
     Returns (XCom) a staging manifest: ``{"root", "store_id", "day", "files": {"valid", "rejected",
     "validation"}, "counts": {"events", "valid", "rejected", "warned"}, "hashes": {"events": <sha256 of
     the validated file>}}``.
     """
 
-    template_fields: Sequence[str] = ("store_id", "partition", "staging", "max_reject_ratio", "events_path")
+    template_fields: Sequence[str] = (
+        *OmnisendPartitionBaseOperator.template_fields,
+        "max_reject_ratio",
+        "events_path",
+        "extracted",
+    )
     ui_color = "#fff4d6"
 
     def __init__(
@@ -111,15 +114,13 @@ class OmnisendValidateEventsOperator(BaseOperator):
         staging: str | None = None,
         max_reject_ratio: float | str = 0.01,
         events_path: str | ObjectStoragePath | None = None,
-        retry_policy: RetryPolicy | None = DEFAULT_RETRY_POLICY,
+        extracted: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(retry_policy=retry_policy, **kwargs)
-        self.store_id = store_id
-        self.partition = partition
-        self.staging = staging
+        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
         self.max_reject_ratio = max_reject_ratio
         self.events_path = events_path
+        self.extracted = extracted
         if not (isinstance(max_reject_ratio, str) and "{{" in max_reject_ratio):
             parse_ratio(max_reject_ratio, type(self).__name__)
 
@@ -129,13 +130,14 @@ class OmnisendValidateEventsOperator(BaseOperator):
         if self.events_path is None or (
             isinstance(self.events_path, str) and self.events_path.strip() in ("", "None")
         ):
-            if not partition.events.exists():
+            events = self.upstream_file(partition, self.extracted, "events")
+            if not events.exists():
                 raise OmnisendInputError(
-                    f"{partition.events} does not exist; the extract step writes it - run it for "
+                    f"{events} does not exist; the extract step writes it - run it for "
                     f"{partition.store_id} {partition.day} first, or pass events_path"
                 )
-            with partition.local_copy("events") as local, open(local, "rb") as src:
-                yield src, partition.relative(partition.events)
+            with partition.local_copy(events) as local, open(local, "rb") as src:
+                yield src, partition.relative(events)
             return
         path = (
             self.events_path
@@ -152,7 +154,7 @@ class OmnisendValidateEventsOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         owner = type(self).__name__
         max_ratio = parse_ratio(self.max_reject_ratio, owner)
-        partition = StagingRoot.from_env(self.staging).partition(self.store_id, self.partition)
+        partition = self.partition_staging(self.extracted)
         started = time.perf_counter()
         validator = EventValidator()
         with self._open_events(partition) as (src, source):

@@ -5,7 +5,7 @@ The test session's Airflow home (tests/conftest.py) after ``airflow db migrate``
 temporary folder. Proves, per store-local day: every extracted event is accepted exactly once or rejected
 with a reason, report.json adds up, a rerun submits nothing, a dry run sends nothing and estimates the
 requests, the automation check blocks unless acknowledged - and that ``airflow backfill create`` reads
-its dates as the store's local days (the timetable decision in ``airflow_omnisend.dag_factory``).
+its dates as the store's local days (the timetable decision, docs/timetable.md).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def test_missing_valid_events_name_the_step_to_run(tmp_path: Path, conn: str) ->
 
 def test_templated_fields() -> None:
     assert set(OmnisendPlanBatchesOperator.template_fields) == {
-        "store_id", "partition", "omnisend_conn_id", "staging", "dry_run_mode",
+        "store_id", "partition", "omnisend_conn_id", "staging", "dry_run_mode", "validated",
     }  # fmt: skip
 
 
@@ -148,3 +148,12 @@ def test_default_staging_root_is_the_environment(
     )
     assert StagingRoot.from_env().partition(STORE, DAY).plan.exists()
     assert partition.plan.exists()
+
+
+def test_plans_the_valid_events_the_validate_manifest_names(tmp_path: Path, conn: str) -> None:
+    """In the DAG plan reads validate's returned manifest: its folder, even under another root."""
+    partition = stage_valid(tmp_path / "written", make_events(20))
+    validated = partition.manifest(files={"valid": "valid"}).to_dict()
+    shards = _plan(tmp_path / "elsewhere", conn, validated=validated).execute({})
+    assert shards == [s.index for s in ChunkPlan.from_dict(partition.read_json("plan")).shards]
+    assert not (tmp_path / "elsewhere").exists()

@@ -27,11 +27,12 @@ from send_helpers import DAY, STORE, connect, make_events
 from airflow_omnisend.exceptions import OmnisendUnaccountedEventsError
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
+from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
 from airflow_omnisend.operators.report import OmnisendReportOperator
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
 from airflow_omnisend.operators.validate import OmnisendValidateEventsOperator
-from airflow_omnisend.staging import BatchReceipt, PartitionStaging, StagingRoot, utc_timestamp
+from airflow_omnisend.staging import PartitionStaging, StagingRoot, utc_timestamp
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
 
 if TYPE_CHECKING:
@@ -156,7 +157,7 @@ def test_a_rerun_counts_only_the_current_plan(
     first = run_partition(
         staging, source_conn_id=conns["source_conn_id"], omnisend_conn_id=conns["omnisend_conn_id"]
     )
-    before = {r.body_id for r in first.partition.receipts()}
+    before = {r.body_id for r in PartitionReceipts(first.partition).all()}
     first_report = first.partition.read_json("report")
     # the shop corrects an email: the events of that order change, and so do the bodies holding them
     with sqlite3.connect(conns["db"]) as conn:
@@ -175,7 +176,8 @@ def test_a_rerun_counts_only_the_current_plan(
     current = {body.body_id for _, body in plan.iter_bodies()}
     left_over = before - current
     assert left_over  # receipts of bodies the new plan no longer has...
-    assert all(second.partition.read_receipt(b) is not None for b in left_over)  # ...are still there
+    receipts = PartitionReceipts(second.partition)
+    assert all(receipts.read(b) is not None for b in left_over)  # ...are still there
     new_batches = len(emulator.store.batches()) - batches_before
     assert 0 < new_batches < plan.bodies  # only the changed bodies were sent again
     report = second.partition.read_json("report")
@@ -196,9 +198,9 @@ def test_a_doctored_receipt_that_loses_an_event_fails_the_report(
     )
     partition = run.partition
     _, body = next(iter(current_plan(partition).iter_bodies()))
-    receipt = partition.read_receipt(body.body_id)
+    receipt = PartitionReceipts(partition).read(body.body_id)
     assert receipt is not None
-    partition.write_receipt(receipt.evolve(accepted=receipt.accepted - 1))
+    PartitionReceipts(partition).write(receipt.evolve(accepted=receipt.accepted - 1))
 
     with pytest.raises(OmnisendUnaccountedEventsError) as caught:
         _report(partition, retries=3)
@@ -363,7 +365,7 @@ def test_send_dead_letters_and_unsent_bodies_are_counted(tmp_path: Path) -> None
     partition.write_json("plan", plan_doc)
     first = hashlib.sha256(b"a").hexdigest()
     now = utc_timestamp()
-    partition.write_receipt(
+    PartitionReceipts(partition).write(
         BatchReceipt(
             body_id=first,
             shard=0,

@@ -380,6 +380,7 @@ def test_templated_fields_render(validated: PartitionStaging, conn: str, emulato
     )
     assert set(op.template_fields) == {
         "store_id", "partition", "omnisend_conn_id", "staging", "acknowledge_automations", "event_names",
+        "validated",
     }  # fmt: skip
     context: Any = {
         "ds": DAY,
@@ -414,3 +415,22 @@ def test_templated_fields_render(validated: PartitionStaging, conn: str, emulato
 def test_unusable_arguments_are_refused(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(OmnisendConfigError, match=message):
         OmnisendAutomationSafetyOperator(task_id="safety", store_id=STORE, partition=DAY, **kwargs)
+
+
+def test_reads_what_the_validate_manifest_names(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator, tmp_path: Path
+) -> None:
+    """In the DAG the check reads validate's returned manifest: its folder, even under another root."""
+    emulator.set_automations([])
+    manifest = validated.manifest(files={"valid": "valid", "validation": "validation"}).to_dict()
+    op = OmnisendAutomationSafetyOperator(
+        task_id="safety",
+        store_id=STORE,
+        partition=DAY,
+        omnisend_conn_id=conn,
+        staging=str(tmp_path / "elsewhere"),
+        validated=manifest,
+    )
+    assert op.execute({})["outcome"] == "passed"  # type: ignore[arg-type]
+    assert validated.read_json("automation_check")["event_names"] == IMPORTED
+    assert not (tmp_path / "elsewhere").exists()

@@ -22,14 +22,15 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.operators._shard_sender import ROOT_KEY, STATE_RETENTION
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
+from airflow_omnisend.operators.receipts import PartitionReceipts
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
-from airflow_omnisend.staging import PartitionStaging
 from airflow_omnisend.testing.emulator import EmulatorConfig, FaultConfig, OmnisendEmulator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+    from airflow_omnisend.staging import PartitionStaging
     from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger
 
 pytestmark = pytest.mark.integration
@@ -156,7 +157,7 @@ def test_every_event_is_accepted_once_and_receipts_finish(
     accepted = [e.event_id for e in emulator.store.accepted_events()]
     assert sorted(accepted) == sorted(e["eventID"] for e in events)
     assert emulator.store.duplicate_count() == 0
-    receipts = partition.receipts()
+    receipts = PartitionReceipts(partition).all()
     assert sorted(r.body_id for r in receipts) == sorted(body_ids(partition))
     assert all(r.status == "finished" and r.accepted == r.items and r.dead_lettered == 0 for r in receipts)
     assert all(r.attempts == 1 and r.finished_at for r in receipts)
@@ -204,7 +205,7 @@ def test_refused_items_are_dead_lettered_with_omnisends_reason(
     assert manifest["accepted"] == len(good)
     letters = dead_letters(partition)
     assert sorted(d["event"]["eventID"] for d in letters) == sorted(e["eventID"] for e in bad)
-    (receipt,) = partition.receipts()
+    (receipt,) = PartitionReceipts(partition).all()
     for letter in letters:
         assert letter["stage"] == "send"
         assert letter["response_code"] == 400
@@ -232,11 +233,11 @@ def test_retryable_item_failures_are_sent_again_in_follow_up_bodies(
     assert emulator.store.duplicate_count() == 0
     assert manifest["retried_items"] > 0
     assert dead_letters(partition) == []
-    for receipt in partition.receipts():
+    for receipt in PartitionReceipts(partition).all():
         assert receipt.status == "finished"
         assert receipt.accepted == receipt.items
         for number, batch_id in enumerate(receipt.retry_batch_ids, start=1):
-            follow = partition.read_followup_receipt(receipt.body_id, number)
+            follow = PartitionReceipts(partition).read_followup(receipt.body_id, number)
             assert follow is not None
             assert (follow.root_body_id, follow.batch_id, follow.status) == (
                 receipt.body_id,
@@ -271,7 +272,7 @@ def test_items_still_failing_after_the_last_round_are_dead_lettered(
     assert sorted(d["event"]["eventID"] for d in letters) == sorted(e["eventID"] for e in events)
     assert all(d["response_code"] == 503 for d in letters)
     assert all(d["reason"].startswith("still failing after 1 follow-up rounds") for d in letters)
-    (receipt,) = partition.receipts()
+    (receipt,) = PartitionReceipts(partition).all()
     assert {d["batch_id"] for d in letters} == {receipt.retry_batch_ids[-1]}
 
 
@@ -290,7 +291,7 @@ def test_events_left_unprocessed_by_a_stopped_batch_are_sent_again(
     assert [b.status for b in emulator.store.batches()] == ["stopped", "finished"]
     accepted = [e.event_id for e in emulator.store.accepted_events()]
     assert sorted(accepted) == sorted(e["eventID"] for e in events)
-    (receipt,) = partition.receipts()
+    (receipt,) = PartitionReceipts(partition).all()
     assert receipt.retried_items == len(events) - len(events) // 2
     assert manifest["dead_lettered"] == 0
 
@@ -309,7 +310,7 @@ def test_a_lost_response_resubmits_the_same_bytes(
     emulator.wait_until_idle()
     accepted = [e.event_id for e in emulator.store.accepted_events()]
     assert sorted(accepted) == sorted(e["eventID"] for e in events)  # each once
-    receipts = {r.body_id: r for r in partition.receipts()}
+    receipts = {r.body_id: r for r in PartitionReceipts(partition).all()}
     resent = [r for r in receipts.values() if r.attempts == 2]
     assert len(resent) == 1
     # duplicates only where a response was lost: the resent body's events, seen a second time
@@ -342,7 +343,7 @@ def test_lost_responses_beyond_the_limit_fail_the_try_and_the_retry_completes(
     with pytest.raises(OmnisendResponseLostError, match="lost 2 times") as failed:
         make().execute({})
     assert make().retry_policy.evaluate(failed.value, 1, 4).action is RetryAction.RETRY  # type: ignore[union-attr]
-    assert partition.receipts() == []
+    assert PartitionReceipts(partition).all() == []
 
     manifest = make().execute({})  # the retry
     assert manifest["accepted"] == len(events)
@@ -365,7 +366,8 @@ def test_a_whole_body_400_dead_letters_its_events_and_fails_without_retry(
     with pytest.raises(OmnisendValidationError) as refused:
         make().execute({})
     assert make().retry_policy.evaluate(refused.value, 1, 4).action is RetryAction.FAIL  # type: ignore[union-attr]
-    assert partition.receipts() == []  # nothing finished: a rerun after the fix sends the body
+    # nothing finished: a rerun after the fix sends the body
+    assert PartitionReceipts(partition).all() == []
     letters = dead_letters(partition)
     assert sorted(d["event"]["eventID"] for d in letters) == sorted(e["eventID"] for e in events)
     assert all(d["response_code"] == 400 and d["batch_id"] is None for d in letters)
@@ -391,7 +393,7 @@ def test_a_split_order_waits_for_its_earlier_body(
     assert followers, "the test needs an order split over bodies"
     send_all(tmp_path, conn_id, [shard], deferrable=False)
 
-    receipts = {r.body_id: r for r in partition.receipts()}
+    receipts = {r.body_id: r for r in PartitionReceipts(partition).all()}
     batches = {b.batch_id: b for b in emulator.store.batches()}
     for body in followers:
         earlier = batches[receipts[body.follows].batch_id]  # type: ignore[index]
@@ -416,26 +418,28 @@ def test_the_task_state_store_reconnects_when_the_receipt_never_got_written(
     partition = stage_valid(tmp_path, events)
     [shard] = plan(tmp_path, conn_id)
     store = FakeTaskStateStore()
-    real_write = PartitionStaging.write_receipt
+    real_write = PartitionReceipts.write
 
-    def dies_after_submit(self: PartitionStaging, receipt: Any) -> Any:
+    def dies_after_submit(self: PartitionReceipts, receipt: Any) -> Any:
         raise SystemExit("worker died before the receipt was written")
 
-    monkeypatch.setattr(PartitionStaging, "write_receipt", dies_after_submit)
+    monkeypatch.setattr(PartitionReceipts, "write", dies_after_submit)
     with pytest.raises(SystemExit):
         sender(tmp_path, conn_id, shard)().execute({"task_state_store": store})
-    monkeypatch.setattr(PartitionStaging, "write_receipt", real_write)
+    monkeypatch.setattr(PartitionReceipts, "write", real_write)
     (key,) = store.values
     first = body_ids(partition)[0]
     assert key == ROOT_KEY.format(body_id=first)
     assert store.retentions[key] == STATE_RETENTION
-    assert partition.read_receipt(first) is None
+    assert PartitionReceipts(partition).read(first) is None
     assert emulator.store.request_count(method="POST") == 1
 
     manifest = sender(tmp_path, conn_id, shard)().execute({"task_state_store": store})
     assert manifest["accepted"] == len(events)
     assert emulator.store.request_count(method="POST") == len(body_ids(partition))  # no second POST
-    assert partition.read_receipt(first).batch_id == store.values[key]["batch_id"]  # type: ignore[union-attr]
+    reconnected = PartitionReceipts(partition).read(first)
+    assert reconnected is not None
+    assert reconnected.batch_id == store.values[key]["batch_id"]
     assert emulator.store.duplicate_count() == 0
 
 

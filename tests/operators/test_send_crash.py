@@ -37,6 +37,7 @@ import pytest
 from send_helpers import DAY, STORE, make_events, stage_valid
 
 from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.operators.receipts import PartitionReceipts
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
 
 if TYPE_CHECKING:
@@ -57,17 +58,17 @@ from pathlib import Path
 from airflow.sdk import DAG
 
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
+from airflow_omnisend.operators.receipts import PartitionReceipts
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
-from airflow_omnisend.staging import PartitionStaging
 
 LOGICAL = datetime(2024, 3, 11, tzinfo=UTC)
 HOLD = os.environ.get("OMNISEND_CRASH_HOLD")  # "<receipt status>:<count>"
 
-if HOLD and not getattr(PartitionStaging, "_crash_hold", False):
+if HOLD and not getattr(PartitionReceipts, "_crash_hold", False):
     # hold the task right after its Nth receipt with that status: the test kills it there
     status, count = HOLD.split(":")
     written = []
-    original = PartitionStaging.write_receipt
+    original = PartitionReceipts.write
 
     def write_receipt(self, receipt):
         path = original(self, receipt)
@@ -79,8 +80,8 @@ if HOLD and not getattr(PartitionStaging, "_crash_hold", False):
                     time.sleep(60)
         return path
 
-    PartitionStaging.write_receipt = write_receipt
-    PartitionStaging._crash_hold = True
+    PartitionReceipts.write = write_receipt
+    PartitionReceipts._crash_hold = True
 
 with DAG("{DAG_ID}", schedule=None, start_date=datetime(2024, 1, 1, tzinfo=UTC)) as dag:
     shards = OmnisendPlanBatchesOperator(
@@ -205,7 +206,7 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
         attempt(1, "submitted:3")
         bodies = [b.body_id for _, b in ChunkPlan.from_dict(partition.read_json("plan")).iter_bodies()]
         assert len(bodies) >= 6
-        receipts = {r.body_id: r for r in partition.receipts()}
+        receipts = {r.body_id: r for r in PartitionReceipts(partition).all()}
         assert sorted(receipts) == sorted(bodies[:3])
         assert all(r.status == "submitted" for r in receipts.values())
         assert posts() == 3
@@ -227,7 +228,7 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
         # attempt 2: reconnects to all 3, submits the rest, killed after finishing one body
         attempt(2, "finished:1")
         assert posts() == len(bodies)  # the 3 submitted bodies were not POSTed again
-        receipts = {r.body_id: r for r in partition.receipts()}
+        receipts = {r.body_id: r for r in PartitionReceipts(partition).all()}
         assert sorted(receipts) == sorted(bodies)
         assert receipts[lost].batch_id == json.loads(stored[f"omnisend_batch:{lost}"])["batch_id"]
         statuses = [receipts[b].status for b in bodies]
@@ -238,7 +239,7 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
         final = attempt(3, None)
         assert final.wait(timeout=300) == 0, (tmp_path / "attempt-3.log").read_text()[-5000:]
         assert posts() == len(bodies)  # every body POSTed exactly once over three attempts
-        receipts = {r.body_id: r for r in partition.receipts()}
+        receipts = {r.body_id: r for r in PartitionReceipts(partition).all()}
         assert all(r.status == "finished" and r.accepted == r.items for r in receipts.values())
         assert len({r.batch_id for r in receipts.values()}) == len(bodies)
         assert {r.batch_id for r in receipts.values()} == {b.batch_id for b in emu.store.batches()}

@@ -14,6 +14,7 @@ from send_helpers import connect, make_events, refused_event, stage_valid
 from test_send_batches import plan, send_all
 
 from airflow_omnisend.hooks.omnisend import OmnisendHook
+from airflow_omnisend.operators.receipts import PartitionReceipts
 from airflow_omnisend.testing.emulator import EmulatorConfig, FaultConfig, OmnisendEmulator
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def test_every_event_is_accounted_for_under_faults(
         in_dropped = {i["request"]["eventID"] for b in dropped for i in hook.get_batch_items(b)}
         assert {d.event_id for d in store.duplicates()} <= in_dropped
 
-        receipts = partition.receipts()
+        receipts = PartitionReceipts(partition).all()
         assert len(receipts) == sum(m["bodies"] for m in manifests)
         for receipt in receipts:
             assert receipt.status == "finished"
@@ -101,7 +102,7 @@ def test_every_event_is_accounted_for_under_faults(
         assert sum(r.accepted for r in receipts) == len(accepted)
         assert sum(r.items for r in receipts) == len(valid)
         followups = [
-            partition.read_followup_receipt(r.body_id, n)
+            PartitionReceipts(partition).read_followup(r.body_id, n)
             for r in receipts
             for n in range(1, len(r.retry_batch_ids) + 1)
         ]

@@ -172,7 +172,9 @@ def test_templated_fields_render_and_are_checked_at_run_time(extracted: Partitio
         max_reject_ratio="{{ params.ratio }}",
         events_path="{{ params.events_path }}",  # renders "None": the partition's events.ndjson
     )
-    assert set(op.template_fields) == {"store_id", "partition", "staging", "max_reject_ratio", "events_path"}
+    assert set(op.template_fields) == {
+        "store_id", "partition", "staging", "max_reject_ratio", "events_path", "extracted",
+    }  # fmt: skip
     context: Any = {
         "ds": partition.day,
         "params": {"store": SHOP, "staging": partition.root.url, "ratio": 0.1, "events_path": None},
@@ -216,3 +218,20 @@ def test_an_empty_partition_is_valid(tmp_path: Path) -> None:
     summary = partition.read_json("validation")
     assert summary["first_event_time"] is None
     assert summary["reject_ratio"] == 0
+
+
+def test_reads_the_events_the_extract_manifest_names(tmp_path: Path) -> None:
+    """In the DAG validate reads extract's returned manifest; validation.json names the file as before."""
+    written = StagingRoot(str(tmp_path / "written")).partition(SHOP, SHOP_DAY)
+    written.write_bytes(written.events, b"")
+    extract_manifest = {**written.manifest(files={"events": "events"}).to_dict(), "by_event_name": {}}
+    manifest = OmnisendValidateEventsOperator(
+        task_id="validate",
+        store_id=SHOP,
+        partition=SHOP_DAY,
+        staging=str(tmp_path / "elsewhere"),
+        extracted=extract_manifest,
+    ).execute({})  # type: ignore[arg-type]
+    assert StagingManifest.from_dict(manifest).partition == written
+    assert written.read_json("validation")["source"] == "events.ndjson"
+    assert not (tmp_path / "elsewhere").exists()

@@ -1,0 +1,115 @@
+"""OmnisendPartitionOperator: the first task of a store DAG - which day this run imports, and how.
+
+It resolves the run's partition and options with :mod:`airflow_omnisend.run_partition` (the rules live
+there, free of Airflow) and returns them; the later tasks read their day and options from it, so the
+conf rules live in one place. A scheduled run fires at local midnight, when the day has just ended;
+the safety check refuses events younger than ``min_event_age``, so this task waits - deferred, in the
+triggerer, holding no worker slot - until the day has been over that long.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, Final
+
+from airflow.sdk import BaseOperator
+
+from airflow_omnisend.operators.base import DEFAULT_RETRY_POLICY, push_keys
+from airflow_omnisend.operators.safety import check_acknowledgement
+from airflow_omnisend.run_partition import parse_run_options, resolve_partition
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import date
+
+    from airflow.sdk import Context
+
+__all__ = ["DEFAULT_MIN_EVENT_AGE", "OmnisendPartitionOperator"]
+
+#: the safety check's minimum event age, and how long after a day's end its scheduled run waits
+DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
+
+
+class OmnisendPartitionOperator(BaseOperator):
+    """Resolve the run's partition and options (``airflow_omnisend.run_partition``) and return them.
+
+    Returns (XCom) ``{"partition", "timezone", "start_utc", "end_utc", "source", "dry_run",
+    "acknowledge_automations", "store_id"}``, and pushes each key as its own XCom. When the day ended
+    less than ``min_event_age`` ago (a scheduled run at local midnight) it defers until then instead of
+    letting the safety check refuse young events.
+    """
+
+    template_fields: Sequence[str] = ("store_id", "timezone")
+    ui_color = "#f0f0f0"
+
+    def __init__(
+        self,
+        *,
+        store_id: str,
+        timezone: str,
+        first_day: date | None = None,
+        last_day: date | None = None,
+        min_event_age: timedelta = DEFAULT_MIN_EVENT_AGE,
+        **kwargs: Any,
+    ) -> None:
+        kwargs.setdefault("retry_policy", DEFAULT_RETRY_POLICY)
+        super().__init__(**kwargs)
+        self.store_id = store_id
+        self.timezone = timezone
+        self.first_day = first_day
+        self.last_day = last_day
+        self.min_event_age = min_event_age
+
+    def _resolve(self, context: Context) -> dict[str, Any]:
+        dag_run = context["dag_run"]
+        options = parse_run_options(dag_run.conf, context.get("params"))
+        check_acknowledgement(options.acknowledge_automations, type(self).__name__)
+        resolved = resolve_partition(
+            dag_id=dag_run.dag_id,
+            timezone=self.timezone,
+            conf_partition=options.partition,
+            partition_key=context.get("partition_key") or getattr(dag_run, "partition_key", None),
+            data_interval_start=context.get("data_interval_start"),
+            data_interval_end=context.get("data_interval_end"),
+            run_type=getattr(dag_run, "run_type", None),
+            first_day=self.first_day,
+            last_day=self.last_day,
+        )
+        result = resolved.to_dict()
+        result.update(
+            store_id=self.store_id,
+            dry_run=options.dry_run,
+            acknowledge_automations=options.acknowledge_automations,
+        )
+        return result
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = self._resolve(context)
+        settled = datetime.fromisoformat(result["end_utc"]) + self.min_event_age
+        if settled > datetime.now(UTC):
+            from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+            self.log.info(
+                "%s ended at %s; waiting until %s (min_event_age) before extracting",
+                result["partition"],
+                result["end_utc"],
+                settled.isoformat(),
+            )
+            self.defer(trigger=DateTimeTrigger(moment=settled), method_name="execute_complete")
+        return self._done(context, result)
+
+    def execute_complete(self, context: Context, event: Any = None) -> dict[str, Any]:
+        return self._done(context, self._resolve(context))
+
+    def _done(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
+        push_keys(context, result)
+        self.log.info(
+            "%s: partition %s (%s, from the run's %s), dry_run=%s, acknowledge_automations=%s",
+            self.store_id,
+            result["partition"],
+            result["timezone"],
+            result["source"],
+            result["dry_run"],
+            "yes" if result["acknowledge_automations"] else "no",
+        )
+        return result

@@ -1,0 +1,126 @@
+"""Batch receipts: validation of the model, round trips through staging (local and remote), listing,
+unreadable receipts."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.sdk.io.store import attach
+from fsspec.implementations.memory import MemoryFileSystem
+
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
+from airflow_omnisend.staging import PartitionStaging, StagingRoot
+
+BODY = "ab" * 32
+OTHER = "cd" * 32
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> PartitionStaging:
+    return PartitionStaging(StagingRoot(str(tmp_path / "stage")), "shop_1", "2026-03-01")
+
+
+@pytest.fixture
+def remote() -> PartitionStaging:
+    """A partition on a non-local filesystem (fsspec's in-memory one), like s3 without the network."""
+    attach(protocol="memory", fs=MemoryFileSystem())
+    return PartitionStaging(f"memory://bucket-{uuid.uuid4().hex[:8]}/prefix", "shop_1", "2026-03-01")
+
+
+def receipt(**changes: Any) -> BatchReceipt:
+    values: dict[str, Any] = {
+        "body_id": BODY,
+        "shard": 2,
+        "batch_id": "5f92cbf10cf217478ba93561",
+        "status": "submitted",
+        "submitted_at": "2026-03-02T10:00:00Z",
+        "items": 100,
+    }
+    values.update(changes)
+    return BatchReceipt(**values)
+
+
+def test_receipt_round_trip(staging: PartitionStaging) -> None:
+    receipts = PartitionReceipts(staging)
+    assert receipts.read(BODY) is None
+    assert receipts.all() == []
+    submitted = receipt()
+    path = receipts.write(submitted)
+    assert path == staging.receipt_path(BODY)
+    assert receipts.read(BODY) == submitted
+    finished = submitted.evolve(
+        status="finished",
+        finished_at="2026-03-02T10:01:30.5+00:00",
+        accepted=97,
+        duplicates=4,
+        retried_items=3,
+        dead_lettered=3,
+        attempts=2,
+        retry_batch_ids=["5f92cbf10cf217478ba93562"],
+    )
+    receipts.write(finished)
+    assert receipts.read(BODY) == finished
+    assert finished.retry_batch_ids == ("5f92cbf10cf217478ba93562",)
+    assert BatchReceipt.from_dict(json.loads(json.dumps(finished.to_dict()))) == finished
+    assert finished.to_dict()["retry_batch_ids"] == ["5f92cbf10cf217478ba93562"]
+    receipts.write(receipt(body_id=OTHER, shard=0))
+    assert [r.body_id for r in receipts.all()] == [OTHER, BODY]  # by shard
+    assert receipts.finished_body_ids() == {BODY}
+
+
+def test_receipts_ignore_temporary_and_foreign_files(staging: PartitionStaging) -> None:
+    receipts = PartitionReceipts(staging)
+    receipts.write(receipt())
+    folder = Path(staging.receipts_dir.path)
+    (folder / f".{OTHER}.json.0123456789ab.tmp").write_text("{")
+    (folder / "notes.txt").write_text("hello")
+    assert receipts.all() == [receipt()]
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"status": "done"}, "status must be one of submitted, finished, stopped, got 'done'"),
+        ({"status": "finished"}, "finished_at must be an ISO-8601 time with a zone"),
+        ({"finished_at": "2026-03-02T10:00:00Z"}, "finished_at must be None while the status is 'submitted'"),
+        ({"submitted_at": "2026-03-02 10:00"}, "submitted_at must be an ISO-8601 time with a zone"),
+        ({"body_id": "abc"}, "body_id must be the body's sha256"),
+        ({"batch_id": ""}, "batch_id must be Omnisend's batchID"),
+        ({"accepted": 90, "dead_lettered": 11}, "more than the body's 100 items"),
+        ({"attempts": 0}, "attempts must be >= 1"),
+        ({"shard": -1}, "shard must be a count >= 0"),
+        ({"duplicates": -2}, "duplicates must be a count >= 0"),
+    ],
+)
+def test_receipts_are_validated(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(OmnisendConfigError, match=message):
+        receipt(**changes)
+
+
+def test_stopped_receipt_is_final() -> None:
+    stopped = receipt(status="stopped", finished_at="2026-03-02T10:05:00Z")
+    assert stopped.is_final
+    assert not receipt().is_final
+
+
+def test_unreadable_receipt_says_what_to_do(staging: PartitionStaging) -> None:
+    receipts = PartitionReceipts(staging)
+    staging.write_bytes(staging.receipt_path(BODY), b'{"body_id": "nope"}')
+    with pytest.raises(
+        OmnisendInputError, match=r"is unreadable .*delete the file to let the body be sent again"
+    ):
+        receipts.read(BODY)
+    with pytest.raises(OmnisendInputError, match="unknown fields \\['colour'\\]"):
+        BatchReceipt.from_dict({**receipt().to_dict(), "colour": "red"})
+
+
+def test_remote_receipts(remote: PartitionStaging) -> None:
+    receipts = PartitionReceipts(remote)
+    receipts.write(receipt())
+    assert receipts.read(BODY) == receipt()
+    assert receipts.all() == [receipt()]
