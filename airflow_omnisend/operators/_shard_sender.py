@@ -41,8 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from airflow_omnisend.events.body_format import decode_body as body_event_lines
-from airflow_omnisend.events.body_format import encode_body
+from airflow_omnisend.events.body_format import decode_body, encode_body
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendError,
@@ -451,7 +450,7 @@ class ShardSender:
         try:
             batch_id, attempts = self._post(data, body.items, what)
         except (OmnisendValidationError, OmnisendPayloadTooLargeError) as err:
-            self._refused_whole(body.body_id, 0, body_event_lines(data), err)
+            self._refused_whole(body.body_id, 0, decode_body(data), err)
             raise
         submitted_at = utc_timestamp()
         self.task_state.set(
@@ -562,7 +561,7 @@ class ShardSender:
         retry = [i for i, v in enumerate(verdicts) if v.kind == "retry"]
         give_up = bool(retry) and round_number >= rounds
         dead = [i for i, v in enumerate(verdicts) if v.kind == "dead" or (give_up and v.kind == "retry")]
-        lines = body_event_lines(body) if (dead or (retry and not give_up)) else []
+        lines = decode_body(body) if (dead or (retry and not give_up)) else []
         if lines and len(lines) != len(keys):
             raise OmnisendInputError(
                 f"body {root[:12]} round {round_number}: {len(lines)} items by bytes but {len(keys)} by JSON"

@@ -5,12 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from airflow_omnisend.events.planning import encode_body
+from airflow_omnisend.events.body_format import decode_body, encode_body
 from airflow_omnisend.exceptions import OmnisendInputError
 from airflow_omnisend.operators._shard_sender import (
     SendStats,
     body_event_keys,
-    body_event_lines,
     dead_letter_line,
     item_reason,
     judge,
@@ -25,15 +24,15 @@ TRICKY = [
 
 def test_body_lines_are_the_exact_item_bytes() -> None:
     body = encode_body(TRICKY)
-    assert body_event_lines(body) == TRICKY
+    assert decode_body(body) == TRICKY
     assert body_event_keys(body) == [
         ("a", "2024-01-01T00:00:00Z"),
         ("b", "2024-01-01T00:00:01Z"),
         ("c", "2024-01-01T00:00:02Z"),
     ]
-    assert encode_body(body_event_lines(body)) == body
+    assert encode_body(decode_body(body)) == body
     with pytest.raises(OmnisendInputError):
-        body_event_lines(b'{"items":[]}')
+        decode_body(b'{"items":[]}')
     with pytest.raises(OmnisendInputError):
         body_event_keys(b"not json")
 
