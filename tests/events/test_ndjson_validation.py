@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from airflow_omnisend.events.schema import EVENT_NAMES
-from airflow_omnisend.events.validation import EventValidator, ValidationSummary, validate_ndjson
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.ndjson_validation import ValidationSummary, validate_ndjson
+from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendInputError
 
 if TYPE_CHECKING:
