@@ -230,7 +230,8 @@ def _validate_command() -> list[str]:
 
 
 def measure(events_file: Path, work: Path, runs: int) -> dict[str, Any]:
-    from airflow_omnisend.events.schema import EVENT_NAMES, registry_reference_validator
+    from airflow_omnisend.events.names import EVENT_NAMES
+    from airflow_omnisend.events.schema import registry_reference_validator
     from airflow_omnisend.events.validation import EventValidator
 
     with events_file.open("rb") as handle:

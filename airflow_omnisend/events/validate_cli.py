@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, BinaryIO
 
 import orjson
 
-from airflow_omnisend.events.validation import EventValidator, validate_ndjson
+from airflow_omnisend.events.ndjson_validation import validate_ndjson
+from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendInputError
 
 if TYPE_CHECKING:

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from airflow_omnisend.events.explanations import issue_from as _issue_from
 from airflow_omnisend.events.schema import EVENT_NAMES, reference_validator, registry_reference_validator
-from airflow_omnisend.events.validation import EventValidator, _issue_from
+from airflow_omnisend.events.validation import EventValidator
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 DELETE = object()

@@ -1,4 +1,4 @@
-"""EventValidator: the seed fixture, warnings, the eventTime post-check, explanations, odd inputs."""
+"""EventValidator: the seed fixture, warnings, the eventTime post-check, odd inputs."""
 
 from __future__ import annotations
 
@@ -9,29 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from validation_helpers import NOW, minimal
 
-from airflow_omnisend.events.schema import EVENT_NAMES
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.schema import schema_documents
+from airflow_omnisend.events.timefmt import try_parse_instant
 from airflow_omnisend.events.validation import EventValidator, EventVerdict, Issue
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
+EVENT_TIME_PATTERN = schema_documents()["defs.json"]["$defs"]["eventTime"]["pattern"]
 
 
 def seed_items() -> list[dict[str, Any]]:
     batch = json.loads((SHARED_FIXTURES / "seed-batch-placed-order.json").read_text(encoding="utf-8"))
     return list(batch["items"])
-
-
-def minimal(name: str = "placed order", **props: Any) -> dict[str, Any]:
-    return {
-        "eventName": name,
-        "eventID": "f1eeb5bd-736c-42c7-9cfe-6990f7f59b35",
-        "eventTime": "2024-01-01T00:00:00Z",
-        "eventVersion": "v2",
-        "origin": "api",
-        "contact": {"email": "customer@example.com"},
-        "properties": {"orderID": "1", "currency": "EUR", **props},
-    }
 
 
 @pytest.fixture(scope="module")
@@ -91,30 +84,6 @@ def test_rejected_event_still_gets_its_warnings(validator: EventValidator) -> No
     verdict = validator.check(event)
     assert [e.code for e in verdict.errors] == ["currency_not_iso4217"]
     assert {w.code for w in verdict.warnings} == {"missing_total_price", "missing_line_items"}
-
-
-def test_explanations_carry_path_message_and_code(validator: EventValidator) -> None:
-    event = minimal(lineItems=[{"productQuantity": 1}, {"productQuantity": 0, "productPrice": -2}])
-    issues = validator.explain(event)
-    assert [(i.path, i.code) for i in issues] == [
-        ("properties.lineItems[1].productPrice", "negative_money"),
-        ("properties.lineItems[1].productQuantity", "quantity"),
-    ]
-    assert issues[0].message == "-2 is less than the minimum of 0"
-    assert issues[1].message == "0 is less than the minimum of 1"
-    assert issues[0].to_dict() == {
-        "path": "properties.lineItems[1].productPrice",
-        "message": "-2 is less than the minimum of 0",
-        "code": "negative_money",
-    }
-
-
-def test_long_values_are_cut_in_messages(validator: EventValidator) -> None:
-    event = minimal()
-    event["contact"]["email"] = "x" * 10_000
-    event["properties"]["currency"] = "Q" * 10_000
-    for issue in validator.check(event).errors:
-        assert len(issue.message) <= 300
 
 
 # -- the eventTime post-check ------------------------------------------------------------------------
@@ -185,6 +154,85 @@ def test_naive_now_and_negative_min_age_are_refused() -> None:
         EventValidator(now=NOW, min_age=timedelta(seconds=-1))
 
 
+def _instant_before_the_shared_rule(value: str) -> datetime | None:
+    """What eventTime meant before timefmt's rule was shared: fromisoformat, offset minutes 00-59."""
+    if value[-1] != "Z" and int(value[-2:]) > 59:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.from_regex(EVENT_TIME_PATTERN, fullmatch=True).filter(lambda v: "\n" not in v))
+def test_every_time_the_schema_lets_through_keeps_its_verdict(value: str) -> None:
+    validator = EventValidator(now=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    event = minimal()
+    event["eventTime"] = value
+    verdict = validator.check(event)
+    expected = _instant_before_the_shared_rule(value)
+    if expected is None:
+        assert [e.code for e in verdict.errors] == ["event_time_invalid"]
+        assert verdict.event_instant is None
+    elif expected > validator.now:
+        assert [e.code for e in verdict.errors] == ["event_time_future"]
+    else:
+        assert verdict.errors == []
+        assert verdict.event_instant == expected
+        assert verdict.event_instant.utcoffset() == expected.utcoffset()
+    shared = try_parse_instant(value)
+    if shared is not None:  # where timefmt's rule reads a time, it reads the same instant
+        assert shared == expected
+        assert shared.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize(
+    ("value", "code", "message"),
+    [
+        ("2024-01-01T00:00:00+15:00", None, None),  # beyond timefmt's ±14:59, within the schema's
+        ("2024-01-01T00:00:00-23:59", None, None),
+        ("0001-01-01T00:00:00Z", None, None),  # beyond timefmt's years 0002-9998
+        ("9999-01-01T00:00:00Z", "event_time_future", "'9999-01-01T00:00:00Z' is in the future"),
+        (
+            "2024-01-01T00:00:00+01:60",
+            "event_time_invalid",
+            "is not a real time: UTC offset minutes must be 00-59",
+        ),
+        ("2024-01-01T00:00:00+24:00", "event_time_invalid", "is not a real time: offset must be a timedelta"),
+        ("2024-02-30T00:00:00Z", "event_time_invalid", "is not a real time: day is out of range for month"),
+        ("0000-01-01T00:00:00Z", "event_time_invalid", "is not a real time: year 0 is out of range"),
+    ],
+)
+def test_times_beyond_the_shared_rule_keep_their_verdicts_and_messages(
+    validator: EventValidator, value: str, code: str | None, message: str | None
+) -> None:
+    event = minimal()
+    event["eventTime"] = value
+    verdict = validator.check(event)
+    if code is None:
+        assert verdict.errors == []
+        assert verdict.event_instant == datetime.fromisoformat(value)
+    else:
+        (error,) = verdict.errors
+        assert (error.path, error.code) == ("eventTime", code)
+        assert message is not None
+        assert message in error.message
+
+
+def test_the_verdict_carries_the_instant_of_a_valid_event_only(validator: EventValidator) -> None:
+    event = minimal()
+    event["eventTime"] = "2024-03-10T12:00:00.5+02:00"
+    verdict = validator.check(event)
+    assert verdict.event_instant == datetime(2024, 3, 10, 10, 0, 0, 500_000, tzinfo=UTC)
+    assert verdict == EventVerdict([], verdict.warnings)  # derived from the event: not compared
+    event["properties"]["currency"] = "eur"
+    assert validator.check(event).event_instant is None
+    event["properties"]["currency"] = "EUR"
+    event["eventTime"] = "2026-01-01T00:00:01Z"
+    assert validator.check(event).event_instant is None
+
+
 # -- odd inputs ----------------------------------------------------------------------------------------
 
 
@@ -224,69 +272,3 @@ def test_each_event_name_uses_its_own_schema(validator: EventValidator, name: st
         assert [e.code for e in errors] == ["negative_money"]
     else:
         assert errors == []
-
-
-def test_valid_line_items_are_blanked_for_jsonschema_but_the_event_is_untouched() -> None:
-    from airflow_omnisend.events.schema import line_item_screen
-    from airflow_omnisend.events.validation import _without_valid_line_items
-
-    good = {"productID": "1", "productPrice": 2.5, "productQuantity": 1}
-    bad = {"productID": "2", "productPrice": -1, "productQuantity": 1}
-    event = minimal("order refunded", lineItems=[good, bad, good], refundedLineItems=[bad], note="x")
-    original = copy.deepcopy(event)
-    pruned = _without_valid_line_items(event, ("lineItems", "refundedLineItems"), line_item_screen().is_valid)
-    assert pruned["properties"]["lineItems"] == [{}, bad, {}]
-    assert pruned["properties"]["refundedLineItems"] == [bad]
-    assert pruned["properties"]["note"] == "x"
-    assert event == original
-    issues = EventValidator(now=NOW).check(event).errors
-    assert [i.path for i in issues] == [
-        "properties.lineItems[1].productPrice",
-        "properties.refundedLineItems[0].productPrice",
-    ]
-    not_a_list = minimal(lineItems="nope")
-    assert _without_valid_line_items(not_a_list, ("lineItems",), line_item_screen().is_valid) is not_a_list
-
-
-def test_the_screen_drops_only_line_break_checks_its_patterns_already_make() -> None:
-    from airflow_omnisend.events.schema import inlined_event_schema
-    from airflow_omnisend.events.validation import (
-        _NO_LINE_BREAK,
-        _pattern_refuses_line_breaks,
-        _without_redundant_line_break_checks,
-    )
-
-    for name in EVENT_NAMES:
-        shipped = json.dumps(inlined_event_schema(name))
-        assert json.dumps(_NO_LINE_BREAK) in shipped
-        assert json.dumps(_NO_LINE_BREAK) not in json.dumps(
-            _without_redundant_line_break_checks(inlined_event_schema(name))
-        )
-        assert json.dumps(inlined_event_schema(name)) == shipped  # the shared schema is left as it was
-    for pattern in ("^[0-9a-f]{8}$", "^[+][1-9][0-9]{1,14}$", "^[0-9]{2}([.][0-9]{1,6})?(Z|[+-][0-9]{2})$"):
-        assert _pattern_refuses_line_breaks(pattern)
-    for pattern in ("^a$|b", "^[^a]$", "^.$", "^a\\s$", "^[\\n]$", "a$", "^a", "^[\t-~]$"):
-        assert not _pattern_refuses_line_breaks(pattern)
-
-
-@pytest.mark.parametrize(
-    ("path", "value"),
-    [
-        (("eventID",), "f1eeb5bd-736c-42c7-9cfe-6990f7f59b35"),
-        (("eventTime",), "2024-01-01T00:00:00Z"),
-        (("contact", "email"), "customer@example.com"),
-        (("contact", "phone"), "+37060000000"),
-        (("contact", "id"), "0123456789abcdef01234567"),
-    ],
-)
-@pytest.mark.parametrize("where", ["end", "start", "middle"])
-def test_line_breaks_are_refused_by_the_screen_and_jsonschema_alike(
-    validator: EventValidator, path: tuple[str, ...], value: str, where: str
-) -> None:
-    broken = {"end": value + "\n", "start": "\n" + value, "middle": value[:5] + "\n" + value[5:]}[where]
-    for name in EVENT_NAMES:
-        event = minimal(name)
-        event[path[0]] = broken if len(path) == 1 else {**event[path[0]], path[1]: broken}
-        assert not validator.screen_is_valid(event)
-        assert validator.explain(event)
-        assert any(e.path == ".".join(path) for e in validator.check(event).errors)

@@ -19,8 +19,10 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_omnisend.events.schema import EVENT_NAMES, registry_reference_validator, schema_documents
-from airflow_omnisend.events.validation import EventValidator, _issue_from
+from airflow_omnisend.events.explanations import issue_from
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.schema import registry_reference_validator, schema_documents
+from airflow_omnisend.events.validation import EventValidator
 
 VALIDATOR = EventValidator(now=datetime(2100, 1, 1, tzinfo=UTC))
 DEFS = schema_documents()["defs.json"]["$defs"]
@@ -49,7 +51,7 @@ def assert_same_verdict(event: Any) -> None:
     # plain jsonschema on the shipped schema and the untouched event must say exactly the same
     if isinstance(event, dict) and event.get("eventName") in EVENT_NAMES:
         shipped = registry_reference_validator(event["eventName"]).iter_errors(event)
-        assert [_issue_from(e) for e in shipped] == explained
+        assert [issue_from(e) for e in shipped] == explained
 
 
 # -- valid events --------------------------------------------------------------------------------------

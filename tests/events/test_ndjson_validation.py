@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from airflow_omnisend.events.schema import EVENT_NAMES
-from airflow_omnisend.events.validation import EventValidator, ValidationSummary, validate_ndjson
+from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.ndjson_validation import ValidationSummary, validate_ndjson
+from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendInputError
 
 if TYPE_CHECKING:
@@ -157,6 +158,48 @@ def test_a_line_that_is_not_an_object_stops_the_run_naming_the_line(line: bytes,
     with pytest.raises(OmnisendInputError, match=re.escape(message)) as raised:
         run(data)
     assert str(raised.value).startswith("line 3: ")
+
+
+def test_one_sink_for_both_outputs_keeps_the_input_order() -> None:
+    bad = event(1, currency="eur")
+    data = ndjson(event(0), bad, event(2), event(3), {"eventName": "nope"}, event(5))
+    sink = io.BytesIO()
+    summary = validate_ndjson(io.BytesIO(data), sink, sink, EventValidator(now=NOW))
+    records = [orjson.loads(line) for line in sink.getvalue().splitlines()]
+    assert [r.get("line") or r["properties"]["orderID"] for r in records] == [
+        "1000",
+        2,
+        "1002",
+        "1003",
+        5,
+        "1005",
+    ]
+    assert (summary.valid, summary.rejected) == (4, 2)
+
+
+def test_valid_lines_beyond_one_chunk_are_all_written_also_when_a_bad_line_stops_the_run() -> None:
+    lines = [orjson.dumps(event(i)) for i in range(400)]  # well over 64 KiB
+    assert sum(len(line) for line in lines) > 2 * 64 * 1024
+    valid = io.BytesIO()
+    summary = validate_ndjson(io.BytesIO(b"\n".join(lines)), valid, None, EventValidator(now=NOW))
+    assert summary.valid == 400
+    assert valid.getvalue() == b"".join(line + b"\n" for line in lines)
+    valid = io.BytesIO()
+    with pytest.raises(OmnisendInputError, match="line 401: not JSON"):
+        validate_ndjson(io.BytesIO(b"\n".join([*lines, b"{"])), valid, None, EventValidator(now=NOW))
+    assert valid.getvalue() == b"".join(line + b"\n" for line in lines)
+
+
+def test_first_and_last_event_times_are_compared_as_instants_and_kept_as_written() -> None:
+    times = ["2025-06-01T12:00:00+03:00", "2025-06-01T10:00:00Z", "2025-06-01T08:30:00-01:00"]
+    events = [dict(event(i), eventTime=when) for i, when in enumerate(times)]
+    too_new = dict(event(3), eventTime="2026-06-01T00:00:00Z")  # rejected: not counted
+    summary, _, _ = run(ndjson(*events, too_new))
+    assert summary.valid_event_stats() == {
+        "warned": 0,
+        "first_event_time": "2025-06-01T12:00:00+03:00",  # 09:00 UTC
+        "last_event_time": "2025-06-01T10:00:00Z",
+    }
 
 
 # -- memory stays flat -----------------------------------------------------------------------------
