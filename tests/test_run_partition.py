@@ -1,6 +1,6 @@
 """Which day a run processes: conf, partition key, data interval (Vilnius and New York, DST days),
 unended days, runs that name no day; the run options (the partition task itself:
-tests/operators/test_partition.py)."""
+tests/operators/test_partition_operator.py)."""
 
 from __future__ import annotations
 
