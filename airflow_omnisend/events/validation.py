@@ -34,7 +34,7 @@ from airflow_omnisend.events.names import CANCELED, EVENT_NAMES, FULFILLED, PAID
 from airflow_omnisend.events.ndjson_validation import ValidationSummary, validate_ndjson
 from airflow_omnisend.events.schema import line_item_screen, schema_documents
 from airflow_omnisend.events.screen import inlined_screen, passes
-from airflow_omnisend.events.timefmt import try_parse_instant
+from airflow_omnisend.events.timefmt import InstantError, parse_instant
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -201,20 +201,13 @@ def _warning(prop: str, code: str) -> Issue:
 
 
 def _event_instant(value: str) -> datetime | Issue:
-    """The instant of an eventTime that matches the schema's pattern, or the error saying why it is none.
+    """The instant of an eventTime (one matching the schema's pattern), or the error saying why it is none.
 
-    :func:`~airflow_omnisend.events.timefmt.try_parse_instant` is the rule. The schema's pattern also
-    lets through a few times that rule refuses: offsets of 15 to 99 hours or 60 to 99 minutes, years
-    0000, 0001 and 9999, and digits that are no real date or time. Those keep the verdict and the
-    message they had before the rule was shared: ``datetime.fromisoformat`` decides (it accepts
-    offsets up to ±23:59 and years 0001 and 9999) and an offset minute above 59 is refused.
+    :func:`~airflow_omnisend.events.timefmt.parse_instant` is the one eventTime rule: it also refuses the
+    few texts the pattern lets through that name no real time (offsets beyond ±14:59, years outside
+    0002-9998, dates and times that do not exist).
     """
-    instant = try_parse_instant(value)
-    if instant is not None:
-        return instant
     try:
-        if value[-1] != "Z" and int(value[-2:]) > 59:
-            raise ValueError("UTC offset minutes must be 00-59")
-        return datetime.fromisoformat(value)
-    except ValueError as exc:
-        return Issue("eventTime", f"{value!r} is not a real time: {exc}", "event_time_invalid")
+        return parse_instant(value)
+    except InstantError as exc:
+        return Issue("eventTime", str(exc), "event_time_invalid")

@@ -154,70 +154,45 @@ def test_naive_now_and_negative_min_age_are_refused() -> None:
         EventValidator(now=NOW, min_age=timedelta(seconds=-1))
 
 
-def _instant_before_the_shared_rule(value: str) -> datetime | None:
-    """What eventTime meant before timefmt's rule was shared: fromisoformat, offset minutes 00-59."""
-    if value[-1] != "Z" and int(value[-2:]) > 59:
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None
-
-
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.from_regex(EVENT_TIME_PATTERN, fullmatch=True).filter(lambda v: "\n" not in v))
-def test_every_time_the_schema_lets_through_keeps_its_verdict(value: str) -> None:
+def test_every_time_the_schema_lets_through_is_judged_by_the_one_time_rule(value: str) -> None:
     validator = EventValidator(now=datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
     event = minimal()
     event["eventTime"] = value
     verdict = validator.check(event)
-    expected = _instant_before_the_shared_rule(value)
+    expected = try_parse_instant(value)
     if expected is None:
         assert [e.code for e in verdict.errors] == ["event_time_invalid"]
         assert verdict.event_instant is None
-    elif expected > validator.now:
-        assert [e.code for e in verdict.errors] == ["event_time_future"]
     else:
         assert verdict.errors == []
         assert verdict.event_instant == expected
         assert verdict.event_instant.utcoffset() == expected.utcoffset()
-    shared = try_parse_instant(value)
-    if shared is not None:  # where timefmt's rule reads a time, it reads the same instant
-        assert shared == expected
-        assert shared.utcoffset() == expected.utcoffset()
 
 
 @pytest.mark.parametrize(
-    ("value", "code", "message"),
+    ("value", "message"),
     [
-        ("2024-01-01T00:00:00+15:00", None, None),  # beyond timefmt's ±14:59, within the schema's
-        ("2024-01-01T00:00:00-23:59", None, None),
-        ("0001-01-01T00:00:00Z", None, None),  # beyond timefmt's years 0002-9998
-        ("9999-01-01T00:00:00Z", "event_time_future", "'9999-01-01T00:00:00Z' is in the future"),
-        (
-            "2024-01-01T00:00:00+01:60",
-            "event_time_invalid",
-            "is not a real time: UTC offset minutes must be 00-59",
-        ),
-        ("2024-01-01T00:00:00+24:00", "event_time_invalid", "is not a real time: offset must be a timedelta"),
-        ("2024-02-30T00:00:00Z", "event_time_invalid", "is not a real time: day is out of range for month"),
-        ("0000-01-01T00:00:00Z", "event_time_invalid", "is not a real time: year 0 is out of range"),
+        ("2024-01-01T00:00:00+15:00", "offset outside ±14:59"),
+        ("2024-01-01T00:00:00-23:59", "offset outside ±14:59"),
+        ("2024-01-01T00:00:00+01:60", "offset outside ±14:59"),
+        ("2024-01-01T00:00:00+24:00", "offset outside ±14:59"),
+        ("0001-01-01T00:00:00Z", "out of range (years 0002-9998)"),
+        ("9999-01-01T00:00:00Z", "out of range (years 0002-9998)"),
+        ("2024-02-30T00:00:00Z", "is not a real time (day is out of range for month)"),
+        ("0000-01-01T00:00:00Z", "is not a real time"),
     ],
 )
-def test_times_beyond_the_shared_rule_keep_their_verdicts_and_messages(
-    validator: EventValidator, value: str, code: str | None, message: str | None
+def test_times_the_schema_lets_through_but_no_real_time_are_invalid(
+    validator: EventValidator, value: str, message: str
 ) -> None:
     event = minimal()
     event["eventTime"] = value
-    verdict = validator.check(event)
-    if code is None:
-        assert verdict.errors == []
-        assert verdict.event_instant == datetime.fromisoformat(value)
-    else:
-        (error,) = verdict.errors
-        assert (error.path, error.code) == ("eventTime", code)
-        assert message is not None
-        assert message in error.message
+    (error,) = validator.check(event).errors
+    assert (error.path, error.code) == ("eventTime", "event_time_invalid")
+    assert repr(value) in error.message
+    assert message in error.message
 
 
 def test_the_verdict_carries_the_instant_of_a_valid_event_only(validator: EventValidator) -> None:
