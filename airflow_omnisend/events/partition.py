@@ -56,7 +56,7 @@ def parse_partition_day(value: str | date, *, what: str = "partition day") -> da
         raise OmnisendConfigError(f"{what} must be a 'YYYY-MM-DD' string, got {type(value).__name__}")
     text = value.strip()
     if not _DAY_TEXT.fullmatch(text):
-        raise OmnisendConfigError(f"{what} {value!r} is not in the form YYYY-MM-DD (e.g. 2024-03-10)")
+        raise OmnisendConfigError(f"{what} {value!r} is not a day in the form YYYY-MM-DD (e.g. 2024-03-10)")
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
