@@ -28,15 +28,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from airflow_omnisend.events.mapping import (
-    LIFECYCLE_RANK,
-    LINE_COLUMNS,
-    ORDER_COLUMNS,
-    OrderEventMapper,
-    PreparedOrder,
-    RefundedLine,
-    parse_refund_history,
-)
+from airflow_omnisend.events.columns import LINE_COLUMNS, ORDER_COLUMNS
+from airflow_omnisend.events.mapping import OrderEventMapper, PreparedOrder, RefundedLine
+from airflow_omnisend.events.names import LIFECYCLE_RANK
+from airflow_omnisend.events.statuses import parse_refund_history
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.sources.base import RowRejection, place
 from airflow_omnisend.sources.sql_queries import (
@@ -530,7 +525,14 @@ def _emit(
         if order_id is None:
             order_id = refund[1]
     else:
-        event = mapper.order_event_at(KINDS[kind][0], prepared, canonical, instant, history)
+        event = mapper.order_event(
+            KINDS[kind][0],
+            prepared,
+            event_time=canonical,
+            as_of=instant,
+            history=history,
+            time_is_canonical=True,
+        )
     if type(order_id) is str:
         return (True, order_id, instant, rank), event
     text_first, sort_id = _order_sort_key(order_id)

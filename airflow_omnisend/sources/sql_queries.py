@@ -20,11 +20,11 @@ It returns columns by name (case-insensitive), in one of two shapes; rows of one
 arrive apart is an error, never two half events.
 
 * every kind - required: :data:`REQUIRED_ORDER_COLUMNS`; optional (null when absent): the other columns of
-  ``orders`` (:data:`~airflow_omnisend.events.mapping.ORDER_COLUMNS`), and ``refund_history``: a JSON array
+  ``orders`` (:data:`~airflow_omnisend.events.columns.ORDER_COLUMNS`), and ``refund_history``: a JSON array
   of ``[created_at, amount]``, one per refund of the order, which the payment status as of each event
   needs (the defaults leave it out of ``placed`` and ``paid``: no refund precedes those).
 * the order's lines, either as ``lines_json`` - a JSON array with one element per line: an array of the
-  :data:`~airflow_omnisend.events.mapping.LINE_COLUMNS` values in that order, or an object keyed by
+  :data:`~airflow_omnisend.events.columns.LINE_COLUMNS` values in that order, or an object keyed by
   those names (one row per order; what the defaults do) - or one row per order line with the
   ``order_lines`` columns, at least :data:`REQUIRED_LINE_COLUMNS` (null for an order without lines).
 * ``refunded`` - also :data:`REQUIRED_REFUND_COLUMNS` (optional ``refund_tax_amount``, ``refund_reason``),
@@ -44,15 +44,8 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from airflow_omnisend.events.mapping import (
-    CANCELED,
-    FULFILLED,
-    LINE_COLUMNS,
-    ORDER_COLUMNS,
-    PAID,
-    PLACED,
-    REFUNDED,
-)
+from airflow_omnisend.events.columns import LINE_COLUMNS, ORDER_COLUMNS
+from airflow_omnisend.events.names import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
