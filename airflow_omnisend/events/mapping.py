@@ -17,6 +17,10 @@ The mapping is total: it never raises on row content. A value it cannot convert 
 (or left out when null), so the validator rejects the event with a JSON path and a message, and the
 rejected event still carries ``properties.orderID``. Rows are plain tuples in the column order of
 :mod:`.columns`; :func:`map_order` is the convenient entry point over dicts keyed by column name.
+
+The event names, the column contract, the coercions and the refund history are defined in their own
+modules (:mod:`.names`, :mod:`.columns`, :mod:`.coercions`, :mod:`.statuses`) and stay importable from
+here for the code that imported them from this module.
 """
 
 from __future__ import annotations

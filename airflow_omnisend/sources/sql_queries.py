@@ -111,9 +111,9 @@ def _default_query(kind: str, dialect: str) -> str:
     """The reference-schema query of one kind: one row per event, lines aggregated as JSON arrays.
 
     Aggregating the lines in SQL (``lines_json``) instead of one row per line avoids repeating the 29
-    order columns per line: fetching cells is most of the extraction time. ``placed`` and ``paid`` carry
-    no ``refund_history``: no refund can precede an order's placement or payment, and leaving the
-    aggregation out saves a tenth of the extraction time.
+    order columns per line (fetching cells is the larger part of the extraction). ``placed`` and
+    ``paid`` carry no ``refund_history``: no refund can precede an order's placement or payment, so the
+    aggregation would be work for nothing. Figures: docs/prep-path.md.
     """
     return _postgres_query(kind) if dialect == "postgres" else _sqlite_query(kind)
 
@@ -163,7 +163,7 @@ def _postgres_query(kind: str) -> str:
 
 def _sqlite_query(kind: str) -> str:
     """SQLite: the window's keys are picked through the time index and sorted first (a narrow sort), then
-    the wide rows are read in that order; sorting the wide rows instead costs a quarter of the query.
+    the wide rows are read in that order (sorting the wide rows instead is much slower).
     ``LIMIT -1`` keeps SQLite from flattening the key subquery (which would drop its ORDER BY), and
     ``+`` keeps it from walking the primary key for the sort instead of the time index. Lines come in
     primary-key order (order_id, line_number), which is how SQLite reads them.
@@ -201,8 +201,7 @@ def _sqlite_query(kind: str) -> str:
     if kind in ("placed", "paid"):
         return f"{select} FROM ({keys}) s JOIN orders o ON o.order_id = s.k"
     # The refund history is aggregated for the keys already picked (the CTE, used twice, is materialised
-    # once) instead of scanning the window through the time index a second time: 18.7 -> 15.7 us per row
-    # (fulfilled and canceled, four days of the 200k-order store), same rows in the same order.
+    # once) instead of scanning the window through the time index a second time.
     return (
         f"WITH s AS ({keys}) {select}, rh.refund_history FROM s JOIN orders o ON o.order_id = s.k"
         f" LEFT JOIN ({history.format(ids='SELECT k FROM s')}) rh ON rh.order_id = o.order_id"
