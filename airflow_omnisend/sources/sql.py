@@ -12,7 +12,9 @@ whose ``julianday()`` (offset-aware, millisecond precision) is within a second o
 then keeps exactly the rows whose parsed instant is in the window. Every source applies that exact test,
 so a custom query may return more rows than the window, never fewer.
 
-The queries themselves, their parameters and the columns they must return: :mod:`.sql_queries`.
+The queries themselves, their parameters and the columns they must return: :mod:`.sql_queries`. How a
+partition is read: :mod:`.sql_stream` (the five streams and their merge), :mod:`.sql_rows` (rows ->
+events), :mod:`.sqlite_text` (text that is not UTF-8), :mod:`.sql_cursors`.
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ from airflow_omnisend.sources.sql_queries import (
     REQUIRED_REFUNDED_LINE_COLUMNS,
     Dialect,
     SqlQueries,
-    _check_dialect,
-    _paramstyle,
     bind,
+    check_dialect,
     detect_dialect,
+    paramstyle_of,
     window_parameters,
 )
 from airflow_omnisend.sources.sql_rows import PreparedOrders, RowLayout
@@ -93,7 +95,7 @@ def iter_sql_events(
     out together, in lifecycle order (:mod:`.sql_stream`). ``reject`` receives the rows that cannot be
     placed (default: they are logged only - pass a callback to keep them).
     """
-    dialect = _check_dialect(dialect or detect_dialect(conn))
+    dialect = check_dialect(dialect or detect_dialect(conn))
     extraction = Extraction(
         conn=conn,
         dialect=dialect,
@@ -116,7 +118,7 @@ def find_unplaceable_sql(
 ) -> int:
     """Run the store-wide sweep of ``queries.unplaceable``, reporting each row to ``reject``; return the
     count."""
-    dialect = _check_dialect(dialect or detect_dialect(conn))
+    dialect = check_dialect(dialect or detect_dialect(conn))
     queries = queries or SqlQueries.default(dialect)
     if queries.unplaceable is None:
         log.info("no 'unplaceable' query: skipping the sweep for rows without a usable date")
@@ -154,7 +156,7 @@ def check_queries(conn: Any, dialect: str | None, queries: SqlQueries) -> None:
     naming the query and the missing columns. Cheap: call it before a backfill starts."""
     from airflow_omnisend.events.partition import PartitionWindow
 
-    dialect = _check_dialect(dialect or detect_dialect(conn))
+    dialect = check_dialect(dialect or detect_dialect(conn))
     probe = PartitionWindow.for_day("1970-01-02", "UTC")
     params = window_parameters(probe, dialect)
     params.update(end=params["start"], scan_end=params["scan_start"], julian_end=params["julian_start"])
@@ -167,7 +169,7 @@ def check_queries(conn: Any, dialect: str | None, queries: SqlQueries) -> None:
 
 
 def _check_query(conn: Any, dialect: str, kind: str, query: str, params: dict[str, Any]) -> None:
-    sql, args = bind(query, params, _paramstyle(conn, dialect))
+    sql, args = bind(query, params, paramstyle_of(conn, dialect))
     cur = open_cursor(conn, 10)
     try:
         try:
@@ -205,7 +207,7 @@ class DbApiOrderSource:
         fetch_size: int = 2000,
     ) -> None:
         if dialect is not None:
-            _check_dialect(dialect)
+            check_dialect(dialect)
         if queries is None and dialect == "generic":
             raise OmnisendConfigError(
                 "dialect 'generic' has no default queries: pass queries=SqlQueries(...)"

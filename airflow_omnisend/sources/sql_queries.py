@@ -362,7 +362,8 @@ def detect_dialect(conn: Any) -> Dialect:
     return "generic"
 
 
-def _paramstyle(conn: Any, dialect: str) -> str:
+def paramstyle_of(conn: Any, dialect: str) -> str:
+    """The DB-API paramstyle to write the queries' parameters in (:func:`bind`) for ``conn``."""
     if dialect == "sqlite":
         return "named"
     if dialect == "postgres":
@@ -371,7 +372,8 @@ def _paramstyle(conn: Any, dialect: str) -> str:
     return str(getattr(module, "paramstyle", "qmark"))
 
 
-def _check_dialect(dialect: str) -> Dialect:
+def check_dialect(dialect: str) -> Dialect:
+    """``dialect`` when it is one of :data:`DIALECTS`, else :class:`OmnisendConfigError`."""
     if dialect not in DIALECTS:
         raise OmnisendConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {dialect!r}")
     return dialect  # type: ignore[return-value]

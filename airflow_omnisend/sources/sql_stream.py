@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 from airflow_omnisend.events.names import LIFECYCLE_RANK
 from airflow_omnisend.exceptions import OmnisendInputError
 from airflow_omnisend.sources.base import RowRejection, place
-from airflow_omnisend.sources.sql_queries import KINDS, _paramstyle, bind
+from airflow_omnisend.sources.sql_queries import KINDS, bind, paramstyle_of
 from airflow_omnisend.sources.sql_rows import RowLayout, group_event
 from airflow_omnisend.sources.sqlite_text import QueryReader, undecodable_column, undecodable_rejection
 
@@ -97,9 +97,9 @@ class KindStream:
         self._layout: RowLayout | None = None
 
     def events(self) -> Generator[tuple[MergeKey, dict[str, Any]], None, None]:
-        x = self.extraction
-        sql, args = bind(self.query, x.params, _paramstyle(x.conn, x.dialect))
-        reader = QueryReader(x.conn, x.fetch_size, x.decoding, sql, args)
+        extraction = self.extraction
+        sql, args = bind(self.query, extraction.params, paramstyle_of(extraction.conn, extraction.dialect))
+        reader = QueryReader(extraction.conn, extraction.fetch_size, extraction.decoding, sql, args)
         try:
             try:
                 rows = reader.start()
@@ -109,7 +109,7 @@ class KindStream:
                 ) from exc
             self._layout = RowLayout.of(self.kind, reader.description)
             while rows:
-                yield from self._take(rows, lenient=x.decoding.lenient)
+                yield from self._take(rows, lenient=extraction.decoding.lenient)
                 fetched = reader.fetch()
                 if fetched is None:  # text that is not UTF-8: read again leniently
                     self._restart()
@@ -177,14 +177,18 @@ class KindStream:
         """``(instant, canonical eventTime)`` of the group's time when it is in the window; reports the
         time when it cannot be placed and this partition owns it."""
         assert self._layout is not None
-        x = self.extraction
+        extraction = self.extraction
         value = row[self._layout.time]
         placed = place(
-            value, x.window, self.day_label, exact_source=x.dialect == "postgres", times=x.orders.mapper.times
+            value,
+            extraction.window,
+            self.day_label,
+            exact_source=extraction.dialect == "postgres",
+            times=extraction.orders.mapper.times,
         )
         if placed is None or isinstance(placed, tuple):
             return placed
-        x.reject(
+        extraction.reject(
             RowRejection(
                 event_name=self.event_name,
                 order_id=row[self._layout.order_id],

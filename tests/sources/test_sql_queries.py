@@ -9,7 +9,15 @@ import pytest
 
 from airflow_omnisend.events.partition import PartitionWindow
 from airflow_omnisend.exceptions import OmnisendConfigError
-from airflow_omnisend.sources.sql_queries import KINDS, SqlQueries, bind, detect_dialect, window_parameters
+from airflow_omnisend.sources.sql_queries import (
+    KINDS,
+    SqlQueries,
+    bind,
+    check_dialect,
+    detect_dialect,
+    paramstyle_of,
+    window_parameters,
+)
 
 TZ = "America/New_York"
 
@@ -74,3 +82,12 @@ def test_default_queries_filter_on_the_window_and_sweep_what_has_no_date() -> No
 def test_detect_dialect_from_the_driver() -> None:
     assert detect_dialect(sqlite3.connect(":memory:")) == "sqlite"
     assert detect_dialect(object()) == "generic"
+
+
+def test_paramstyle_and_dialect_checks() -> None:
+    assert paramstyle_of(sqlite3.connect(":memory:"), "sqlite") == "named"
+    assert paramstyle_of(object(), "postgres") == "pyformat"
+    assert paramstyle_of(object(), "generic") == "qmark"  # a driver that does not say
+    assert check_dialect("generic") == "generic"
+    with pytest.raises(OmnisendConfigError, match="dialect must be one of sqlite, postgres, generic"):
+        check_dialect("oracle")
