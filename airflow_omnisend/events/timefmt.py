@@ -147,186 +147,57 @@ def date_prefix(value: object) -> str | None:
 _MISS: Any = object()
 
 
-def _canonical_text(value: str, hours: dict[str, str | None], *, checked: bool = False) -> Any:
-    """``format_event_time(parse_instant(value))`` of a text time by slicing, ``None`` when it is not a
-    usable time, or ``_MISS`` when its offset is not a whole number of hours (then ask the datetimes).
-
-    Converting to UTC shifts only the date and the hour when the offset is whole hours, so the UTC
-    "YYYY-MM-DDTHH" of each local hour and offset is worked out once with datetimes (in ``hours``, which
-    also says whether that date and hour are real); the minutes, seconds and fraction are copied. About
-    half the cost of parsing and formatting, and most createdAt values are never needed as instants.
-
-    :param checked: ``value`` is already known to be a usable time (skip the pattern).
-    """
-    if not checked and _STRICT_TEXT.fullmatch(value) is None:
-        return None
-    if value[14] > "5" or value[17] > "5":  # minute or second 60-99 (the pattern allows any two digits)
-        return None
-    last = value[-1]
-    if last == "Z" or last == "z":
-        offset = "Z"
-        fraction = value[19:-1]
-    else:
-        offset = value[-6:]
-        if offset[4:] != "00":
-            return _MISS
-        fraction = value[19:-6]
-    key = value[:13] + offset
-    prefix = hours.get(key, _MISS)
-    if prefix is _MISS:
-        prefix = hours[key] = _utc_hour(value[:10], value[11:13], offset)
-    if prefix is None:
-        return None
-    if fraction:  # "." and 1-6 digits: microseconds, written with 3 digits for a whole millisecond
-        digits = fraction[1:] + "000000"[len(fraction) - 1 :]
-        if digits == "000000":
-            fraction = ""
-        elif digits[3:] == "000":
-            fraction = "." + digits[:3]
-        else:
-            fraction = "." + digits
-    return prefix + value[13:19] + fraction + "Z"
-
-
-def _utc_hour(day: str, hour: str, offset: str) -> str | None:
-    """UTC ``YYYY-MM-DDTHH`` of a local hour, ``None`` when it is not real or out of range (as parsed)."""
+def _utc_event_time(value: object) -> tuple[datetime, str] | None:
+    """:func:`parse_event_time` with the instant converted to UTC, ``None`` when it is not a usable time."""
     try:
-        local = datetime.fromisoformat(f"{day}T{hour}:00:00{offset}")
-    except ValueError:
+        instant, canonical = parse_event_time(value)
+    except InstantError:
         return None
-    if not 1 < local.year < 9999:
-        return None
-    return local.astimezone(UTC).isoformat()[:13]
-
-
-def _utc_instant(value: object) -> datetime | None:
-    """:func:`parse_instant` converted to UTC, ``None`` instead of :class:`InstantError` (the common text
-    case inline: no exception is built for the message of a value that is fine)."""
-    if type(value) is str:
-        if _STRICT_TEXT.fullmatch(value) is None:
-            return None
-        try:
-            instant = datetime.fromisoformat(value if value[-1] != "z" else value[:-1] + "Z")
-        except ValueError:
-            return None
-        if not 1 < instant.year < 9999:
-            return None
-    else:
-        try:
-            instant = parse_instant(value)
-        except InstantError:
-            return None
     # years 0002-9998 in any offset up to a day stay within datetime's range in UTC
-    return instant.astimezone(UTC)
+    return instant.astimezone(UTC), canonical
 
 
 class InstantCache:
-    """Memo of :func:`parse_instant` and :func:`format_event_time` for the hot path.
+    """Memo of :func:`parse_event_time` for the hot path: ``value -> (instant in UTC, canonical string)``.
 
     The events of one order arrive together and repeat its times (created_at is every event's
     ``createdAt``, paid_at is the paid event's time and a status input of the later ones), so most
-    lookups are hits. Statuses only compare instants, so the canonical string is made only when asked
-    for. Bounded: each memo is emptied when full.
+    lookups are hits. The instants are in UTC because they are compared a lot (window bounds, statuses,
+    the merge by order): two datetimes with the same ``tzinfo`` compare by their fields, other pairs first
+    compute both UTC offsets. Each equals :func:`parse_instant`'s result, which keeps the offset.
+    Bounded: the memo is emptied when it holds ``limit`` values.
     """
 
-    __slots__ = ("_canonical", "_hours", "_instants", "_limit")
+    __slots__ = ("_limit", "_parsed")
 
     def __init__(self, limit: int = 8192) -> None:
-        self._instants: dict[Any, datetime | None] = {}
-        self._canonical: dict[Any, str | None] = {}
-        self._hours: dict[str, str | None] = {}  # see _canonical_text
+        self._parsed: dict[Any, tuple[datetime, str] | None] = {}
         self._limit = limit
 
-    def instant(self, value: Any) -> datetime | None:
-        """The aware instant of ``value`` in UTC, or ``None`` when it is not a usable time.
+    def __len__(self) -> int:
+        """How many values the memo holds (at most ``limit``)."""
+        return len(self._parsed)
 
-        In UTC because the instants are compared a lot (window bounds, statuses, the merge by order):
-        two datetimes with the same ``tzinfo`` compare by their fields, other pairs first compute both
-        UTC offsets (25x slower). Equal to :func:`parse_instant`'s result, which keeps the offset.
-        """
-        memo = self._instants
+    def lookup(self, value: Any) -> tuple[datetime, str] | None:
+        """``(instant in UTC, canonical eventTime)`` of ``value``; ``None`` when it is not a usable time."""
+        parsed = self._parsed
         try:
-            hit = memo.get(value, _MISS)
+            hit = parsed.get(value, _MISS)
         except TypeError:  # unhashable: not a time anyway
             return None
-        if hit is not _MISS:
-            return hit  # type: ignore[no-any-return]
-        result = _utc_instant(value)
-        if len(memo) >= self._limit:
-            memo.clear()
-        memo[value] = result
-        return result
+        if hit is _MISS:
+            hit = _utc_event_time(value)
+            if len(parsed) >= self._limit:
+                parsed.clear()
+            parsed[value] = hit
+        return hit  # type: ignore[no-any-return]
+
+    def instant(self, value: Any) -> datetime | None:
+        """The instant of ``value`` in UTC, or ``None`` when it is not a usable time."""
+        found = self.lookup(value)
+        return None if found is None else found[0]
 
     def canonical(self, value: Any) -> str | None:
         """The canonical eventTime string of ``value``, or ``None`` when it is not a usable time."""
-        memo = self._canonical
-        try:
-            hit = memo.get(value, _MISS)
-        except TypeError:
-            return None
-        if hit is not _MISS:
-            return hit  # type: ignore[no-any-return]
-        fast: Any = _MISS
-        if type(value) is str:
-            known = self._instants.get(value, _MISS)
-            if known is None:
-                fast = None
-            else:
-                hours = self._hours
-                if len(hours) >= self._limit:
-                    hours.clear()
-                fast = _canonical_text(value, hours, checked=known is not _MISS)
-        result: str | None
-        if fast is not _MISS:
-            result = fast
-        else:
-            instant = self.instant(value)
-            if instant is None:
-                result = None
-            elif type(value) is str and is_canonical_text(value):
-                result = value
-            else:
-                result = format_event_time(instant)
-        if len(memo) >= self._limit:
-            memo.clear()
-        memo[value] = result
-        return result
-
-    def lookup(self, value: Any) -> tuple[datetime, str] | None:
-        """``(instant, canonical)`` of ``value``, or ``None`` when it is not a usable time.
-
-        A text time seen for the first time is made canonical by slicing (:func:`_canonical_text`) and
-        its instant read back from that UTC string: cheaper than parsing it with its offset, converting
-        and formatting (this runs once per extracted event, for the time that places it).
-        """
-        instants = self._instants
-        try:
-            instant = instants.get(value, _MISS)
-        except TypeError:
-            return None
-        if instant is _MISS and type(value) is str:
-            canonicals = self._canonical
-            canonical = canonicals.get(value, _MISS)
-            known = canonical is not _MISS
-            if not known:
-                hours = self._hours
-                if len(hours) >= self._limit:
-                    hours.clear()
-                canonical = _canonical_text(value, hours)
-            if canonical is not _MISS:
-                instant = None if canonical is None else datetime.fromisoformat(canonical)
-                if len(instants) >= self._limit:
-                    instants.clear()
-                instants[value] = instant
-                if not known:
-                    if len(canonicals) >= self._limit:
-                        canonicals.clear()
-                    canonicals[value] = canonical
-                return None if instant is None else (instant, canonical)
-        if instant is _MISS:
-            instant = self.instant(value)
-        if instant is None:
-            return None
-        text = self.canonical(value)
-        assert text is not None
-        return instant, text
+        found = self.lookup(value)
+        return None if found is None else found[1]

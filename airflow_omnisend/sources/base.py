@@ -109,13 +109,9 @@ def place(
     """
     if times is None:
         times = InstantCache(limit=1)
-    instant = times.instant(value)
-    if instant is not None:
-        if window.start_utc <= instant < window.end_utc:
-            canonical = times.canonical(value)
-            assert canonical is not None
-            return instant, canonical
-        return None
+    found = times.lookup(value)
+    if found is not None:
+        return found if window.start_utc <= found[0] < window.end_utc else None
     if value is None:
         return None  # no event (paid_at null); a null created_at is the sweep's to report
     if exact_source or (type(value) is str and date_prefix(value) == day_label):

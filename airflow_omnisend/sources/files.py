@@ -25,17 +25,10 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from airflow_omnisend.events.mapping import (
-    LIFECYCLE_RANK,
-    ORDER_TIME_COLUMN,
-    REFUNDED,
-    OrderEventMapper,
-    history_of,
-    line_tuple,
-    order_tuple,
-    refund_tuple,
-    refunded_lines,
-)
+from airflow_omnisend.events.columns import ORDER_TIME_COLUMN, line_tuple, order_tuple, refund_tuple
+from airflow_omnisend.events.mapping import OrderEventMapper, refunded_lines
+from airflow_omnisend.events.names import LIFECYCLE_RANK, REFUNDED
+from airflow_omnisend.events.statuses import history_of
 from airflow_omnisend.events.timefmt import InstantCache, date_prefix, try_parse_instant
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.sources.base import RowRejection, place

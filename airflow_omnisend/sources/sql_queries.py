@@ -20,11 +20,11 @@ It returns columns by name (case-insensitive), in one of two shapes; rows of one
 arrive apart is an error, never two half events.
 
 * every kind - required: :data:`REQUIRED_ORDER_COLUMNS`; optional (null when absent): the other columns of
-  ``orders`` (:data:`~airflow_omnisend.events.mapping.ORDER_COLUMNS`), and ``refund_history``: a JSON array
+  ``orders`` (:data:`~airflow_omnisend.events.columns.ORDER_COLUMNS`), and ``refund_history``: a JSON array
   of ``[created_at, amount]``, one per refund of the order, which the payment status as of each event
   needs (the defaults leave it out of ``placed`` and ``paid``: no refund precedes those).
 * the order's lines, either as ``lines_json`` - a JSON array with one element per line: an array of the
-  :data:`~airflow_omnisend.events.mapping.LINE_COLUMNS` values in that order, or an object keyed by
+  :data:`~airflow_omnisend.events.columns.LINE_COLUMNS` values in that order, or an object keyed by
   those names (one row per order; what the defaults do) - or one row per order line with the
   ``order_lines`` columns, at least :data:`REQUIRED_LINE_COLUMNS` (null for an order without lines).
 * ``refunded`` - also :data:`REQUIRED_REFUND_COLUMNS` (optional ``refund_tax_amount``, ``refund_reason``),
@@ -44,15 +44,8 @@ from dataclasses import dataclass, fields
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from airflow_omnisend.events.mapping import (
-    CANCELED,
-    FULFILLED,
-    LINE_COLUMNS,
-    ORDER_COLUMNS,
-    PAID,
-    PLACED,
-    REFUNDED,
-)
+from airflow_omnisend.events.columns import LINE_COLUMNS, ORDER_COLUMNS
+from airflow_omnisend.events.names import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
@@ -118,9 +111,9 @@ def _default_query(kind: str, dialect: str) -> str:
     """The reference-schema query of one kind: one row per event, lines aggregated as JSON arrays.
 
     Aggregating the lines in SQL (``lines_json``) instead of one row per line avoids repeating the 29
-    order columns per line: fetching cells is most of the extraction time. ``placed`` and ``paid`` carry
-    no ``refund_history``: no refund can precede an order's placement or payment, and leaving the
-    aggregation out saves a tenth of the extraction time.
+    order columns per line (fetching cells is the larger part of the extraction). ``placed`` and
+    ``paid`` carry no ``refund_history``: no refund can precede an order's placement or payment, so the
+    aggregation would be work for nothing. Figures: docs/prep-path.md.
     """
     return _postgres_query(kind) if dialect == "postgres" else _sqlite_query(kind)
 
@@ -170,7 +163,7 @@ def _postgres_query(kind: str) -> str:
 
 def _sqlite_query(kind: str) -> str:
     """SQLite: the window's keys are picked through the time index and sorted first (a narrow sort), then
-    the wide rows are read in that order; sorting the wide rows instead costs a quarter of the query.
+    the wide rows are read in that order (sorting the wide rows instead is much slower).
     ``LIMIT -1`` keeps SQLite from flattening the key subquery (which would drop its ORDER BY), and
     ``+`` keeps it from walking the primary key for the sort instead of the time index. Lines come in
     primary-key order (order_id, line_number), which is how SQLite reads them.
@@ -208,8 +201,7 @@ def _sqlite_query(kind: str) -> str:
     if kind in ("placed", "paid"):
         return f"{select} FROM ({keys}) s JOIN orders o ON o.order_id = s.k"
     # The refund history is aggregated for the keys already picked (the CTE, used twice, is materialised
-    # once) instead of scanning the window through the time index a second time: 18.7 -> 15.7 us per row
-    # (fulfilled and canceled, four days of the 200k-order store), same rows in the same order.
+    # once) instead of scanning the window through the time index a second time.
     return (
         f"WITH s AS ({keys}) {select}, rh.refund_history FROM s JOIN orders o ON o.order_id = s.k"
         f" LEFT JOIN ({history.format(ids='SELECT k FROM s')}) rh ON rh.order_id = o.order_id"
@@ -370,7 +362,8 @@ def detect_dialect(conn: Any) -> Dialect:
     return "generic"
 
 
-def _paramstyle(conn: Any, dialect: str) -> str:
+def paramstyle_of(conn: Any, dialect: str) -> str:
+    """The DB-API paramstyle to write the queries' parameters in (:func:`bind`) for ``conn``."""
     if dialect == "sqlite":
         return "named"
     if dialect == "postgres":
@@ -379,7 +372,8 @@ def _paramstyle(conn: Any, dialect: str) -> str:
     return str(getattr(module, "paramstyle", "qmark"))
 
 
-def _check_dialect(dialect: str) -> Dialect:
+def check_dialect(dialect: str) -> Dialect:
+    """``dialect`` when it is one of :data:`DIALECTS`, else :class:`OmnisendConfigError`."""
     if dialect not in DIALECTS:
         raise OmnisendConfigError(f"dialect must be one of {', '.join(DIALECTS)}, got {dialect!r}")
     return dialect  # type: ignore[return-value]

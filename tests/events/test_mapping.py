@@ -9,24 +9,15 @@ from decimal import Decimal
 import orjson
 import pytest
 
+from airflow_omnisend.events.columns import order_tuple
 from airflow_omnisend.events.ids import (
     OMNISEND_EVENT_NAMESPACE,
     EventIdFactory,
     check_store_id,
     make_event_id,
 )
-from airflow_omnisend.events.mapping import (
-    CANCELED,
-    FULFILLED,
-    PAID,
-    PLACED,
-    REFUNDED,
-    OrderEventMapper,
-    map_order,
-    money,
-    order_tuple,
-    quantity,
-)
+from airflow_omnisend.events.mapping import OrderEventMapper, map_order
+from airflow_omnisend.events.names import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendConfigError
 
@@ -293,47 +284,6 @@ def test_refunded_event_amounts_and_lines() -> None:
     assert "productDiscount" not in first
     assert orphan == {"productPrice": 1, "productQuantity": 1}  # a refund line of no known order line
     assert props["lineItems"] == _by_name(map_order("s", _order(), LINES))[PLACED]["properties"]["lineItems"]
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        (19.99, 19.99),
-        (Decimal("19.99"), 19.99),
-        ("19.99", 19.99),
-        (" 0.10 ", 0.1),
-        (Decimal("5.00"), 5),
-        (5.0, 5),
-        ("1234567890.01", 1234567890.01),
-        (Decimal("0.30"), 0.3),
-        (-4.99, -4.99),  # passed on: the validator rejects negative money
-        ("abc", "abc"),  # passed on: not a number
-        (None, None),
-    ],
-)
-def test_money_keeps_cents_exactly(value: object, expected: object) -> None:
-    out = money(value)
-    assert out == expected
-    assert type(out) is type(expected)
-    if isinstance(expected, float):
-        assert orjson.dumps(out).decode() == repr(expected)
-
-
-def test_money_json_is_the_same_whichever_database() -> None:
-    # SQLite NUMERIC gives floats/ints, PostgreSQL Decimal, CSV text: one JSON spelling each amount
-    for forms in [
-        (19.99, Decimal("19.99"), "19.99"),
-        (5, 5.0, Decimal("5.00"), "5.00"),
-        (0, Decimal("0.00"), "0"),
-    ]:
-        assert len({orjson.dumps(money(v)) for v in forms}) == 1
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"), [(2, 2), (2.0, 2), ("3", 3), (Decimal(4), 4), (2.5, 2.5), ("x", "x")]
-)
-def test_quantity(value: object, expected: object) -> None:
-    assert quantity(value) == expected
 
 
 def test_event_ids_are_uuid5_deterministic_and_per_store() -> None:

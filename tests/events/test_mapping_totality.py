@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -10,8 +12,11 @@ import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from airflow_omnisend.events.mapping import LINE_COLUMNS, ORDER_COLUMNS, REFUND_COLUMNS, map_order
-from airflow_omnisend.events.validation import EventValidator
+from airflow_omnisend.events.coercions import text
+from airflow_omnisend.events.columns import LINE_COLUMNS, ORDER_COLUMNS, ORDER_TIME_COLUMN, REFUND_COLUMNS
+from airflow_omnisend.events.mapping import map_order
+from airflow_omnisend.events.names import PLACED, REFUNDED
+from airflow_omnisend.events.validation import EventValidator, Issue
 from airflow_omnisend.sources.extract import json_default, json_safe
 
 _times = st.one_of(
@@ -55,11 +60,20 @@ def test_any_row_content_maps_and_serialises(
 ) -> None:
     refund_rows = [{**refund, "lines": refund_lines} for refund, refund_lines in refunds]
     events = map_order("store", order, lines, refund_rows)
-    assert events
+    # one event per lifecycle step the row has: placed always, the others when their time is not null
+    steps = [PLACED] + [n for n, c in ORDER_TIME_COLUMN.items() if n != PLACED and order.get(c) is not None]
+    assert Counter(e["eventName"] for e in events) == Counter(steps + [REFUNDED] * len(refunds))
     validator = EventValidator(now=datetime(2030, 1, 1, tzinfo=UTC))
     for event in events:
         data = orjson.dumps(json_safe(event), default=json_default)
-        validator.check(orjson.loads(data))  # judged, not crashed on
+        decoded = orjson.loads(data)
+        assert list(decoded)[:2] == ["eventName", "eventID"]
+        assert uuid.UUID(decoded["eventID"]).version == 5
+        if order.get("order_id") is not None:  # a rejected event still names its order
+            assert decoded["properties"]["orderID"] == text(order["order_id"])
+        verdict = validator.check(decoded)  # judged by the schemas, not crashed on
+        assert all(isinstance(issue, Issue) for issue in verdict.errors + verdict.warnings)
+        assert {i.code for i in verdict.errors}.isdisjoint({"not_an_object", "unknown_event_name"})
 
 
 def test_decimal_in_a_text_field_serialises() -> None:
