@@ -16,6 +16,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from airflow_omnisend.events.partition import DAY_PATTERN
+
 __all__ = [
     "UTC",
     "InstantCache",
@@ -30,10 +32,9 @@ __all__ = [
 
 # Offsets are limited to ±14:59 like SQLite's date functions, so that SQL prefilters and Python agree.
 _STRICT_TEXT = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?"
-    r"(?:[Zz]|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])"
+    DAY_PATTERN + r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])"
 )
-_DATE_PREFIX = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_DATE_PREFIX = re.compile(DAY_PATTERN)
 
 
 class InstantError(ValueError):
