@@ -189,10 +189,7 @@ def screen_validator(event_name: str) -> jsonschema_rs.Validator:
 
 #: eventName -> the ``properties`` keys that hold arrays of line items (``defs.json#/$defs/lineItems``).
 LINE_ITEM_ARRAYS: Mapping[str, tuple[str, ...]] = MappingProxyType(
-    {
-        name: ("lineItems", "refundedLineItems") if name == REFUNDED else ("lineItems",)
-        for name in EVENT_NAMES
-    }
+    {name: ("lineItems", "refundedLineItems") if name == REFUNDED else ("lineItems",) for name in EVENT_NAMES}
 )
 
 
