@@ -4,15 +4,12 @@ environment, file:// and remote (in-memory fsspec) roots, local copies, XCom man
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
-from airflow.sdk.io.store import attach
-from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.staging import (
@@ -24,18 +21,6 @@ from airflow_omnisend.staging import (
 )
 
 BODY = "ab" * 32
-
-
-@pytest.fixture
-def staging(tmp_path: Path) -> PartitionStaging:
-    return PartitionStaging(StagingRoot(str(tmp_path / "stage")), "shop_1", "2026-03-01")
-
-
-@pytest.fixture
-def remote() -> PartitionStaging:
-    """A partition on a non-local filesystem (fsspec's in-memory one), like s3 without the network."""
-    attach(protocol="memory", fs=MemoryFileSystem())
-    return PartitionStaging(f"memory://bucket-{uuid.uuid4().hex[:8]}/prefix", "shop_1", "2026-03-01")
 
 
 def write_then_die(staging: PartitionStaging, path: ObjectStoragePath) -> None:

@@ -10,12 +10,7 @@ import orjson
 import pytest
 
 from airflow_omnisend.events.columns import order_tuple
-from airflow_omnisend.events.ids import (
-    OMNISEND_EVENT_NAMESPACE,
-    EventIdFactory,
-    check_store_id,
-    make_event_id,
-)
+from airflow_omnisend.events.ids import OMNISEND_EVENT_NAMESPACE, make_event_id
 from airflow_omnisend.events.mapping import OrderEventMapper, map_order
 from airflow_omnisend.events.names import CANCELED, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.validation import EventValidator
@@ -311,16 +306,8 @@ def test_refund_event_id_is_keyed_by_refund_id() -> None:
     ]
 
 
-@pytest.mark.parametrize("key", ["SO-1", "", "Žalgiris/ąčęėįšųūž", "注文-42", 12345, "a:b:c"])
-def test_fast_id_factory_equals_uuid5(key: object) -> None:
-    for name in (PLACED, REFUNDED):
-        assert EventIdFactory("shop_a", name)(key) == make_event_id("shop_a", name, key)
-
-
 @pytest.mark.parametrize("bad", ["", "  ", "a:b", None])
-def test_store_id_is_checked(bad: object) -> None:
-    with pytest.raises(OmnisendConfigError):
-        check_store_id(bad)  # type: ignore[arg-type]
+def test_the_mapper_checks_the_store_id(bad: object) -> None:
     with pytest.raises(OmnisendConfigError):
         OrderEventMapper(bad)  # type: ignore[arg-type]
 

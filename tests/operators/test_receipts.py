@@ -4,32 +4,19 @@ unreadable receipts."""
 from __future__ import annotations
 
 import json
-import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow.sdk.io.store import attach
-from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
-from airflow_omnisend.staging import PartitionStaging, StagingRoot
+
+if TYPE_CHECKING:
+    from airflow_omnisend.staging import PartitionStaging
 
 BODY = "ab" * 32
 OTHER = "cd" * 32
-
-
-@pytest.fixture
-def staging(tmp_path: Path) -> PartitionStaging:
-    return PartitionStaging(StagingRoot(str(tmp_path / "stage")), "shop_1", "2026-03-01")
-
-
-@pytest.fixture
-def remote() -> PartitionStaging:
-    """A partition on a non-local filesystem (fsspec's in-memory one), like s3 without the network."""
-    attach(protocol="memory", fs=MemoryFileSystem())
-    return PartitionStaging(f"memory://bucket-{uuid.uuid4().hex[:8]}/prefix", "shop_1", "2026-03-01")
 
 
 def receipt(**changes: Any) -> BatchReceipt:
