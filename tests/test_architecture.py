@@ -4,6 +4,7 @@ each rule defined once (a second definition is how two copies came to disagree).
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,51 @@ def test_each_rule_is_defined_once(rule: str) -> None:
         if _relative(path) != home and not _relative(path).startswith("testing/") and restates(_tree(path))
     )
     assert elsewhere == [], f"{rule}: defined in {home}; import it there instead of repeating it"
+
+
+REPO = PACKAGE.parent
+ARCHITECTURE_MD = REPO / "docs" / "architecture.md"
+_NAMED = re.compile(r"`([a-z_]+(?:/[a-z_0-9]+)*\.py)(?:::([a-z_0-9]+))?")
+
+
+def _named_places() -> list[tuple[str, str]]:
+    return sorted(set(_NAMED.findall(ARCHITECTURE_MD.read_text(encoding="utf-8"))))
+
+
+def _resolve(name: str) -> Path | None:
+    """A path from the repository or the package root; a bare module name, in the package."""
+    for base in (REPO, PACKAGE):
+        if (base / name).is_file():
+            return base / name
+    found = [path for path in MODULES if path.name == name] if "/" not in name else []
+    return found[0] if found else None
+
+
+def test_the_map_names_places_that_exist() -> None:
+    """docs/architecture.md is the map: every module, test module and test function it names exists."""
+    missing = []
+    for name, symbol in _named_places():
+        path = _resolve(name)
+        if path is None:
+            missing.append(name)
+        elif symbol:
+            tree = _tree(path)
+            defined = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+            defined |= _assigned_names(tree)
+            if symbol not in defined:
+                missing.append(f"{name}::{symbol}")
+    assert missing == []
+    assert len(_named_places()) > 50
+
+
+def test_the_map_lists_every_module_of_the_package() -> None:
+    text = ARCHITECTURE_MD.read_text(encoding="utf-8")
+    unlisted = [
+        _relative(path)
+        for path in MODULES
+        if path.name != "__init__.py"
+        and not _relative(path).startswith("testing/")
+        and f"`{_relative(path)}`" not in text
+        and f"`{path.name}`" not in text
+    ]
+    assert unlisted == []
