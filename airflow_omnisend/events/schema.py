@@ -112,9 +112,9 @@ def reference_validator(event_name: str) -> Draft202012Validator:
     """The ``jsonschema`` validator of one event (built once per name): slow, explains every error.
 
     It validates against :func:`inlined_event_schema`, the same schema with every ``$ref`` inlined:
-    ``jsonschema`` resolves a ``$ref`` through the registry on every visit, which made explaining one
-    rejected event cost ~0.6 ms, 8x more than the inlined form (and a backfill with 1% dirty rows
-    spent most of its validation time there). The tests hold both forms to the same errors.
+    ``jsonschema`` resolves a ``$ref`` through the registry on every visit, so the referenced form
+    makes explaining a rejected event several times slower (docs/validation.md). The tests hold both
+    forms to the same errors.
     """
     from jsonschema import Draft202012Validator
 
