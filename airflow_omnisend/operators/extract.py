@@ -91,8 +91,9 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
     Give exactly one source: ``source_conn_id`` (SQL) or ``source_path`` (a file or folder); blank, or
     the text ``"None"`` a template renders for a missing param, counts as not given.
 
-    :param store_id: the store (staging folder name, part of every eventID). Templated.
-    :param partition: the store-local calendar day, ``YYYY-MM-DD`` (e.g. ``"{{ ds }}"``). Templated.
+    ``store_id``, ``partition`` and ``staging``: :class:`OmnisendPartitionBaseOperator` (the store id is
+    part of every eventID).
+
     :param timezone: the store's IANA timezone (``Europe/Vilnius``): it decides which instants belong to
         the day. Templated.
     :param source_conn_id: an Airflow SQL connection (any ``DbApiHook``); the reference-schema queries of
@@ -104,8 +105,6 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
         ``orders_csv``, an NDJSON file is ``events_ndjson`` when its first object has an ``eventName``,
         else ``orders_ndjson``. Templated.
     :param queries: custom :class:`~airflow_omnisend.sources.SqlQueries` (SQL sources only).
-    :param staging: staging root (folder or fsspec URL); default ``$AIRFLOW_OMNISEND_STAGING`` or
-        ``$AIRFLOW_HOME/omnisend-staging``. Templated.
     :param fetch_size: rows per fetch from the database (the memory bound).
     :param check_unplaceable: also sweep the whole source for rows whose time has no date at all (null,
         ``"yesterday"``, ``2024-02-30``): no day's window can select them, so without this sweep they
@@ -131,19 +130,16 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
         timezone: str,
         source_conn_id: str | None = None,
         source_path: str | None = None,
         source_format: str | None = None,
         queries: SqlQueries | None = None,
-        staging: str | None = None,
         fetch_size: int = 2000,
         check_unplaceable: bool = True,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
+        super().__init__(**kwargs)
         self.timezone = timezone
         self.source_conn_id = source_conn_id
         self.source_path = source_path

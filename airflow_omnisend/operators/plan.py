@@ -93,10 +93,7 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
         omnisend_conn_id: str = "omnisend_default",
-        staging: str | None = None,
         max_shards: int = DEFAULT_MAX_SHARDS,
         min_bodies_per_shard: int = DEFAULT_MIN_BODIES_PER_SHARD,
         rate_limit_per_minute: float = DEFAULT_RATE_PER_MINUTE,
@@ -104,7 +101,7 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
         validated: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
+        super().__init__(**kwargs)
         self.omnisend_conn_id = omnisend_conn_id
         self.max_shards = max_shards
         self.min_bodies_per_shard = min_bodies_per_shard

@@ -470,16 +470,11 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
-        staging: str | None = None,
         dry_run: bool | str = False,
         trigger_rule: str = RECOMMENDED_TRIGGER_RULE,
         **kwargs: Any,
     ) -> None:
-        super().__init__(
-            store_id=store_id, partition=partition, staging=staging, trigger_rule=trigger_rule, **kwargs
-        )
+        super().__init__(trigger_rule=trigger_rule, **kwargs)
         # not ``self.dry_run``: BaseOperator has a dry_run() method
         self.dry_run_mode = dry_run
 

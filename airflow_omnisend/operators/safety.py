@@ -270,10 +270,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
         omnisend_conn_id: str = "omnisend_default",
-        staging: str | None = None,
         acknowledge_automations: str | None = None,
         min_event_age: timedelta = timedelta(hours=1),
         event_names: Sequence[str] | None = None,
@@ -281,7 +278,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         validated: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
+        super().__init__(**kwargs)
         owner = type(self).__name__
         self.omnisend_conn_id = omnisend_conn_id
         self.acknowledge_automations = acknowledge_automations

@@ -44,14 +44,11 @@ class OmnisendSelectEventsOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
         event_names: Sequence[str],
-        staging: str | None = None,
         extracted: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
+        super().__init__(**kwargs)
         self.event_names = tuple(event_names)
         self.extracted = extracted
         unknown = set(self.event_names) - set(EVENT_NAMES)

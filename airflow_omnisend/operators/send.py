@@ -108,11 +108,8 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
         shard: int,
         omnisend_conn_id: str = "omnisend_default",
-        staging: str | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = 5.0,
         max_poll_interval: float = 60.0,
@@ -121,7 +118,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         retries: int | None = 3,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_id=store_id, partition=partition, staging=staging, retries=retries, **kwargs)
+        super().__init__(retries=retries, **kwargs)
         owner = type(self).__name__
         self.shard = shard
         self.omnisend_conn_id = omnisend_conn_id

@@ -109,15 +109,12 @@ class OmnisendValidateEventsOperator(OmnisendPartitionBaseOperator):
     def __init__(
         self,
         *,
-        store_id: str,
-        partition: str,
-        staging: str | None = None,
         max_reject_ratio: float | str = 0.01,
         events_path: str | ObjectStoragePath | None = None,
         extracted: Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(store_id=store_id, partition=partition, staging=staging, **kwargs)
+        super().__init__(**kwargs)
         self.max_reject_ratio = max_reject_ratio
         self.events_path = events_path
         self.extracted = extracted
