@@ -179,7 +179,7 @@ def _staging_day(day: object) -> str:
             f"day {day!r} is a datetime; pass the store-local calendar day as a date or 'YYYY-MM-DD'"
         )
     try:
-        return parse_partition_day(cast("str | date", day)).isoformat()
+        return parse_partition_day(day).isoformat()
     except OmnisendConfigError:
         raise OmnisendConfigError(
             f"day {day!r} is not a calendar day in YYYY-MM-DD form; pass e.g. '2026-03-01' "

@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -38,6 +37,7 @@ from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
+    from datetime import date
 
 __all__ = [
     "DAILY",
@@ -117,15 +117,6 @@ def _check_timezone(value: object) -> str:
 
 
 def _check_day(name: str, value: object) -> date:
-    if isinstance(value, datetime):
-        raise OmnisendConfigError(
-            f"{name} {value.isoformat()!r} has a time of day; give a calendar day YYYY-MM-DD "
-            "(partitions are whole store-local days)"
-        )
-    if not isinstance(value, str | date):
-        raise OmnisendConfigError(
-            f'{name} {value!r} is not a date; write it as YYYY-MM-DD, e.g. "2024-03-04"'
-        )
     return parse_partition_day(value, what=name)
 
 

@@ -52,8 +52,9 @@ def _child(db: Path, workdir: Path) -> dict[str, Any]:
 
     import psutil
 
+    from airflow_omnisend.events.ndjson_validation import validate_ndjson
     from airflow_omnisend.events.partition import PartitionWindow
-    from airflow_omnisend.events.validation import EventValidator, validate_ndjson
+    from airflow_omnisend.events.validation import EventValidator
     from airflow_omnisend.sources.extract import extract_partition
     from airflow_omnisend.sources.sql import DbApiOrderSource
 

@@ -81,7 +81,7 @@ def main() -> int:
 
     from airflow.sdk.bases.operator import ExecutorSafeguard
 
-    from airflow_omnisend.events.planning import ChunkPlan
+    from airflow_omnisend.events.chunk_plan import ChunkPlan
     from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
     from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
     from airflow_omnisend.staging import StagingRoot

@@ -35,9 +35,11 @@ def _digest(path: Path) -> dict[str, Any]:
 
 
 def _day(conn: sqlite3.Connection, day: dt.date, folder: Path) -> dict[str, Any]:
+    from airflow_omnisend.events.chunk_plan import BatchLimits
+    from airflow_omnisend.events.ndjson_validation import validate_ndjson
     from airflow_omnisend.events.partition import PartitionWindow
-    from airflow_omnisend.events.planning import BatchLimits, plan_batches
-    from airflow_omnisend.events.validation import EventValidator, validate_ndjson
+    from airflow_omnisend.events.planning import plan_batches
+    from airflow_omnisend.events.validation import EventValidator
     from airflow_omnisend.sources.extract import extract_partition
     from airflow_omnisend.sources.sql import DbApiOrderSource
 

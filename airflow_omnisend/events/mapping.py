@@ -27,14 +27,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow_omnisend.events.coercions import money, order_number, quantity, text, to_decimal
+from airflow_omnisend.events.coercions import money, text, to_decimal
 from airflow_omnisend.events.columns import (
-    LINE_COLUMNS,
-    ORDER_COLUMNS,
-    ORDER_TIME_COLUMN,
     ORDER_TIME_INDEX,
-    REFUND_COLUMNS,
-    REFUND_LINE_COLUMNS,
     LineColumn,
     OrderColumn,
     RefundColumn,
@@ -48,7 +43,6 @@ from airflow_omnisend.events.names import (
     EVENT_NAMES,
     FULFILLED,
     LIFECYCLE_RANK,
-    PAID,
     PLACED,
     REFUNDED,
 )
@@ -65,7 +59,6 @@ from airflow_omnisend.events.statuses import (
     RefundHistory,
     fulfillment_status,
     history_of,
-    parse_refund_history,
     payment_status,
 )
 from airflow_omnisend.events.timefmt import InstantCache, canonical_or_raw, try_parse_instant
@@ -75,35 +68,11 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 __all__ = [
-    "CANCELED",
-    "EVENT_NAMES",
-    "FULFILLED",
-    "LIFECYCLE_RANK",
-    "LINE_COLUMNS",
-    "ORDER_COLUMNS",
-    "ORDER_TIME_COLUMN",
-    "ORDER_TIME_INDEX",
-    "PAID",
-    "PLACED",
-    "REFUNDED",
-    "REFUND_COLUMNS",
-    "REFUND_LINE_COLUMNS",
     "OrderEventMapper",
     "PreparedOrder",
-    "RefundHistory",
     "RefundedLine",
-    "history_of",
-    "line_tuple",
     "map_order",
-    "money",
-    "order_number",
-    "order_tuple",
-    "parse_refund_history",
-    "quantity",
-    "refund_tuple",
     "refunded_lines",
-    "text",
-    "to_decimal",
 ]
 
 #: One refunded line: (the order line it refunds or None, refunded quantity, refunded amount).

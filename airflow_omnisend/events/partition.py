@@ -36,7 +36,7 @@ def load_timezone(name: str) -> ZoneInfo:
         ) from None
 
 
-def parse_partition_day(value: str | date, *, what: str = "partition day") -> date:
+def parse_partition_day(value: object, *, what: str = "partition day") -> date:
     """A day from ``YYYY-MM-DD`` (or a ``date``); :class:`OmnisendConfigError` names the problem.
 
     The one day rule of the provider (partitions, stores-file dates, staging folders, run conf). Only the
@@ -53,7 +53,9 @@ def parse_partition_day(value: str | date, *, what: str = "partition day") -> da
     if isinstance(value, date):
         return value
     if not isinstance(value, str):
-        raise OmnisendConfigError(f"{what} must be a 'YYYY-MM-DD' string, got {type(value).__name__}")
+        raise OmnisendConfigError(
+            f"{what} must be a 'YYYY-MM-DD' string, got {type(value).__name__}; write it as e.g. '2024-03-10'"
+        )
     text = value.strip()
     if not _DAY_TEXT.fullmatch(text):
         raise OmnisendConfigError(f"{what} {value!r} is not a day in the form YYYY-MM-DD (e.g. 2024-03-10)")

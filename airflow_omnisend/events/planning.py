@@ -24,51 +24,25 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from airflow_omnisend.checks import check_int
-from airflow_omnisend.events.body_format import BODY_PREFIX, BODY_SUFFIX, ENVELOPE_BYTES, encode_body
+from airflow_omnisend.events.body_format import ENVELOPE_BYTES, encode_body
 from airflow_omnisend.events.chunk_plan import (
     AIRFLOW_MAX_MAP_LENGTH,
     DEFAULT_MAX_SHARDS,
     DEFAULT_MIN_BODIES_PER_SHARD,
-    DEFAULT_RATE_PER_MINUTE,
-    MIN_PAYLOAD_BYTES,
     BatchLimits,
     BodyPlan,
     ChunkPlan,
-    RequestEstimate,
     ShardPlan,
-    estimate_requests,
 )
-from airflow_omnisend.events.names import LIFECYCLE_RANK, lifecycle_rank
-from airflow_omnisend.events.packing import STRATEGIES, Packing, lower_bound, pack_groups
+from airflow_omnisend.events.names import lifecycle_rank
+from airflow_omnisend.events.packing import Packing, lower_bound, pack_groups
 from airflow_omnisend.events.timefmt import try_parse_instant
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = [  # the planner, and the names this module exported before the model, packing and format moved
-    "AIRFLOW_MAX_MAP_LENGTH",
-    "BODY_PREFIX",
-    "BODY_SUFFIX",
-    "DEFAULT_MAX_SHARDS",
-    "DEFAULT_MIN_BODIES_PER_SHARD",
-    "DEFAULT_RATE_PER_MINUTE",
-    "ENVELOPE_BYTES",
-    "LIFECYCLE_RANK",
-    "MIN_PAYLOAD_BYTES",
-    "STRATEGIES",
-    "BatchLimits",
-    "BodyPlan",
-    "ChunkPlan",
-    "Packing",
-    "RequestEstimate",
-    "ShardPlan",
-    "encode_body",
-    "estimate_requests",
-    "lower_bound",
-    "pack_groups",
-    "plan_batches",
-]
+__all__ = ["plan_batches"]
 
 log = logging.getLogger(__name__)
 

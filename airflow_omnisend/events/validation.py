@@ -27,11 +27,9 @@ from airflow_omnisend.events.explanations import (
     Issue,
     explain_schema,
     not_an_object,
-    render_path,
     unknown_event_name,
 )
 from airflow_omnisend.events.names import CANCELED, EVENT_NAMES, FULFILLED, PAID, PLACED, REFUNDED
-from airflow_omnisend.events.ndjson_validation import ValidationSummary, validate_ndjson
 from airflow_omnisend.events.schema import line_item_screen, schema_documents
 from airflow_omnisend.events.screen import inlined_screen, passes
 from airflow_omnisend.events.timefmt import InstantError, parse_instant
@@ -44,9 +42,6 @@ __all__ = [
     "EventValidator",
     "EventVerdict",
     "Issue",
-    "ValidationSummary",
-    "render_path",
-    "validate_ndjson",
 ]
 
 #: eventName -> (property, warning code): recommended ``properties`` whose absence is a warning. Kept

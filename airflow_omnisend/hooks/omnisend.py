@@ -63,7 +63,7 @@ from airflow_omnisend.hooks._responses import (
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-    from airflow_omnisend.events.planning import BatchLimits
+    from airflow_omnisend.events.chunk_plan import BatchLimits
 
 __all__ = ["OmnisendHook", "RateLimitPacer", "RetryConfig", "item_succeeded"]
 
@@ -257,7 +257,7 @@ class OmnisendHook(HttpHook):
     @property
     def batch_limits(self) -> BatchLimits:
         """Item and byte limits of one batch body for this connection (what ``plan_batches`` needs)."""
-        from airflow_omnisend.events.planning import BatchLimits
+        from airflow_omnisend.events.chunk_plan import BatchLimits
 
         return BatchLimits(
             max_items=self.settings.max_items_per_batch,

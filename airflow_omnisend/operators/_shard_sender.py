@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from pathlib import Path
 
-    from airflow_omnisend.events.planning import BodyPlan, ShardPlan
+    from airflow_omnisend.events.chunk_plan import BodyPlan, ShardPlan
     from airflow_omnisend.hooks.omnisend import OmnisendHook
     from airflow_omnisend.staging import PartitionStaging
 

@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from airflow.sdk import conf
 
 from airflow_omnisend.checks import check_int
-from airflow_omnisend.events.planning import (
+from airflow_omnisend.events.chunk_plan import (
     AIRFLOW_MAX_MAP_LENGTH,
     DEFAULT_MAX_SHARDS,
     DEFAULT_MIN_BODIES_PER_SHARD,
     DEFAULT_RATE_PER_MINUTE,
     estimate_requests,
-    plan_batches,
 )
+from airflow_omnisend.events.planning import plan_batches
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks.omnisend import OmnisendHook

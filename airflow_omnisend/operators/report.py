@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import TriggerRule
 
-from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_omnisend.events.planning import BodyPlan
+    from airflow_omnisend.events.chunk_plan import BodyPlan
     from airflow_omnisend.operators.receipts import BatchReceipt
     from airflow_omnisend.staging import PartitionStaging
 

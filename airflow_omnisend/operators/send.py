@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import conf
 
 from airflow_omnisend.checks import check_int
-from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.hooks._responses import merge_batch_items
 from airflow_omnisend.hooks.omnisend import OmnisendHook
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
-    from airflow_omnisend.events.planning import ShardPlan
+    from airflow_omnisend.events.chunk_plan import ShardPlan
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendSendBatchesOperator"]

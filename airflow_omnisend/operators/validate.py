@@ -24,7 +24,8 @@ from typing import IO, TYPE_CHECKING, Any, BinaryIO, cast
 
 from airflow.sdk import ObjectStoragePath
 
-from airflow_omnisend.events.validation import EventValidator, ValidationSummary, validate_ndjson
+from airflow_omnisend.events.ndjson_validation import ValidationSummary, validate_ndjson
+from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators._failures import RejectRatioFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator

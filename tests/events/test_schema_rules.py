@@ -388,7 +388,7 @@ def test_keys_that_are_not_identifiers_are_quoted_in_paths(validator: EventValid
     event["properties"]["lineItems"][0]["productQuantity"] = -1
     paths = {e.path for e in validator.check(event).errors}
     assert paths == {"contact", "properties.lineItems[0].productQuantity"}
-    from airflow_omnisend.events.validation import render_path
+    from airflow_omnisend.events.explanations import render_path
 
     assert render_path(["properties", "a.b", 0, "x y"]) == 'properties["a.b"][0]["x y"]'
     assert render_path([]) == "$"

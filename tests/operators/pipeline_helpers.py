@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.staging import PartitionStaging, StagingRoot
 from airflow_omnisend.testing.sample_store import build_sample_store
 

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from send_helpers import DAY, STORE, make_events, stage_valid
 
-from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
 from airflow_omnisend.staging import StagingRoot

@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow.sdk.module_loading import import_string
 from send_helpers import DAY, STORE, connect, make_events, refused_event, stage_valid
 
-from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import (
     OmnisendInputError,
     OmnisendResponseLostError,

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import pytest
 from send_helpers import DAY, STORE, make_events, stage_valid
 
-from airflow_omnisend.events.planning import ChunkPlan
+from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.operators.receipts import PartitionReceipts
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
 

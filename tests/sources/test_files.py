@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from airflow_omnisend.events.mapping import EVENT_NAMES
+from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.partition import PartitionWindow
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.sources.extract import extract_partition

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 
-from airflow_omnisend.events.mapping import EVENT_NAMES
+from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.partition import PartitionWindow, load_timezone
 from airflow_omnisend.events.timefmt import format_event_time
 from airflow_omnisend.sources.extract import extract_partition
