@@ -101,6 +101,13 @@ def get_provider_info() -> dict[str, Any]:
                         "compose). Loopback hosts never need it; api.omnisend.com always needs https.",
                         "schema": {"type": ["boolean", "null"], "default": False},
                     },
+                    "strict_reconciliation": {
+                        "label": "Strict reconciliation",
+                        "description": "Read every ended batch's items (one more GET per body). Default "
+                        "(off): a batch whose counters say every item finished without error is accepted "
+                        "without reading its items.",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
                     "timeout": {
                         "label": "Timeout (seconds)",
                         "description": "Per-request timeout; HttpHook has none by default.",

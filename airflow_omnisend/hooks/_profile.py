@@ -42,6 +42,7 @@ OWN_EXTRA_NAMES = (
     "timeout",
     "retry_budget",
     "allow_http",
+    "strict_reconciliation",
 )
 #: Prefix of the keys Airflow's connection form may store (``extra__<conn_type>__<field>``).
 UI_EXTRA_PREFIX = "extra__omnisend__"
@@ -174,6 +175,9 @@ class OmnisendConnectionSettings:
     #: Let the key travel over plain http to a non-loopback host: only for an emulator on a private
     #: network (docker compose), never for Omnisend itself.
     allow_http: bool = False
+    #: Read every ended batch's items (``GET /batches/{id}/items``) instead of trusting counters that
+    #: say all items finished without error: one more GET per body, for users who want every verdict.
+    strict_reconciliation: bool = False
 
     def __post_init__(self) -> None:
         self._check_base_url()
@@ -298,6 +302,9 @@ class OmnisendConnectionSettings:
                 timeout=_as_float(extras, "timeout", DEFAULT_TIMEOUT),
                 retry_budget=(_as_float(extras, "retry_budget", 0.0) if "retry_budget" in extras else None),
                 allow_http=parse_flag(extras.get("allow_http", False), "allow_http", "extra"),
+                strict_reconciliation=parse_flag(
+                    extras.get("strict_reconciliation", False), "strict_reconciliation", "extra"
+                ),
             )
         except OmnisendConfigError as err:
             raise OmnisendConfigError(f"{label}{err}") from None

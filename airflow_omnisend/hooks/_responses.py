@@ -252,3 +252,54 @@ def pacing_deadline_error(err: PacingDeadlineError, request: str) -> OmnisendRat
         retry_after=err.wait,
         request=request,
     )
+
+
+#: the counters of a Batch that tell, without reading its items, how its items ended
+COUNTER_FIELDS = ("totalCount", "finishedCount", "errorsCount")
+
+
+def _count(batch: Mapping[str, Any], name: str) -> int | None:
+    value = batch.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def counters_say_clean(batch: Mapping[str, Any], expected_items: int) -> bool:
+    """True when a batch's counters alone prove that each of ``expected_items`` items finished
+    without error: status ``finished``, ``totalCount == finishedCount == expected_items`` and
+    ``errorsCount == 0``. Anything else (errors, a stop, a counter missing or inconsistent) needs the
+    items read."""
+    total, finished, errors = (_count(batch, name) for name in COUNTER_FIELDS)
+    return batch.get("status") == "finished" and total == expected_items and finished == total and errors == 0
+
+
+class BatchListing:
+    """Pages of ``GET /batches`` searched for a set of batch ids (shared by the sync and async hooks).
+
+    ``add_page`` records the wanted batches of one page and says whether to read the next one: not
+    once every wanted id was seen, nor when the page was the last (``paging.next`` empty, or, without
+    ``paging``, a short page)."""
+
+    def __init__(self, batch_ids: Iterator[str] | list[str] | tuple[str, ...], page_size: int) -> None:
+        self.wanted = set(batch_ids)
+        self.page_size = page_size
+        self.found: dict[str, dict[str, Any]] = {}
+        self.offset = 0
+        self.pages = 0
+
+    def add_page(self, data: Any) -> bool:
+        self.pages += 1
+        body = data if isinstance(data, dict) else {}
+        page = [b for b in body.get("batches") or [] if isinstance(b, dict)]
+        for batch in page:
+            batch_id = batch.get("batchID")
+            if isinstance(batch_id, str) and batch_id in self.wanted:
+                self.found[batch_id] = batch
+        self.offset += len(page)
+        paging = body.get("paging")
+        more = bool(paging.get("next")) if isinstance(paging, dict) else len(page) >= self.page_size
+        return bool(page) and more and len(self.found) < len(self.wanted)
+
+    @property
+    def missing(self) -> list[str]:
+        """Wanted ids no page held (read one by one: older than ``dateFrom``, or listed late)."""
+        return sorted(self.wanted - set(self.found))

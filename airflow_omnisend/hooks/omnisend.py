@@ -50,6 +50,7 @@ from airflow_omnisend.hooks._profile import (
     validate_secret,
 )
 from airflow_omnisend.hooks._responses import (
+    BatchListing,
     body_text,
     is_json,
     item_succeeded,
@@ -71,6 +72,8 @@ __all__ = ["OmnisendHook", "RateLimitPacer", "RetryConfig", "item_succeeded"]
 POOL_MAXSIZE = 32
 #: ``list_batches`` page size ceiling (Omnisend: 1-250).
 MAX_PAGE = 250
+#: ``GET /batches`` page size: 100 is the contract's default and what every version answers
+LIST_BATCHES_PAGE = 100
 #: ``test_connection`` must answer quickly, even while Omnisend rate-limits us.
 TEST_CONNECTION_RETRY = RetryConfig(max_attempts=2, base_delay=0.5, max_delay=2.0, total_budget=15.0)
 
@@ -569,7 +572,7 @@ class OmnisendHook(HttpHook):
         found: list[dict[str, Any]] = []
         offset = 0
         while True:
-            page_size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - len(found))
+            page_size = LIST_BATCHES_PAGE if limit is None else min(LIST_BATCHES_PAGE, limit - len(found))
             page_params = {**params, "offset": offset, "limit": page_size}
             reply = self._call("GET", profile, ("batches",), params=page_params)
             data = self._json_object(reply, f"GET {profile.path('batches')}")
@@ -583,6 +586,30 @@ class OmnisendHook(HttpHook):
             if limit is not None and len(found) >= limit:
                 break
         return found if limit is None else found[:limit]
+
+    def find_batches(
+        self, batch_ids: Sequence[str], date_from: date | str | None
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """The Batch objects (status and counters, no items) of ``batch_ids``, read in bulk: pages of
+        ``GET /batches?endpoint=events&dateFrom=...`` until every id was seen, then ``GET
+        /batches/{id}`` for any the listing did not hold. Returns ``(batches by id, requests made)``."""
+        listing = BatchListing(list(batch_ids), LIST_BATCHES_PAGE)
+        if not listing.wanted:
+            return {}, 0
+        params: dict[str, Any] = {"endpoint": "events", "limit": LIST_BATCHES_PAGE}
+        if date_from is not None:
+            params["dateFrom"] = _day(date_from, "date_from")
+        profile = self.settings.profile
+        label = f"GET {profile.path('batches')}"
+        while True:
+            reply = self._call("GET", profile, ("batches",), params={**params, "offset": listing.offset})
+            if not listing.add_page(self._json_object(reply, label)):
+                break
+        found, requests = listing.found, listing.pages
+        for batch_id in listing.missing:
+            found[batch_id] = self.get_batch(batch_id)
+            requests += 1
+        return found, requests
 
     # -- automations ---------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from airflow_omnisend.hooks._profile import (
     validate_secret,
 )
 from airflow_omnisend.hooks._responses import (
+    BatchListing,
     body_text,
     item_succeeded,
     merge_batch_items,
@@ -35,6 +36,9 @@ from airflow_omnisend.hooks._responses import (
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
+
+#: ``GET /batches`` page size (as the sync hook's)
+LIST_BATCHES_PAGE = 100
 
 __all__ = ["OmnisendAsyncHook", "item_succeeded"]
 
@@ -233,6 +237,25 @@ class OmnisendAsyncHook(BaseHook):
                 request=f"GET batches/{batch_id}",
             )
         return data
+
+    async def find_batches(
+        self, batch_ids: Sequence[str], date_from: str | None
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """:meth:`OmnisendHook.find_batches` in the triggerer: the ids' Batch objects from pages of
+        ``GET /batches`` (then one by one for any the listing lacks); ``(batches by id, requests)``."""
+        listing = BatchListing(list(batch_ids), LIST_BATCHES_PAGE)
+        if not listing.wanted:
+            return {}, 0
+        params = {"endpoint": "events", "limit": str(LIST_BATCHES_PAGE)}
+        if date_from is not None:
+            params["dateFrom"] = str(date_from)
+        while listing.add_page(await self._get(("batches",), {**params, "offset": str(listing.offset)})):
+            pass
+        found, requests = listing.found, listing.pages
+        for batch_id in listing.missing:
+            found[batch_id] = await self.get_batch(batch_id)
+            requests += 1
+        return found, requests
 
     async def get_batch_items(self, batch_id: str) -> list[dict[str, Any]]:
         """Every item of a batch, succeeded and failed, normalized like

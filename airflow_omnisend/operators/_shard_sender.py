@@ -36,7 +36,7 @@ import hashlib
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, fields
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -50,7 +50,7 @@ from airflow_omnisend.exceptions import (
     OmnisendResponseLostError,
     OmnisendValidationError,
 )
-from airflow_omnisend.hooks._responses import item_succeeded
+from airflow_omnisend.hooks._responses import counters_say_clean, item_succeeded
 from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
 from airflow_omnisend.staging import utc_timestamp
 
@@ -93,14 +93,18 @@ class SendStats:
 class SendSettings:
     max_item_retry_rounds: int = 3
     max_lost_response_resubmits: int = 3
+    #: read every ended batch's items, even when its counters say all of them finished without error
+    strict_reconciliation: bool = False
 
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    """A batch that ended: its status and, when the poll already carried them, its items."""
+    """A batch that ended: its status, its counters (``totalCount``, ``finishedCount``,
+    ``errorsCount`` as the poll read them) and, when the poll already carried them, its items."""
 
     status: str
     items: list[dict[str, Any]] | None = None
+    counters: Mapping[str, Any] | None = None
 
 
 class TaskState:
@@ -368,6 +372,22 @@ class ShardSender:
         self._seq += 1
         self._tips[batch_id] = _Tip(root, round_number, batch_id, self._seq)
 
+    def earliest_submission(self) -> str | None:
+        """The UTC date (``YYYY-MM-DD``) of the earliest submission still waited for, one day early
+        (Omnisend's ``dateFrom`` zone is not documented): the ``dateFrom`` of a bulk poll."""
+        times = []
+        for tip in self._tips.values():
+            receipt = self._receipts.get(tip.root)
+            if receipt is not None and receipt.submitted_at:
+                times.append(receipt.submitted_at[:10])
+        if not times:
+            return None
+        try:
+            day = date.fromisoformat(min(times))
+        except ValueError:
+            return None
+        return (day - timedelta(days=1)).isoformat()
+
     def outstanding(self) -> list[str]:
         """Batch ids still to wait for, oldest first."""
         return [t.batch_id for t in sorted(self._tips.values(), key=lambda t: t.seq)]
@@ -545,17 +565,31 @@ class ShardSender:
         self.partition.write_bytes(path, b"".join([*kept, *new]))
         self._dead_files.add(path.name)
 
+    def _verdicts(
+        self, keys: Sequence[tuple[Any, Any]], outcome: BatchOutcome, batch_id: str
+    ) -> list[Verdict]:
+        """Each event's verdict: from the counters alone when they prove every item finished without
+        error (bulk mode), else from the batch's items (read now unless the poll carried them)."""
+        counters = {"status": outcome.status, **(outcome.counters or {})}
+        if (
+            outcome.items is None
+            and not self.settings.strict_reconciliation
+            and counters_say_clean(counters, len(keys))
+        ):
+            return [Verdict("accepted", None)] * len(keys)
+        items = outcome.items
+        if items is None:
+            self.stats.requests += 1
+            items = self.hook.get_batch_items(batch_id)
+        return judge(keys, items, outcome.status, batch_id)
+
     def _reconcile(self, tip: _Tip, outcome: BatchOutcome) -> None:
         root, round_number, batch_id = tip.root, tip.round, tip.batch_id
         receipt = self._receipts[root]
         assert receipt is not None
         body = self._round_body(root, round_number)
         keys = body_event_keys(body)
-        items = outcome.items
-        if items is None:
-            self.stats.requests += 1
-            items = self.hook.get_batch_items(batch_id)
-        verdicts = judge(keys, items, outcome.status, batch_id)
+        verdicts = self._verdicts(keys, outcome, batch_id)
         rounds = self.settings.max_item_retry_rounds
         accepted = sum(v.kind == "accepted" for v in verdicts)
         retry = [i for i, v in enumerate(verdicts) if v.kind == "retry"]

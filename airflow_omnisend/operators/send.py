@@ -31,7 +31,8 @@ from airflow.sdk import conf
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
-from airflow_omnisend.hooks._responses import merge_batch_items
+from airflow_omnisend.flags import parse_flag
+from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
 from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators._shard_sender import (
     BatchOutcome,
@@ -67,6 +68,12 @@ def _embedded_items(batch: Mapping[str, Any]) -> list[dict[str, Any]] | None:
     return items
 
 
+def _outcome(batch: Mapping[str, Any]) -> BatchOutcome:
+    """An ended batch as the sender reconciles it: status, counters, and items when it carries them."""
+    counters = {name: batch[name] for name in COUNTER_FIELDS if name in batch}
+    return BatchOutcome(str(batch.get("status")), _embedded_items(batch), counters)
+
+
 class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     """Submit the planned bodies of one shard, wait for their batches, reconcile per-item results.
 
@@ -91,6 +98,13 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     :param max_item_retry_rounds: follow-up rounds for items that failed for a retryable reason.
     :param max_lost_response_resubmits: times a body whose POST response was lost is sent again
         within one try (Omnisend de-duplicates its events), before the try fails.
+    :param strict_reconciliation: read every ended batch's items (one more GET per body). Default
+        ``None``: the connection extra ``strict_reconciliation`` (default false, "bulk"): a batch whose
+        counters say every item finished without error is accepted without reading its items; items
+        are read only for batches with errors, stopped ones, or counters missing or inconsistent.
+
+    Waiting costs a small constant per poll round, not a GET per body: each round lists the shard's
+    outstanding batches with paged ``GET /batches?endpoint=events&dateFrom=<earliest submission>``.
 
     Defaults that differ from ``BaseOperator``: ``retries=3`` (a retry is how a dead worker's shard
     resumes) and ``retry_policy=OmnisendRetryPolicy()``; both can be overridden, also via default_args.
@@ -115,6 +129,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         max_poll_interval: float = 60.0,
         max_item_retry_rounds: int = 3,
         max_lost_response_resubmits: int = 3,
+        strict_reconciliation: bool | None = None,
         retries: int | None = 3,
         **kwargs: Any,
     ) -> None:
@@ -132,6 +147,11 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             max_lost_response_resubmits,
             minimum=0,
             fix="the default is 3",
+        )
+        self.strict_reconciliation = (
+            None
+            if strict_reconciliation is None
+            else parse_flag(strict_reconciliation, "strict_reconciliation", owner)
         )
 
     # -- building blocks -----------------------------------------------------------------------------
@@ -174,7 +194,10 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         partition = self.partition_staging()
         shard = self._shard_plan(partition)
         hook = self.get_hook()
-        settings = SendSettings(self.max_item_retry_rounds, self.max_lost_response_resubmits)
+        strict = self.strict_reconciliation
+        if strict is None:
+            strict = hook.settings.strict_reconciliation
+        settings = SendSettings(self.max_item_retry_rounds, self.max_lost_response_resubmits, strict)
         task_state = TaskState(context.get("task_state_store") if context else None)
         try:
             with partition.local_copy(partition.shard(shard.index)) as body_file:
@@ -197,6 +220,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
                     self.defer(
                         trigger=OmnisendBatchesTrigger(
                             batch_ids=outstanding,
+                            date_from=sender.earliest_submission(),
                             omnisend_conn_id=self.omnisend_conn_id,
                             poll_interval=self.poll_interval,
                             max_poll_interval=self.max_poll_interval,
@@ -219,20 +243,20 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         return manifest
 
     def _poll_until_done(self, hook: OmnisendHook, sender: ShardSender, outstanding: list[str]) -> None:
-        """Sync waiting: poll the oldest batch; reconcile each one as soon as it has ended (its poll
-        usually carries the items already), which may submit follow-ups or unblock split orders."""
+        """Sync waiting in rounds: list every outstanding batch in bulk (paged ``GET /batches``),
+        reconcile the ended ones (which may submit follow-ups or unblock split orders), wait, repeat."""
         poller = BatchPoller(
             outstanding, poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval
         )
-        while (batch_id := poller.next_batch()) is not None:
-            sender.stats.requests += 1
-            batch = hook.get_batch(batch_id)
-            wait = poller.observe(batch_id, batch)
-            if is_terminal(batch):
-                outcome = BatchOutcome(str(batch["status"]), _embedded_items(batch))
-                del batch
-                poller.add(sender.advance({batch_id: outcome}))
-            elif wait > 0:
+        while poller.pending:
+            found, requests = hook.find_batches(poller.pending, sender.earliest_submission())
+            sender.stats.requests += requests
+            wait = poller.observe_round(found, requests)
+            ended = {b: _outcome(found[b]) for b in found if b in poller.summaries and is_terminal(found[b])}
+            del found
+            if ended:
+                poller.add(sender.advance(ended))
+            if poller.pending and wait > 0:
                 time.sleep(wait)
 
     # -- Airflow entry points ------------------------------------------------------------------------
@@ -252,7 +276,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             raise exception_from_event(event)
         batches = event.get("batches") or {}
         ended = {
-            batch_id: BatchOutcome(str(summary.get("status")))
+            batch_id: _outcome(summary)
             for batch_id, summary in batches.items()
             if isinstance(summary, dict) and is_terminal(summary)
         }

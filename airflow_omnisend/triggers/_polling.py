@@ -1,8 +1,12 @@
 """Which batch to poll next and how long to wait: the polling rule shared by the trigger (async), the
 sender's own polling (sync) and the batch sensor. Pure logic: no I/O, no clock, no Airflow.
 
-Every ``GET /batches/{id}`` counts against the same 400 requests/min as the POSTs that do the work, so
-polling must spend as little as possible:
+Bulk polling (the sender and the trigger): one round reads every pending batch from pages of ``GET
+/batches`` (``observe_round``), waiting ``poll_interval`` after a round in which some batch ended and
+backing off while none did; so a run costs a few list pages per round, not a GET per batch.
+
+Per-batch polling (the batch sensor): every ``GET /batches/{id}`` counts against the same 400
+requests/min as the POSTs that do the work, so polling must spend as little as possible:
 
 * only the *oldest* unfinished batch is polled: Omnisend processes a brand's batches in creation
   order, so while the oldest runs, the younger ones almost surely do too, and polling them is waste;
@@ -115,3 +119,22 @@ class BatchPoller:
             self._pending.remove(batch_id)
         self.interval = self.poll_interval
         return 0.0
+
+    def observe_round(self, found: Mapping[str, Mapping[str, Any]], requests: int) -> float:
+        """Record one bulk poll round (``find_batches``: every pending batch in ``requests`` list
+        pages); return the seconds to wait before the next round: ``poll_interval`` when some batch
+        ended, else the backed-off interval."""
+        self.polls += requests
+        ended = 0
+        for batch_id in self.pending:
+            batch = found.get(batch_id)
+            if batch is not None and is_terminal(batch):
+                self.summaries[batch_id] = batch_summary(batch)
+                self._pending.remove(batch_id)
+                ended += 1
+        if ended:
+            self.interval = self.poll_interval
+            return self.interval
+        wait = self.interval
+        self.interval = min(self.interval * self.backoff, self.max_poll_interval)
+        return wait

@@ -1,8 +1,8 @@
 """OmnisendBatchesTrigger: wait in the triggerer until a set of Omnisend batches has ended.
 
-The trigger only reads (``GET /batches/{id}`` through :class:`OmnisendAsyncHook`), so running it twice
-(a triggerer restart) has no side effect. It polls oldest-first with back-off (``_polling``) and
-yields exactly one small event:
+The trigger only reads (paged ``GET /batches`` through :class:`OmnisendAsyncHook`, one round per poll
+for every pending batch), so running it twice (a triggerer restart) has no side effect. It polls in
+bulk with back-off (``_polling``) and yields exactly one small event:
 
 * ``{"status": "done", "batches": {id: {status, totalCount, finishedCount, errorsCount}}, "polls": n}``
   when every batch is ``finished`` or ``stopped`` (the operator decides what a stop means);
@@ -11,7 +11,8 @@ yields exactly one small event:
   hook's typed error, which never holds the API key. :func:`exception_from_event` turns it back into
   the same typed exception in the worker, so the retry policy sees a 401 as a 401.
 
-Item results are not in the event (they can be megabytes); the worker reads them after resuming.
+Item results are not in the event (they can be megabytes); the worker reads them after resuming,
+only for batches whose counters do not prove that every item finished without error.
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ class OmnisendBatchesTrigger(BaseTrigger):
     """Wait until every batch in ``batch_ids`` is ``finished`` or ``stopped``.
 
     :param batch_ids: Omnisend batch ids, oldest first (the order they were submitted).
+    :param date_from: ``YYYY-MM-DD``, no later than the earliest submission: the ``dateFrom`` of the
+        list pages (None: no date filter).
     :param omnisend_conn_id: the ``omnisend`` connection.
     :param poll_interval: seconds before polling a still-running batch again (doubles up to...).
     :param max_poll_interval: ...this many seconds.
@@ -87,6 +90,7 @@ class OmnisendBatchesTrigger(BaseTrigger):
         self,
         *,
         batch_ids: list[str],
+        date_from: str | None = None,
         omnisend_conn_id: str = "omnisend_default",
         poll_interval: float = 5.0,
         max_poll_interval: float = 60.0,
@@ -97,6 +101,11 @@ class OmnisendBatchesTrigger(BaseTrigger):
                 f"OmnisendBatchesTrigger: batch_ids must be a list of batch id strings, got {batch_ids!r}"
             )
         self.batch_ids = list(batch_ids)
+        if date_from is not None and not isinstance(date_from, str):
+            raise OmnisendConfigError(
+                f"OmnisendBatchesTrigger: date_from must be 'YYYY-MM-DD' or None, got {date_from!r}"
+            )
+        self.date_from = date_from
         self.omnisend_conn_id = omnisend_conn_id
         self.poll_interval, self.max_poll_interval = check_intervals(
             poll_interval, max_poll_interval, "OmnisendBatchesTrigger"
@@ -107,6 +116,7 @@ class OmnisendBatchesTrigger(BaseTrigger):
             CLASSPATH,
             {
                 "batch_ids": list(self.batch_ids),
+                "date_from": self.date_from,
                 "omnisend_conn_id": self.omnisend_conn_id,
                 "poll_interval": self.poll_interval,
                 "max_poll_interval": self.max_poll_interval,
@@ -123,12 +133,12 @@ class OmnisendBatchesTrigger(BaseTrigger):
         payload: dict[str, Any]
         try:
             hook = self._hook()
-            while (batch_id := poller.next_batch()) is not None:
-                batch = await hook.get_batch(batch_id)
-                wait = poller.observe(batch_id, batch)
-                if wait > 0:
+            while poller.pending:
+                found, requests = await hook.find_batches(poller.pending, self.date_from)
+                wait = poller.observe_round(found, requests)
+                if poller.pending:
                     self.log.debug(
-                        "batch %s still %s; next poll in %.1fs", batch_id, batch.get("status"), wait
+                        "%d batch(es) still running; next poll in %.1fs", len(poller.pending), wait
                     )
                     await asyncio.sleep(wait)
             payload = {"status": "done", "batches": poller.summaries, "polls": poller.polls}

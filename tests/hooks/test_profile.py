@@ -234,3 +234,13 @@ def test_retry_budget_extra() -> None:
     s = parse(extra__omnisend__retry_budget=" 60 ")
     assert s.retry_budget == 60.0
     assert s.retry_config() == RetryConfig(total_budget=60.0)
+
+
+def test_strict_reconciliation_extra_defaults_to_bulk() -> None:
+    assert not OmnisendConnectionSettings.from_connection_fields(host=None, extra={}).strict_reconciliation
+    strict = OmnisendConnectionSettings.from_connection_fields(
+        host=None, extra={"extra__omnisend__strict_reconciliation": "true"}
+    )
+    assert strict.strict_reconciliation
+    with pytest.raises(OmnisendConfigError, match="strict_reconciliation"):
+        OmnisendConnectionSettings.from_connection_fields(host=None, extra={"strict_reconciliation": "often"})

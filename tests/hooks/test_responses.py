@@ -17,7 +17,9 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.hooks._responses import (
     MAX_BODY_CHARS,
+    BatchListing,
     api_error,
+    counters_say_clean,
     item_succeeded,
     merge_batch_items,
     problem_from,
@@ -99,3 +101,45 @@ def test_merge_batch_items_odd_shapes() -> None:
     listed = merge_batch_items([{"itemID": 7, "responseCode": 200}, {"responseCode": 500}])
     assert [i["itemID"] for i in listed] == ["7", None]
     assert [item_succeeded(i) for i in listed] == [True, False]
+
+
+CLEAN = {"status": "finished", "totalCount": 3, "finishedCount": 3, "errorsCount": 0}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "stopped"},
+        {"errorsCount": 1},
+        {"finishedCount": 2},
+        {"totalCount": 4, "finishedCount": 4},
+        {"errorsCount": None},
+        {"totalCount": "3"},
+        {"finishedCount": True},
+    ],
+)
+def test_counters_prove_success_only_when_complete_and_consistent(change: dict[str, object]) -> None:
+    assert counters_say_clean(CLEAN, 3)
+    assert not counters_say_clean({**CLEAN, **change}, 3)
+    assert not counters_say_clean({k: v for k, v in CLEAN.items() if k != "errorsCount"}, 3)
+
+
+def test_listing_stops_once_every_wanted_batch_was_seen() -> None:
+    listing = BatchListing(["b2", "b150"], page_size=100)
+    first = {"batches": [{"batchID": f"b{i}"} for i in range(100)], "paging": {"next": "url"}}
+    assert listing.add_page(first) is True
+    assert listing.offset == 100
+    assert set(listing.found) == {"b2"}
+    second = {"batches": [{"batchID": f"b{i}"} for i in range(100, 200)], "paging": {"next": "url"}}
+    assert listing.add_page(second) is False
+    assert listing.missing == []
+    assert listing.pages == 2
+
+
+def test_listing_ends_on_the_last_page_and_names_the_missing() -> None:
+    listing = BatchListing(["gone"], page_size=100)
+    assert listing.add_page({"batches": [{"batchID": "x"}], "paging": {"next": None}}) is False
+    assert listing.missing == ["gone"]
+    without_paging = BatchListing(["gone"], page_size=2)
+    assert without_paging.add_page({"batches": [{"batchID": "x"}, {"batchID": "y"}]}) is True
+    assert without_paging.add_page({"batches": [{"batchID": "z"}]}) is False

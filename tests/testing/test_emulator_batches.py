@@ -278,3 +278,34 @@ def test_expect_100_continue_is_answered_before_the_body(v5: Api, emu: OmnisendE
         assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
         sock.sendall(body)
         assert sock.recv(4096).startswith(b"HTTP/1.1 201 ")
+
+
+@pytest.mark.parametrize("version", ["v5", "2026-03-15"])
+def test_list_carries_the_counters_and_pages_past_a_hundred(
+    start_emulator: Callable[..., OmnisendEmulator], version: str
+) -> None:
+    from airflow_omnisend.testing.emulator import FaultConfig
+
+    emu = start_emulator(faults=FaultConfig(omit_counters_next_batches=1, item_400_rate=1.0))
+    api = Api(emu, version)
+    first = api.post_batch([make_event(0), make_event(1)]).json()["batchID"]
+    emu.set_faults(FaultConfig())
+    ids = [first, *(api.post_batch([make_event(10 + i)]).json()["batchID"] for i in range(104))]
+    emu.wait_until_idle()
+    page1 = api.get("/batches", endpoint="events").json()
+    assert len(page1["batches"]) == 100
+    assert page1["paging"]["limit"] == 100
+    page2 = api.get("/batches", endpoint="events", offset=100).json()
+    assert [b["batchID"] for b in page1["batches"] + page2["batches"]] == ids
+    assert page2["paging"]["next"] is None
+    # the first batch: every item refused (400), answered without counters, in the list and on its own
+    assert not {"totalCount", "finishedCount", "errorsCount"} & set(page1["batches"][0])
+    assert "totalCount" not in api.get(f"/batches/{first}").json()
+    items = api.get(f"/batches/{first}/items").json()
+    assert [i["responseCode"] for i in items["errors"]] == [400, 400]
+    assert items["responses"] == []
+    clean = page1["batches"][1]
+    assert (clean["status"], clean["totalCount"], clean["finishedCount"], clean["errorsCount"]) == (
+        "finished", 1, 1, 0,
+    )  # fmt: skip
+    assert emu.store.accepted_count() == 104

@@ -69,6 +69,7 @@ def test_serialize_round_trips_through_json() -> None:
     assert again.serialize() == (classpath, kwargs)
     assert kwargs == {
         "batch_ids": ["b1", "b2"],
+        "date_from": None,
         "omnisend_conn_id": "omnisend_acme",
         "poll_interval": 2.0,
         "max_poll_interval": 30.0,
@@ -89,14 +90,18 @@ def test_bad_arguments_fail_at_construction(kwargs: dict[str, Any]) -> None:
         OmnisendBatchesTrigger(**kwargs)
 
 
-async def test_run_yields_one_done_event_polling_the_oldest_first(
+async def test_run_yields_one_done_event_polling_all_batches_in_bulk(
     slow_emulator: OmnisendEmulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn_id = _connect(monkeypatch, slow_emulator)
     hook = OmnisendHook(conn_id)
     batch_ids = [hook.create_batch([_event(n), _event(n + 100)]) for n in range(4)]
     trigger = OmnisendBatchesTrigger(
-        batch_ids=batch_ids, omnisend_conn_id=conn_id, poll_interval=0.05, max_poll_interval=0.2
+        batch_ids=batch_ids,
+        date_from=datetime.now(UTC).date().isoformat(),
+        omnisend_conn_id=conn_id,
+        poll_interval=0.05,
+        max_poll_interval=0.2,
     )
     events = trigger.run()
     event = await anext(events)
@@ -110,11 +115,41 @@ async def test_run_yields_one_done_event_polling_the_oldest_first(
     json.dumps(event.payload)  # small and JSON-friendly
     gets = [r for r in slow_emulator.store.request_log() if r.method == "GET"]
     assert event.payload["polls"] == len(gets)
-    # oldest first: while the first batch ran, no younger batch was polled
-    first_end = next(i for i, r in enumerate(gets) if r.path.endswith(batch_ids[0]) and r.status == 200)
-    assert all(r.path.endswith(batch_ids[0]) for r in gets[: first_end + 1])
-    # back-off: ~0.4 s of processing cost a handful of polls, not one every 50 ms
-    assert len(gets) <= len(batch_ids) + 5
+    # every poll is one list page for all four batches, never a read of one batch
+    assert all(r.path.endswith("/batches") for r in gets)
+    # back-off: ~0.4 s of processing cost a handful of rounds, not one every 50 ms
+    assert len(gets) <= 6
+
+
+async def test_run_pages_through_more_than_a_hundred_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OmnisendEmulator(EmulatorConfig(processing_delay=0.01)) as emu:
+        conn_id = _connect(monkeypatch, emu)
+        hook = OmnisendHook(conn_id)
+        batch_ids = [hook.create_batch([_event(n)]) for n in range(130)]
+        emu.wait_until_idle()
+        trigger = OmnisendBatchesTrigger(batch_ids=batch_ids[::-1][:120], omnisend_conn_id=conn_id)
+        event = await anext(trigger.run())
+        gets = [r for r in emu.store.request_log() if r.method == "GET"]
+    assert event.payload["status"] == "done"
+    assert set(event.payload["batches"]) == set(batch_ids[::-1][:120])
+    assert event.payload["polls"] == len(gets) == 2  # two pages of 100, one round
+    assert all(r.path.endswith("/batches") for r in gets)
+
+
+async def test_a_batch_without_counters_is_reported_with_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    with OmnisendEmulator(
+        EmulatorConfig(processing_delay=0.01, faults=FaultConfig(omit_counters_next_batches=1))
+    ) as emu:
+        conn_id = _connect(monkeypatch, emu)
+        batch_id = OmnisendHook(conn_id).create_batch([_event(n) for n in range(3)])
+        trigger = OmnisendBatchesTrigger(batch_ids=[batch_id], omnisend_conn_id=conn_id, poll_interval=0.05)
+        event = await anext(trigger.run())
+    assert event.payload["batches"][batch_id] == {
+        "status": "finished",
+        "totalCount": None,
+        "finishedCount": None,
+        "errorsCount": None,
+    }
 
 
 async def test_a_stopped_batch_is_reported_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,3 +62,16 @@ def test_intervals_are_validated(poll: object, most: object, message: str) -> No
         check_intervals(poll, most, "X")
     with pytest.raises(OmnisendConfigError):
         BatchPoller(["a"], poll_interval=poll, max_poll_interval=most)  # type: ignore[arg-type]
+
+
+def test_a_bulk_round_records_ended_batches_and_backs_off_while_none_end() -> None:
+    poller = BatchPoller(["a", "b", "c"], poll_interval=1, max_poll_interval=4)
+    running = {"status": "inProgress"}
+    assert poller.observe_round({"a": running, "b": running}, requests=1) == 1
+    assert poller.observe_round({"a": running}, requests=1) == 2
+    ended = {"status": "finished", "totalCount": 1, "finishedCount": 1, "errorsCount": 0}
+    assert poller.observe_round({"a": ended, "b": {"status": "stopped"}, "c": running}, requests=2) == 1
+    assert poller.pending == ["c"]
+    assert poller.summaries["a"] == ended
+    assert poller.summaries["b"]["status"] == "stopped"
+    assert poller.polls == 4

@@ -82,12 +82,14 @@ class Batch:
     items: list[Any] | None = field(default=None, repr=False)
     stop_after: int | None = None
     result: tuple[int, int, int, str | None] | None = None
+    omit_counters: bool = False
 
     def record(self) -> BatchRecord:
         return BatchRecord(
             self.batch_id, self.api_version, self.method, self.endpoint, self.origin, self.status,
             self.total_count, self.finished_count, self.errors_count, self.duplicate_count,
             self.created_at, self.started_at, self.ended_at, self.stop_reason, self.key_fingerprint,
+            self.omit_counters,
         )  # fmt: skip
 
 
@@ -107,6 +109,9 @@ def batch_json(record: BatchRecord, store: EmulatorStore | None) -> dict[str, An
         "startedAt": record.started_at,
         "endedAt": record.ended_at,
     }
+    if record.omit_counters:
+        for name in ("totalCount", "finishedCount", "errorsCount"):
+            del body[name]
     if store is not None:
         responses, errors = store.batch_results(record.batch_id) if record.status in ENDED else (b"[]", b"[]")
         body["errors"] = orjson.Fragment(errors)
@@ -173,6 +178,7 @@ class BatchRegistry:
                 new_object_id(), len(self._order) + 1, api_version, method, endpoint, origin,
                 key_fingerprint, len(items), utc_text(), time.monotonic(), items=items,
                 stop_after=self._faults.stop_after(len(items)),
+                omit_counters=self._faults.omit_counters(),
             )  # fmt: skip
             self._batches[batch.batch_id] = batch
             self._order.append(batch)
@@ -281,9 +287,12 @@ class BatchRegistry:
                 stop_reason = f"stopped by an injected fault after {pos} item(s)"
                 break
             injected = self._faults.item_fails()
+            refused = self._faults.item_refused()
             errors = check_event_item(item, now, cfg.future_tolerance) if events else []
             if errors:
                 code, response = 400, validation_problem(f"event has {len(errors)} error(s)", errors)
+            elif refused:
+                code, response = 400, problem(400, "the item was refused (injected fault)")
             elif injected:
                 code, response = 503, problem(503, "the item could not be processed now; retry it")
             else:

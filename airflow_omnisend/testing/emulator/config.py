@@ -103,6 +103,10 @@ class FaultConfig:
     :param stop_batch_rate: share of accepted batches that stop after ``stop_after_items`` items
         (None: half of the batch, rounded down).
     :param stop_next_batches: the next N accepted batches stop that way.
+    :param omit_counters_next_batches: the next N accepted batches answer without ``totalCount``,
+        ``finishedCount`` and ``errorsCount`` (in ``GET /batches`` and ``GET /batches/{id}``), as a
+        client must expect from an answer it cannot trust.
+    :param item_400_rate: share of processed items that fail with a 400 item response (not retryable).
     :param item_5xx_rate: share of processed items that fail with a 503 item response (retryable per item).
     :param refuse_event_windows: ``[from, to)`` eventTime windows: a batch holding an item whose eventTime
         falls inside one is refused with 503, every time, until the faults change.
@@ -124,6 +128,8 @@ class FaultConfig:
     stop_next_batches: int = 0
     stop_after_items: int | None = None
     item_5xx_rate: float = 0.0
+    omit_counters_next_batches: int = 0
+    item_400_rate: float = 0.0
     #: given as datetimes with a timezone or RFC 3339 strings; held as datetimes (see ``event_windows``)
     refuse_event_windows: tuple[tuple[datetime | str, datetime | str], ...] = ()
 
@@ -137,7 +143,14 @@ class FaultConfig:
         if unknown := targets - FAULT_TARGETS:
             raise _fail(owner, "targets", sorted(unknown), f"choose from {sorted(FAULT_TARGETS)} or '*'")
         object.__setattr__(self, "targets", targets)
-        for name in ("error_5xx_rate", "slow_rate", "drop_response_rate", "stop_batch_rate", "item_5xx_rate"):
+        for name in (
+            "error_5xx_rate",
+            "slow_rate",
+            "drop_response_rate",
+            "stop_batch_rate",
+            "item_5xx_rate",
+            "item_400_rate",
+        ):
             _check_rate(owner, name, getattr(self, name))
         statuses = tuple(self.error_5xx_statuses)
         if not statuses or any(not isinstance(s, int) or not 500 <= s <= 599 for s in statuses):
@@ -147,6 +160,7 @@ class FaultConfig:
         _check_positive_int(owner, "burst_429_length", self.burst_429_length)
         _check_positive_int(owner, "drop_next_responses", self.drop_next_responses, minimum=0)
         _check_positive_int(owner, "stop_next_batches", self.stop_next_batches, minimum=0)
+        _check_positive_int(owner, "omit_counters_next_batches", self.omit_counters_next_batches, minimum=0)
         if self.stop_after_items is not None:
             _check_positive_int(owner, "stop_after_items", self.stop_after_items, minimum=0)
         _check_non_negative(owner, "burst_429_retry_after", self.burst_429_retry_after)

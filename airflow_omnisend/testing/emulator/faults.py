@@ -49,12 +49,13 @@ class FaultInjector:
             self._config = config
             self._rng = {
                 kind: random.Random(f"{config.seed}:{kind}")
-                for kind in ("5xx", "slow", "drop", "stop", "item")
+                for kind in ("5xx", "slow", "drop", "stop", "item", "item400")
             }
             self._counted = 0
             self._burst_left = 0
             self._drops_left = config.drop_next_responses
             self._stops_left = config.stop_next_batches
+            self._omits_left = config.omit_counters_next_batches
 
     def on_request(self, operation: str) -> RequestFault:
         """Called once for every authenticated API request (``operation`` as in ``FAULT_TARGETS``)."""
@@ -119,6 +120,19 @@ class FaultInjector:
                 return None
             after = total_items // 2 if cfg.stop_after_items is None else cfg.stop_after_items
             return min(after, total_items)
+
+    def omit_counters(self) -> bool:
+        """Called once per accepted batch: answer it without its counters?"""
+        with self._lock:
+            if self._omits_left:
+                self._omits_left -= 1
+                return True
+            return False
+
+    def item_refused(self) -> bool:
+        """Called once per processed item: fail it with a 400 response (not retryable)?"""
+        with self._lock:
+            return self._rng["item400"].random() < self._config.item_400_rate
 
     def item_fails(self) -> bool:
         """Called once per processed item (worker thread, batch order): fail it with a 503 response?"""

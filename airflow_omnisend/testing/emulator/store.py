@@ -87,6 +87,8 @@ class BatchRecord:
     ended_at: str | None
     stop_reason: str | None
     key_fingerprint: str
+    #: answered without its counters (a fault; not persisted: a reloaded batch has them)
+    omit_counters: bool = False
 
 
 @dataclass(frozen=True, slots=True)
