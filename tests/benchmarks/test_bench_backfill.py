@@ -86,3 +86,17 @@ def test_an_unknown_period_is_refused_clearly(bench: ModuleType) -> None:
     assert "choose one of" in bench._check_period("year")
     problem = bench._check_period("month")
     assert problem is None or "no 'period' key" in problem
+
+
+def test_month_cases_cover_whole_months(bench: ModuleType) -> None:
+    for name in ("a", "b"):
+        case = bench.CASES[name]
+        assert case.first_day.day == 1
+        assert (case.last_day + bench.timedelta(days=1)).day == 1, f"case {name} ends inside a month"
+
+
+def test_the_stores_file_names_the_period_only_when_not_day(bench: ModuleType, tmp_path: Path) -> None:
+    case = bench.CASES["c"]
+    assert "period:" not in bench._stores_yaml(case, "day", tmp_path)
+    assert "    period: month\n" in bench._stores_yaml(case, "month", tmp_path)
+    assert f'end_date: "{case.last_day}"' in bench._stores_yaml(case, "day", tmp_path)
