@@ -299,6 +299,7 @@ def build_store_dag(
             source_conn_id=store.source_conn_id,
             source_path=store.source_path,
             queries=SqlQueries(**store.queries_dict) if store.queries else None,
+            paramstyle=store.paramstyle,
             **common,
             **retries,
         )
