@@ -107,6 +107,9 @@ class MySqlStream:
             _streaming[conn] = 1
         self._cursor = _mysql_unbuffered_cursor(self._own if self._own is not None else conn)
         self._cursor.arraysize = fetch_size
+        # mysql-connector-python substitutes %(name)s / %s but leaves the %% that bind() escapes a literal
+        # % to (PyMySQL and mysqlclient read %% as %), so the query is given back its single %
+        self._literal_percent = _driver(self._base) == "mysql"
 
     @property
     def description(self) -> Any:
@@ -117,7 +120,7 @@ class MySqlStream:
         return int(self._cursor.arraysize)
 
     def execute(self, sql: str, args: Any = None) -> None:
-        self._cursor.execute(sql, args)
+        self._cursor.execute(sql.replace("%%", "%") if self._literal_percent else sql, args)
 
     def fetchmany(self, size: int | None = None) -> list[Any]:
         return list(self._cursor.fetchmany(self.arraysize if size is None else size))

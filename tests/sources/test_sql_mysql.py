@@ -136,3 +136,23 @@ def test_one_open_connection_is_refused_with_the_fix(
             list(iter_sql_events(conn, None, "demo", window))
     finally:
         conn.close()
+
+
+def test_mysql_connector_python_reads_the_same_bytes(
+    tmp_path: Path, mysql_connect: Callable[[], Any]
+) -> None:
+    """mysql-connector-python (``cursor(buffered=False)``; it leaves ``%%`` as is, unlike PyMySQL)."""
+    connector = pytest.importorskip("mysql.connector", reason="mysql-connector-python is not installed here")
+    summary = _stores(tmp_path, mysql_connect, 200, 3)
+    probe = mysql_connect()
+    database = probe.db.decode()
+    probe.close()
+
+    def connect() -> Any:
+        return connector.connect(host="127.0.0.1", port=3306, user="root", password="", database=database)
+
+    data, counts = extract_all(DbApiOrderSource(connect, fetch_size=7), summary)
+    assert dict(counts) == summary.events
+    lite = sqlite3.connect(tmp_path / "shop.sqlite")
+    assert data == extract_all(DbApiOrderSource(lite), summary)[0]
+    lite.close()
