@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 #: subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("airflow_omnisend.events.validate_cli", "validate an NDJSON file of Omnisend events"),
+    "plan": ("airflow_omnisend.events.plan_cli", "print what a backfill would send and how long it takes"),
     "emulator": ("airflow_omnisend.testing.emulator.cli", "run the local Omnisend emulator"),
     "demo": ("airflow_omnisend.testing.demo", "run the demo: sample store, emulator, Airflow backfill"),
     "sample-store": ("airflow_omnisend.testing.sample_store", "write a deterministic sample shop (SQLite)"),

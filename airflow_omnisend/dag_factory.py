@@ -17,8 +17,9 @@ One DAG per store, ``omnisend_orders__<store_id>``::
 ``select_events`` only exists when the store imports a subset of the five event names. The tasks that
 call Omnisend (``automation_safety_check``, ``send``) run in the pool ``omnisend_<store_id>`` (``pool`` in
 the stores file), so parallel runs of one brand share its rate budget; create it with
-``airflow pools set omnisend_<store_id> 4 "Omnisend <store_id>"`` (``airflow dags test`` does not need it:
-it runs tasks in-process, without pool slots). Each task retries ``retries`` times after
+``airflow pools set omnisend_<store_id> 4 "Omnisend <store_id>" --include-deferred`` (a deferred send
+keeps its slot; ``airflow dags test`` needs no pool: it runs tasks in-process, without pool slots).
+Each task retries ``retries`` times after
 ``retry_delay_seconds`` (stores file), and ``OmnisendRetryPolicy`` ends retries at once where another
 attempt cannot help (configuration, auth, automation risk, ...). ``report`` runs with ``none_failed``:
 after a dry run's skipped send, never after a failed one.
@@ -298,6 +299,7 @@ def build_store_dag(
             source_conn_id=store.source_conn_id,
             source_path=store.source_path,
             queries=SqlQueries(**store.queries_dict) if store.queries else None,
+            paramstyle=store.paramstyle,
             **common,
             **retries,
         )

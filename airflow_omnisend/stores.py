@@ -72,6 +72,7 @@ OPTIONAL_KEYS: Final = (
     "max_reject_ratio",
     "staging",
     "queries",
+    "paramstyle",
     "retries",
     "retry_delay_seconds",
 )
@@ -201,6 +202,12 @@ def _absolute_location(field: str, value: object, what: str, fix: str) -> str:
     return text
 
 
+def _check_paramstyle(value: object) -> str:
+    from airflow_omnisend.sources.sql_queries import check_paramstyle
+
+    return check_paramstyle(value)
+
+
 def _check_queries(value: object) -> tuple[tuple[str, str], ...]:
     if not isinstance(value, dict) or not value:
         raise OmnisendConfigError(
@@ -246,6 +253,7 @@ class StoreConfig:
     max_reject_ratio: float = 0.01
     staging: str | None = None
     queries: tuple[tuple[str, str], ...] = ()
+    paramstyle: str | None = None  # the SQL driver's DB-API paramstyle, when its module's is wrong
     retries: int = 3
     retry_delay_seconds: int = 60
 
@@ -285,6 +293,10 @@ class StoreConfig:
             if self.source_path is not None:
                 raise OmnisendConfigError("queries only apply to a SQL source (source_conn_id); drop them")
             set_(self, "queries", _check_queries(dict(self.queries)))
+        if self.paramstyle is not None:
+            if self.source_path is not None:
+                raise OmnisendConfigError("paramstyle only applies to a SQL source (source_conn_id); drop it")
+            set_(self, "paramstyle", _check_paramstyle(self.paramstyle))
         _check_int("retries", self.retries, 0, 3)
         _check_int("retry_delay_seconds", self.retry_delay_seconds, 0, 60)
 
@@ -426,6 +438,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_reject_ratio": _check_ratio,
     "staging": lambda v: None if v is None else _check_staging(v),
     "queries": _check_queries,
+    "paramstyle": lambda v: None if v is None else _check_paramstyle(v),
     "retries": lambda v: _check_int("retries", v, 0, 3),
     "retry_delay_seconds": lambda v: _check_int("retry_delay_seconds", v, 0, 60),
 }

@@ -373,3 +373,18 @@ def test_components_share_the_execution_api_broker_and_database_services() -> No
     secrets = {_env(svc).get("AIRFLOW__API_AUTH__JWT_SECRET") for svc in PROJECT_SERVICES.values()}
     assert None not in secrets, "a project service lacks AIRFLOW__API_AUTH__JWT_SECRET"
     assert len(secrets) == 1, "every component needs the same JWT secret"
+
+
+def test_every_pool_counts_deferred_sends() -> None:
+    """Sends defer (a 429's wait, a batch being processed): a pool that did not count deferred tasks would
+    let more of a brand's sends run than its rate budget has room for. Compose and the README create each
+    pool with ``--include-deferred``."""
+    compose_pools = [args for _svc, args in _commands_of("airflow") if args[:2] == ["pools", "set"]]
+    assert compose_pools, "compose creates no pool"
+    for args in compose_pools:
+        assert "--include-deferred" in args, f"compose: `airflow {' '.join(args)}` lacks --include-deferred"
+    readme = (REPO / "README.md").read_text("utf-8")
+    readme_pools = [line for line in readme.splitlines() if "airflow pools set" in line]
+    assert readme_pools, "the README shows no `airflow pools set`"
+    for line in readme_pools:
+        assert "--include-deferred" in line, f"README: {line.strip()!r} lacks --include-deferred"

@@ -7,7 +7,7 @@ import sys
 import textwrap
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -417,3 +417,20 @@ def test_yaml_comment_example_in_module_docstring_is_valid(tmp_path: Path) -> No
     block = doc[doc.index("stores:") : doc.index("The DAG file")]
     stores = load_stores(write(tmp_path, textwrap.dedent("    " + block)))
     assert [s.store_id for s in stores.stores] == ["demo"]
+
+
+def test_paramstyle_overrides_the_sql_drivers_own() -> None:
+    from airflow_omnisend.stores import StoreConfig
+
+    base: dict[str, Any] = {
+        "store_id": "shop",
+        "omnisend_conn_id": "omnisend_shop",
+        "timezone": "UTC",
+        "start_date": "2024-03-04",
+    }
+    assert StoreConfig(**base, source_conn_id="shop_db").paramstyle is None  # the driver's own
+    assert StoreConfig(**base, source_conn_id="shop_db", paramstyle="format").paramstyle == "format"
+    with pytest.raises(OmnisendConfigError, match="paramstyle must be one of named, qmark, pyformat"):
+        StoreConfig(**base, source_conn_id="shop_db", paramstyle="%s")
+    with pytest.raises(OmnisendConfigError, match="paramstyle only applies to a SQL source"):
+        StoreConfig(**base, source_path="/data/events.ndjson", paramstyle="qmark")

@@ -44,6 +44,7 @@ from airflow_omnisend.sources import (
     extract_partition,
     sweep_unplaceable,
 )
+from airflow_omnisend.sources.sql_queries import check_paramstyle
 from airflow_omnisend.staging import is_local, utc_timestamp
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
         ``orders_csv``, an NDJSON file is ``events_ndjson`` when its first object has an ``eventName``,
         else ``orders_ndjson``. Templated.
     :param queries: custom :class:`~airflow_omnisend.sources.SqlQueries` (SQL sources only).
+    :param paramstyle: bind the queries' parameters in this DB-API paramstyle instead of the driver's.
     :param fetch_size: rows per fetch from the database (the memory bound).
     :param check_unplaceable: also sweep the whole source for rows whose time has no date at all (null,
         ``"yesterday"``, ``2024-02-30``): no day's window can select them, so without this sweep they
@@ -137,6 +139,7 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
         queries: SqlQueries | None = None,
         fetch_size: int = 2000,
         check_unplaceable: bool = True,
+        paramstyle: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -147,6 +150,7 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
         self.queries = queries
         self.fetch_size = fetch_size
         self.check_unplaceable = check_unplaceable
+        self.paramstyle = None if paramstyle is None else check_paramstyle(paramstyle)
         owner = type(self).__name__
         if queries is not None and not isinstance(queries, SqlQueries):
             raise OmnisendConfigError(
@@ -209,7 +213,9 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
     def _source(self) -> Iterator[tuple[OrderSource, str]]:
         conn_id, path = _given(self.source_conn_id), _given(self.source_path)
         if conn_id is not None:
-            source = SqlOrderSource(conn_id, queries=self.queries, fetch_size=self.fetch_size)
+            source = SqlOrderSource(
+                conn_id, queries=self.queries, fetch_size=self.fetch_size, paramstyle=self.paramstyle
+            )
             yield source, f"sql:{conn_id}"
             return
         assert path is not None

@@ -26,7 +26,7 @@ from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.mapping import OrderEventMapper
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.sources.base import RowRejection
-from airflow_omnisend.sources.sql_cursors import end_read, open_cursor
+from airflow_omnisend.sources.sql_cursors import end_read, open_cursor, register_reconnect
 from airflow_omnisend.sources.sql_queries import (
     DIALECTS,
     KINDS,
@@ -39,6 +39,7 @@ from airflow_omnisend.sources.sql_queries import (
     SqlQueries,
     bind,
     check_dialect,
+    check_paramstyle,
     detect_dialect,
     paramstyle_of,
     window_parameters,
@@ -88,12 +89,14 @@ def iter_sql_events(
     queries: SqlQueries | None = None,
     reject: Callable[[RowRejection], None] | None = None,
     fetch_size: int = 2000,
+    paramstyle: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The events of ``window`` from a DB-API connection, without Airflow.
 
     The five queries stream side by side and are merged by order, so an order's events of the day come
     out together, in lifecycle order (:mod:`.sql_stream`). ``reject`` receives the rows that cannot be
-    placed (default: they are logged only - pass a callback to keep them).
+    placed (default: they are logged only - pass a callback to keep them). ``paramstyle`` overrides the
+    driver's (:func:`~.sql_queries.paramstyle_of`).
     """
     dialect = check_dialect(dialect or detect_dialect(conn))
     extraction = Extraction(
@@ -105,6 +108,7 @@ def iter_sql_events(
         fetch_size=fetch_size,
         orders=PreparedOrders(OrderEventMapper(store_id)),
         decoding=TextDecoding(conn),
+        paramstyle=paramstyle,
     )
     try:
         yield from merged_events(extraction, queries or SqlQueries.default(dialect))
@@ -151,7 +155,7 @@ def find_unplaceable_sql(
     return count
 
 
-def check_queries(conn: Any, dialect: str | None, queries: SqlQueries) -> None:
+def check_queries(conn: Any, dialect: str | None, queries: SqlQueries, paramstyle: str | None = None) -> None:
     """Run every query over an empty window and check its columns; raise :class:`OmnisendConfigError`
     naming the query and the missing columns. Cheap: call it before a backfill starts."""
     from airflow_omnisend.events.partition import PartitionWindow
@@ -163,13 +167,13 @@ def check_queries(conn: Any, dialect: str | None, queries: SqlQueries) -> None:
     params.update(next_day=params["day"])
     try:
         for kind in KINDS:
-            _check_query(conn, dialect, kind, getattr(queries, kind), params)
+            _check_query(conn, paramstyle_of(conn, dialect, paramstyle), kind, getattr(queries, kind), params)
     finally:
         end_read(conn)
 
 
-def _check_query(conn: Any, dialect: str, kind: str, query: str, params: dict[str, Any]) -> None:
-    sql, args = bind(query, params, paramstyle_of(conn, dialect))
+def _check_query(conn: Any, paramstyle: str, kind: str, query: str, params: dict[str, Any]) -> None:
+    sql, args = bind(query, params, paramstyle)
     cur = open_cursor(conn, 10)
     try:
         try:
@@ -190,12 +194,15 @@ class DbApiOrderSource:
 
     :param connection: an open DB-API connection (left open), or a zero-argument callable that opens one
         (closed after each use).
-    :param dialect: ``"sqlite"``, ``"postgres"`` or ``"generic"`` (custom queries only); default: from
-        the driver.
+    :param dialect: ``"sqlite"``, ``"postgres"``, ``"mysql"`` or ``"generic"`` (custom queries only);
+        default: from the driver.
     :param queries: custom queries; default: :meth:`SqlQueries.default` for the dialect.
     :param fetch_size: rows per ``fetchmany`` and per server-side fetch: the memory bound (from an
         in-process ``sqlite3`` connection, fetches take at most 64 rows: see
         :func:`~.sql_cursors.fetch_batch`).
+    :param paramstyle: the DB-API paramstyle to bind parameters in; default: the driver module's own
+        (:func:`~.sql_queries.paramstyle_of`). MySQL/MariaDB streams need a connection factory (each
+        stream reads on a connection of its own: :mod:`.sql_cursors`).
     """
 
     def __init__(
@@ -205,7 +212,10 @@ class DbApiOrderSource:
         dialect: str | None = None,
         queries: SqlQueries | None = None,
         fetch_size: int = 2000,
+        paramstyle: str | None = None,
     ) -> None:
+        if paramstyle is not None:
+            check_paramstyle(paramstyle)
         if dialect is not None:
             check_dialect(dialect)
         if queries is None and dialect == "generic":
@@ -217,10 +227,13 @@ class DbApiOrderSource:
         self.dialect = dialect
         self.queries = queries
         self.fetch_size = fetch_size
+        self.paramstyle = paramstyle
 
     def _connect(self) -> tuple[Any, bool]:
         if callable(self._connection) and not hasattr(self._connection, "cursor"):
-            return self._connection(), True
+            conn = self._connection()
+            register_reconnect(conn, self._connection)
+            return conn, True
         return self._connection, False
 
     def iter_events(
@@ -236,6 +249,7 @@ class DbApiOrderSource:
                 queries=self.queries,
                 reject=reject,
                 fetch_size=self.fetch_size,
+                paramstyle=self.paramstyle,
             )
         finally:
             if owned:
@@ -253,7 +267,10 @@ class DbApiOrderSource:
         conn, owned = self._connect()
         try:
             check_queries(
-                conn, self.dialect, self.queries or SqlQueries.default(self.dialect or detect_dialect(conn))
+                conn,
+                self.dialect,
+                self.queries or SqlQueries.default(self.dialect or detect_dialect(conn)),
+                self.paramstyle,
             )
         finally:
             if owned:
@@ -274,10 +291,13 @@ class SqlOrderSource(DbApiOrderSource):
         dialect: str | None = None,
         queries: SqlQueries | None = None,
         fetch_size: int = 2000,
+        paramstyle: str | None = None,
     ) -> None:
         if not isinstance(conn_id, str) or not conn_id:
             raise OmnisendConfigError(f"conn_id must name an Airflow SQL connection, got {conn_id!r}")
-        super().__init__(self._open, dialect=dialect, queries=queries, fetch_size=fetch_size)
+        super().__init__(
+            self._open, dialect=dialect, queries=queries, fetch_size=fetch_size, paramstyle=paramstyle
+        )
         self.conn_id = conn_id
 
     def _open(self) -> Any:

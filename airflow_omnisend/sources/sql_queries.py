@@ -51,8 +51,12 @@ from airflow_omnisend.exceptions import OmnisendConfigError
 if TYPE_CHECKING:
     from airflow_omnisend.events.partition import PartitionWindow
 
-Dialect = Literal["sqlite", "postgres", "generic"]
-DIALECTS: Final = ("sqlite", "postgres", "generic")
+Dialect = Literal["sqlite", "postgres", "mysql", "generic"]
+DIALECTS: Final = ("sqlite", "postgres", "mysql", "generic")
+PARAMSTYLES: Final = ("named", "qmark", "pyformat", "format", "numeric")
+#: Top-level modules of the MySQL/MariaDB DB-API drivers (mysqlclient, PyMySQL, mysql-connector-python,
+#: MariaDB Connector/Python).
+MYSQL_DRIVERS: Final = frozenset(("MySQLdb", "pymysql", "mysql", "mariadb"))
 
 #: Query field of :class:`SqlQueries` -> event name, and the column whose time places the event.
 KINDS: Final = {
@@ -115,7 +119,11 @@ def _default_query(kind: str, dialect: str) -> str:
     ``paid`` carry no ``refund_history``: no refund can precede an order's placement or payment, so the
     aggregation would be work for nothing. Figures: docs/prep-path.md.
     """
-    return _postgres_query(kind) if dialect == "postgres" else _sqlite_query(kind)
+    if dialect == "postgres":
+        return _postgres_query(kind)
+    if dialect == "mysql":
+        return _mysql_query(kind)
+    return _sqlite_query(kind)
 
 
 def _postgres_query(kind: str) -> str:
@@ -155,6 +163,56 @@ def _postgres_query(kind: str) -> str:
     if kind in ("placed", "paid"):
         return f"{select} FROM orders o{where}"
     ids = f"SELECT w.order_id FROM orders w WHERE {_window_filter('w.' + column, 'postgres')}"
+    return (
+        f"{select}, rh.refund_history FROM orders o"
+        f" LEFT JOIN ({history.format(ids=ids)}) rh ON rh.order_id = o.order_id{where}"
+    )
+
+
+def _mysql_time(column: str) -> str:
+    """A ``DATETIME``/``TIMESTAMP`` as UTC ``eventTime`` text (the session runs in UTC: ``sql_cursors``)."""
+    return f"DATE_FORMAT({column}, '%Y-%m-%dT%H:%i:%s.%fZ')"
+
+
+def _mysql_query(kind: str) -> str:
+    """MySQL 8 / MariaDB 10.5+: times are UTC ``DATETIME``; lines are aggregated with ``GROUP_CONCAT``
+    (ordered on both servers, unlike MySQL's ``JSON_ARRAYAGG``), order ids sorted as bytes (Python's
+    order, so the five streams merge by ``order_id``).
+    """
+    order_cols = ", ".join(
+        f"{_mysql_time('o.' + c)} AS {c}" if c in _TIME_COLUMNS else f"o.{c}" for c in ORDER_COLUMNS[1:]
+    )
+    line_cols = ", ".join(f"l.{c}" for c in LINE_COLUMNS)
+    lines = (
+        f"(SELECT CONCAT('[', GROUP_CONCAT(JSON_ARRAY({line_cols}) ORDER BY l.line_number SEPARATOR ','),"
+        " ']') FROM order_lines l WHERE l.order_id = {order}) AS lines_json"
+    )
+    history = (
+        "SELECT h.order_id, CONCAT('[', GROUP_CONCAT(JSON_ARRAY("
+        + _mysql_time("h.created_at")
+        + ", h.amount) ORDER BY h.created_at, h.refund_id SEPARATOR ','), ']') AS refund_history"
+        " FROM refunds h WHERE h.order_id IN ({ids}) GROUP BY h.order_id"
+    )
+    if kind == "refunded":
+        ids = f"SELECT w.order_id FROM refunds w WHERE {_window_filter('w.created_at', 'mysql')}"
+        return (
+            f"SELECT r.order_id AS order_id, {order_cols}, {lines.format(order='r.order_id')},"
+            f" rh.refund_history, r.refund_id, {_mysql_time('r.created_at')} AS refund_created_at,"
+            " r.amount AS refund_amount, r.tax_amount AS refund_tax_amount, r.reason AS refund_reason,"
+            " (SELECT CONCAT('[', GROUP_CONCAT(JSON_ARRAY(rl.line_number, rl.quantity, rl.amount)"
+            " ORDER BY rl.line_number SEPARATOR ','), ']') FROM refund_lines rl"
+            " WHERE rl.refund_id = r.refund_id) AS refunded_lines_json"
+            " FROM refunds r LEFT JOIN orders o ON o.order_id = r.order_id"
+            f" LEFT JOIN ({history.format(ids=ids)}) rh ON rh.order_id = r.order_id"
+            f" WHERE {_window_filter('r.created_at', 'mysql')}"
+            " ORDER BY CAST(r.order_id AS BINARY), CAST(r.refund_id AS BINARY)"
+        )
+    column = KINDS[kind][1]
+    select = f"SELECT o.order_id, {order_cols}, {lines.format(order='o.order_id')}"
+    where = f" WHERE {_window_filter('o.' + column, 'mysql')} ORDER BY CAST(o.order_id AS BINARY)"
+    if kind in ("placed", "paid"):
+        return f"{select} FROM orders o{where}"
+    ids = f"SELECT w.order_id FROM orders w WHERE {_window_filter('w.' + column, 'mysql')}"
     return (
         f"{select}, rh.refund_history FROM orders o"
         f" LEFT JOIN ({history.format(ids=ids)}) rh ON rh.order_id = o.order_id{where}"
@@ -209,7 +267,7 @@ def _sqlite_query(kind: str) -> str:
 
 
 def _window_filter(column: str, dialect: str) -> str:
-    if dialect == "postgres":
+    if dialect in ("postgres", "mysql"):
         return f"{column} >= :start AND {column} < :end"
     return (
         f"{column} >= :scan_start AND {column} < :scan_end"
@@ -290,10 +348,11 @@ class SqlQueries:
 
     @classmethod
     def default(cls, dialect: str) -> SqlQueries:
-        """The queries for the reference shop schema on ``"sqlite"`` or ``"postgres"``."""
-        if dialect not in ("sqlite", "postgres"):
+        """The queries for the reference shop schema on ``"sqlite"``, ``"postgres"`` or ``"mysql"``."""
+        if dialect not in ("sqlite", "postgres", "mysql"):
             raise OmnisendConfigError(
-                f"there are no default queries for dialect {dialect!r} (only 'sqlite' and 'postgres'); "
+                f"there are no default queries for dialect {dialect!r} (only 'sqlite', 'postgres' and "
+                "'mysql'); "
                 "pass SqlQueries(...) written for your database"
             )
         return cls(
@@ -310,9 +369,14 @@ def window_parameters(window: PartitionWindow, dialect: str) -> dict[str, Any]:
     from airflow_omnisend.events.timefmt import format_event_time
 
     start, end = window.start_utc, window.end_utc
+    bounds: tuple[Any, Any] = (start, end)
+    if dialect == "sqlite":
+        bounds = (format_event_time(start), format_event_time(end))
+    elif dialect == "mysql":  # DATETIME holds no offset: the bounds are naive UTC, as the session is
+        bounds = (start.replace(tzinfo=None), end.replace(tzinfo=None))
     return {
-        "start": format_event_time(start) if dialect == "sqlite" else start,
-        "end": format_event_time(end) if dialect == "sqlite" else end,
+        "start": bounds[0],
+        "end": bounds[1],
         # Wall-clock text of an instant is within -12h..+14h of UTC: whole days around both bounds.
         "scan_start": (start - timedelta(days=1)).date().isoformat(),
         "scan_end": (end + timedelta(days=2)).date().isoformat(),
@@ -339,8 +403,7 @@ def bind(query: str, params: dict[str, Any], paramstyle: str) -> tuple[str, Any]
             return "%s"
         return f":{len(names)}"  # numeric
 
-    if paramstyle not in ("named", "qmark", "pyformat", "format", "numeric"):
-        raise OmnisendConfigError(f"unsupported DB-API paramstyle {paramstyle!r}")
+    check_paramstyle(paramstyle)
     if paramstyle in ("pyformat", "format"):
         query = query.replace("%", "%%")
     sql = _PARAM.sub(take, query)
@@ -353,23 +416,55 @@ def bind(query: str, params: dict[str, Any], paramstyle: str) -> tuple[str, Any]
 
 
 def detect_dialect(conn: Any) -> Dialect:
-    """``"sqlite"``, ``"postgres"`` or ``"generic"`` from the DB-API connection's driver."""
+    """``"sqlite"``, ``"postgres"``, ``"mysql"`` or ``"generic"`` from the DB-API connection's driver."""
     module = type(conn).__module__.split(".")[0]
     if module == "sqlite3":
         return "sqlite"
     if module in ("psycopg", "psycopg2", "psycopg_pool"):
         return "postgres"
+    if module in MYSQL_DRIVERS:
+        return "mysql"
     return "generic"
 
 
-def paramstyle_of(conn: Any, dialect: str) -> str:
-    """The DB-API paramstyle to write the queries' parameters in (:func:`bind`) for ``conn``."""
+def driver_paramstyle(conn: Any) -> str | None:
+    """The ``paramstyle`` of the DB-API module ``conn`` comes from, or ``None`` when none declares one.
+
+    The connection's class lives in a submodule (``snowflake.connector.connection``,
+    ``mysql.connector.connection_cext``, ``google.cloud.bigquery.dbapi.connection``), so the module path
+    is walked up to the nearest module that defines ``paramstyle`` (PEP 249 puts it on the driver module).
+    """
+    parts = type(conn).__module__.split(".")
+    for end in range(len(parts), 0, -1):
+        module = sys.modules.get(".".join(parts[:end]))
+        style = getattr(module, "paramstyle", None)
+        if isinstance(style, str) and style in PARAMSTYLES:
+            return style
+    return None
+
+
+def paramstyle_of(conn: Any, dialect: str, override: str | None = None) -> str:
+    """The DB-API paramstyle to write the queries' parameters in (:func:`bind`) for ``conn``.
+
+    ``override`` (the stores file's ``paramstyle``) wins; else SQLite's ``named`` and psycopg's
+    ``pyformat``; else the driver module's own (:func:`driver_paramstyle`), ``qmark`` if it declares none.
+    """
+    if override is not None:
+        return check_paramstyle(override)
     if dialect == "sqlite":
         return "named"
     if dialect == "postgres":
         return "pyformat"
-    module = sys.modules.get(type(conn).__module__.split(".")[0])
-    return str(getattr(module, "paramstyle", "qmark"))
+    return driver_paramstyle(conn) or "qmark"
+
+
+def check_paramstyle(paramstyle: Any) -> str:
+    """``paramstyle`` when it is a PEP 249 paramstyle, else :class:`OmnisendConfigError`."""
+    if paramstyle not in PARAMSTYLES:
+        raise OmnisendConfigError(
+            f"paramstyle must be one of {', '.join(PARAMSTYLES)} (PEP 249), got {paramstyle!r}"
+        )
+    return str(paramstyle)
 
 
 def check_dialect(dialect: str) -> Dialect:

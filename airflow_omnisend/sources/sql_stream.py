@@ -58,6 +58,7 @@ class Extraction:
     fetch_size: int
     orders: PreparedOrders
     decoding: TextDecoding
+    paramstyle: str | None = None  # the source's override of the driver's (``sql_queries.paramstyle_of``)
 
 
 def merged_events(extraction: Extraction, queries: SqlQueries) -> Iterator[dict[str, Any]]:
@@ -98,7 +99,11 @@ class KindStream:
 
     def events(self) -> Generator[tuple[MergeKey, dict[str, Any]], None, None]:
         extraction = self.extraction
-        sql, args = bind(self.query, extraction.params, paramstyle_of(extraction.conn, extraction.dialect))
+        sql, args = bind(
+            self.query,
+            extraction.params,
+            paramstyle_of(extraction.conn, extraction.dialect, extraction.paramstyle),
+        )
         reader = QueryReader(extraction.conn, extraction.fetch_size, extraction.decoding, sql, args)
         try:
             try:

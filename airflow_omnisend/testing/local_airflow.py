@@ -494,10 +494,18 @@ class LocalAirflow:
         if answer.get("is_paused") is not False:
             raise LocalAirflowError(f"{dag_id} is still paused after PATCH: {answer!r}")
 
-    def set_pool(self, name: str, slots: int, description: str = "") -> None:
+    def set_pool(
+        self, name: str, slots: int, description: str = "", *, include_deferred: bool = True
+    ) -> None:
         """Create or update a pool (the store DAGs' Omnisend tasks run in ``omnisend_<store_id>``; a task
-        in a pool that does not exist is never scheduled)."""
-        body = {"name": name, "slots": slots, "description": description, "include_deferred": False}
+        in a pool that does not exist is never scheduled). ``include_deferred``: a deferred send (waiting
+        out a 429 or a batch) keeps its slot, so it still counts against the brand's rate budget."""
+        body = {
+            "name": name,
+            "slots": slots,
+            "description": description,
+            "include_deferred": include_deferred,
+        }
         try:
             self.api("POST", "/api/v2/pools", body)
         except AirflowApiError as exc:

@@ -17,11 +17,12 @@ About 1% of the orders are dirty on purpose: no contact, a currency that is not 
 from __future__ import annotations
 
 import random
+import re
 import sqlite3
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,7 +33,7 @@ from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
 
 DEFAULT_START = date(2024, 3, 25)  # 7 days from here include Europe/Vilnius's DST change (2024-03-31)
 DEFAULT_TIMEZONE = "Europe/Vilnius"
@@ -233,7 +234,20 @@ class _Generator:
 
 
 def _sql(target_dialect: str, text: str) -> str:
-    return text.replace("?", "%s") if target_dialect == "postgres" else text
+    return text.replace("?", "%s") if target_dialect in ("postgres", "mysql") else text
+
+
+_ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _mysql_row(row: Sequence[Any]) -> tuple[Any, ...]:
+    """A row for MySQL/MariaDB: its instants as naive UTC (``DATETIME`` holds no offset)."""
+    return tuple(
+        datetime.fromisoformat(v).astimezone(UTC).replace(tzinfo=None)
+        if type(v) is str and _ISO_INSTANT.match(v)
+        else v
+        for v in row
+    )
 
 
 def schema_ddl(dialect: str = "sqlite") -> str:
@@ -241,6 +255,10 @@ def schema_ddl(dialect: str = "sqlite") -> str:
     ddl = resources.files("airflow_omnisend.sources").joinpath("reference_shop_schema.sql").read_text("utf-8")
     if dialect == "postgres":
         ddl = ddl.replace(" TIMESTAMP ", " TIMESTAMPTZ ").replace(" TIMESTAMP,", " TIMESTAMPTZ,")
+    if dialect == "mysql":  # keys need a length; money two decimals; UTC DATETIME; byte-ordered text
+        ddl = re.sub(r"(order_id|refund_id)(\s+)TEXT", r"\1\2VARCHAR(191)", ddl)
+        ddl = ddl.replace(" NUMERIC ", " DECIMAL(14,2) ").replace(" TIMESTAMP", " DATETIME(6)")
+        ddl = ddl.replace("\n);", "\n) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;")
     return ddl
 
 
@@ -300,8 +318,8 @@ def _check_arguments(orders: int, days: int, dialect: str, start: date | str, ti
         raise OmnisendConfigError(f"orders must be a positive number, got {orders!r}")
     if not isinstance(days, int) or days < 1:
         raise OmnisendConfigError(f"days must be a positive number, got {days!r}")
-    if dialect not in ("sqlite", "postgres"):
-        raise OmnisendConfigError(f"dialect must be 'sqlite' or 'postgres', got {dialect!r}")
+    if dialect not in ("sqlite", "postgres", "mysql"):
+        raise OmnisendConfigError(f"dialect must be 'sqlite', 'postgres' or 'mysql', got {dialect!r}")
     start_day = parse_partition_day(start)
     load_timezone(timezone)
     return start_day
@@ -331,7 +349,7 @@ def _write_store(cur: Any, dialect: str, gen: _Generator, orders: int, summary: 
     for chunk in _generate(gen, orders, summary):  # in chunks: memory stays small for any size
         for insert, rows in zip(inserts, chunk, strict=True):
             if rows:
-                cur.executemany(insert, rows)
+                cur.executemany(insert, [_mysql_row(r) for r in rows] if dialect == "mysql" else rows)
     cur.close()
 
 

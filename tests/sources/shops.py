@@ -89,3 +89,42 @@ def create_tables(conn: Any, dialect: str) -> None:
     for statement in _statements(schema_ddl(dialect)):
         conn.execute(statement)
     conn.commit()
+
+
+MYSQL_ARGS: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 3306,
+    "user": "root",
+    "password": "",
+    "connect_timeout": 3,
+}
+
+
+def mysql_database() -> tuple[Any, str]:
+    """(factory of PyMySQL connections to a fresh database on the local MariaDB, its name), or a skip."""
+    try:
+        import pymysql
+    except ImportError:
+        pytest.skip("MariaDB/MySQL tests need PyMySQL (pip install pymysql; it is in the dev extra)")
+    try:
+        admin = pymysql.connect(**MYSQL_ARGS)
+    except pymysql.err.OperationalError as exc:
+        pytest.skip(f"MariaDB at 127.0.0.1:3306 (user root, empty password) is not reachable: {exc}")
+    name = f"omnisend_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    admin.close()
+
+    def connect() -> Any:
+        return pymysql.connect(**MYSQL_ARGS, database=name)
+
+    return connect, name
+
+
+def drop_mysql_database(name: str) -> None:
+    import pymysql
+
+    admin = pymysql.connect(**MYSQL_ARGS)
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.close()

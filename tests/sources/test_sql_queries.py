@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sqlite3
+import sys
 
 import pytest
 
@@ -15,6 +16,7 @@ from airflow_omnisend.sources.sql_queries import (
     bind,
     check_dialect,
     detect_dialect,
+    driver_paramstyle,
     paramstyle_of,
     window_parameters,
 )
@@ -63,8 +65,8 @@ def test_window_parameters() -> None:
 def test_query_configuration_errors() -> None:
     with pytest.raises(OmnisendConfigError, match=r"SqlQueries\.paid must be a non-empty SQL string"):
         dataclasses.replace(SqlQueries.default("sqlite"), paid=" ")
-    with pytest.raises(OmnisendConfigError, match="no default queries for dialect 'mysql'"):
-        SqlQueries.default("mysql")
+    with pytest.raises(OmnisendConfigError, match="no default queries for dialect 'generic'"):
+        SqlQueries.default("generic")
 
 
 def test_default_queries_filter_on_the_window_and_sweep_what_has_no_date() -> None:
@@ -89,5 +91,57 @@ def test_paramstyle_and_dialect_checks() -> None:
     assert paramstyle_of(object(), "postgres") == "pyformat"
     assert paramstyle_of(object(), "generic") == "qmark"  # a driver that does not say
     assert check_dialect("generic") == "generic"
-    with pytest.raises(OmnisendConfigError, match="dialect must be one of sqlite, postgres, generic"):
+    with pytest.raises(OmnisendConfigError, match="dialect must be one of sqlite, postgres, mysql, generic"):
         check_dialect("oracle")
+
+
+# -- the driver's own paramstyle --------------------------------------------------------------------------
+
+
+def test_paramstyle_comes_from_the_nearest_module_that_declares_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    top, middle, leaf = (types.ModuleType(n) for n in ("fakedb", "fakedb.api", "fakedb.api.conn"))
+    top.paramstyle = "qmark"  # type: ignore[attr-defined]
+    middle.paramstyle = "numeric"  # type: ignore[attr-defined]
+    for module in (top, middle, leaf):
+        monkeypatch.setitem(sys.modules, module.__name__, module)
+    connection = type("Connection", (), {"__module__": "fakedb.api.conn"})()
+    assert detect_dialect(connection) == "generic"
+    assert driver_paramstyle(connection) == "numeric"  # fakedb.api, not the top-level fakedb
+    assert paramstyle_of(connection, "generic") == "numeric"
+    assert paramstyle_of(connection, "generic", "named") == "named"  # the stores file's override wins
+    del middle.paramstyle
+    assert paramstyle_of(connection, "generic") == "qmark"
+    del top.paramstyle
+    assert driver_paramstyle(connection) is None
+    assert paramstyle_of(connection, "generic") == "qmark"  # PEP 249's most common when none is declared
+    with pytest.raises(OmnisendConfigError, match="paramstyle must be one of named, qmark"):
+        paramstyle_of(connection, "generic", "%s")
+
+
+@pytest.mark.parametrize(
+    ("module", "connection_class", "dialect"),
+    [
+        ("snowflake.connector", "SnowflakeConnection", "generic"),
+        ("mysql.connector", "MySQLConnection", "mysql"),
+        ("google.cloud.bigquery.dbapi", "Connection", "generic"),
+        ("pymysql", "Connection", "mysql"),
+        ("MySQLdb", "Connection", "mysql"),
+    ],
+)
+def test_each_listed_driver_binds_in_its_real_paramstyle(
+    module: str, connection_class: str, dialect: str
+) -> None:
+    """The driver's real connection class (never connected: no server is needed) and its real module."""
+    driver = pytest.importorskip(module, reason=f"{module} is not installed here")
+    cls = getattr(driver, connection_class)
+    connection = cls.__new__(cls)
+    assert type(connection).__module__ != module  # the class lives in a submodule: the walk matters
+    assert detect_dialect(connection) == dialect
+    assert paramstyle_of(connection, dialect) == driver.paramstyle
+    assert driver.paramstyle in ("pyformat", "format")  # all of these, never the qmark fallback
+    sql, _args = bind("SELECT 1 WHERE a >= :start", {"start": 1}, paramstyle_of(connection, dialect))
+    assert sql == (
+        "SELECT 1 WHERE a >= %(start)s" if driver.paramstyle == "pyformat" else "SELECT 1 WHERE a >= %s"
+    )

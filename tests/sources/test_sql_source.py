@@ -297,3 +297,25 @@ def test_postgres_times_without_offset_are_rejected_where_returned(pg_shop: Shop
     assert [e["eventName"] for e in events] == ["paid for order"]
     assert [(r.order_id, r.event_name, r.column) for r in rejected] == [("A", "placed order", "created_at")]
     assert "no UTC offset" in rejected[0].reason
+
+
+@pytest.mark.postgres
+def test_postgres_custom_row_per_line_query_gives_the_same_events_as_sqlite(
+    tmp_path: Path, pg_schema: tuple[Any, str]
+) -> None:
+    import sqlite3
+
+    conn, _schema = pg_schema
+    build_sample_store(conn, 300, 9, timezone=TZ, start=START, days=3, dialect="postgres")
+    build_sample_store(tmp_path / "shop.sqlite", 300, 9, timezone=TZ, start=START, days=3)
+    lite = sqlite3.connect(tmp_path / "shop.sqlite")
+    paid = ROW_PER_LINE_PAID.replace(
+        "o.paid_at >= :scan_start AND o.paid_at < :scan_end", "o.paid_at >= :start AND o.paid_at < :end"
+    )
+    paid = paid.replace("ORDER BY o.order_id", 'ORDER BY o.order_id COLLATE "C"')
+    custom = dataclasses.replace(SqlQueries.default("postgres"), paid=paid)
+    for day in (START, START + timedelta(days=2)):
+        expected = paid_events(lite, day)
+        assert expected
+        assert paid_events(conn, day, custom) == expected
+    lite.close()

@@ -185,7 +185,7 @@ def test_cli_writes_a_store_and_refuses_to_overwrite(
         ({"days": 0}, "days must be a positive number"),
         ({"timezone": "Nowhere/Land"}, "timezone"),
         ({"start": "2024-13-01"}, "partition day"),
-        ({"dialect": "mysql"}, "dialect"),
+        ({"dialect": "oracle"}, "dialect"),
     ],
 )
 def test_bad_arguments(tmp_path: Path, kwargs: dict[str, Any], message: str) -> None:
