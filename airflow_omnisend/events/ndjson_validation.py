@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import orjson
 
 from airflow_omnisend.events.explanations import json_type
+from airflow_omnisend.events.lines import MAX_LINE_BYTES, capped_lines, check_line_cap
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.exceptions import OmnisendInputError
 
@@ -93,6 +94,8 @@ def validate_ndjson(
     valid_out: BinaryIO | None,
     rejected_out: BinaryIO | None,
     validator: EventValidator,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ValidationSummary:
     """Stream NDJSON events from ``src`` into valid and rejected NDJSON, returning the counts.
 
@@ -101,28 +104,31 @@ def validate_ndjson(
     written as ``{"line": n, "event": {...}, "errors": [{"path", "message", "code"}, ...]}``. ``None``
     for an output discards those events. Blank lines are skipped. Memory does not grow with the input.
 
-    :raises OmnisendInputError: a line is not JSON, or not a JSON object; the message names the line.
+    :param max_line_bytes: the longest line accepted (:mod:`~airflow_omnisend.events.lines`).
+    :raises OmnisendInputError: a line is not JSON, not a JSON object, or longer than
+        ``max_line_bytes``; the message names the line.
     """
     counts = _Counts()
     sinks = _Sinks(valid_out, rejected_out)
     check = validator.check
     line_no = 0
-    for line_no, raw in enumerate(src, 1):
-        line = _content(raw, line_no)
-        if not line:
-            continue
-        try:
+    lines = capped_lines(src, limit=check_line_cap(max_line_bytes), what="events")
+    try:
+        for line_no, raw in enumerate(lines, 1):
+            line = _content(raw, line_no)
+            if not line:
+                continue
             event = _event_of(line, line_no)
-        except OmnisendInputError:
-            sinks.flush_valid()  # the valid lines before the bad one are kept
-            raise
-        verdict = check(event)
-        if verdict.errors:
-            counts.rejected(event, verdict)
-            sinks.write_rejected(line_no, event, verdict)
-        else:
-            counts.valid(event, verdict)
-            sinks.write_valid(raw, line)
+            verdict = check(event)
+            if verdict.errors:
+                counts.rejected(event, verdict)
+                sinks.write_rejected(line_no, event, verdict)
+            else:
+                counts.valid(event, verdict)
+                sinks.write_valid(raw, line)
+    except OmnisendInputError:
+        sinks.flush_valid()  # the valid lines before the bad one are kept
+        raise
     sinks.flush_valid()
     return counts.summary(line_no)
 

@@ -26,6 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import orjson
 from airflow.sdk import ObjectStoragePath
 
+from airflow_omnisend.events.lines import capped_lines
 from airflow_omnisend.events.partition import (
     PartitionWindow,
     day_has_ended,
@@ -339,7 +340,7 @@ def _guess_format(path: Path) -> str:
 def _first_object_has_event_name(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            for raw in handle:
+            for raw in capped_lines(handle, what=str(path)):
                 line = raw.strip().removeprefix(b"\xef\xbb\xbf")
                 if line:
                     first = orjson.loads(line)

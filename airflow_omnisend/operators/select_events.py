@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from airflow_omnisend.events.lines import capped_lines
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
@@ -68,7 +69,7 @@ class OmnisendSelectEventsOperator(OmnisendPartitionBaseOperator):
             open(local, "rb") as src,
             partition.open_write(target) as out,
         ):
-            for line in src:
+            for line in capped_lines(src, what=str(events)):
                 if not line.strip():
                     continue
                 try:
