@@ -6,13 +6,17 @@ Checks a file of Omnisend order events outside Airflow (a user's own export, or 
 Exit codes: 0 every event is valid; 1 some are rejected (details in ``--rejected``); 2 the input is
 unusable (cannot be read, or a line is not a JSON object: the message names the line). Output files are
 written next to their final name and renamed at the end, so a failed run never leaves a half file that
-looks finished. No Airflow import: the command starts in a fraction of a second.
+looks finished. An output that is a symbolic link is written through: the file it points to is replaced,
+the link stays. An output that exists but is not a regular file (a device, a FIFO, a folder) is refused
+before anything is read (exit 2): a rename would replace the device node itself. No Airflow import: the
+command starts in a fraction of a second.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -47,7 +51,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     outputs = {"--valid": args.valid, "--rejected": args.rejected}
-    clash = _clashing_paths(args.events, outputs)
+    clash = _clashing_paths(args.events, outputs) or _unwritable_outputs(outputs)
     if clash:
         print(f"airflow-omnisend validate: {clash}", file=sys.stderr)
         return 2
@@ -60,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             summary = validate_ndjson(src, files["--valid"], files["--rejected"], EventValidator())
         for path in outputs.values():
             if path is not None:
-                os.replace(_partial(path), path)
+                os.replace(_partial(path), _target(path))
     except (OmnisendInputError, OSError) as exc:
         for path in outputs.values():
             if path is not None:
@@ -88,6 +92,30 @@ def _clashing_paths(events: str, outputs: dict[str, Path | None]) -> str | None:
     return None
 
 
+def _unwritable_outputs(outputs: dict[str, Path | None]) -> str | None:
+    """An output that exists and is not a regular file (after following links) cannot be replaced."""
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        target = _target(path)
+        try:
+            mode = target.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"cannot write {option} {path}: {_describe(exc)}"
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, FIFO or socket)"
+            shown = path if target == path else f"{path} (-> {target})"
+            return f"{option} {shown} is {kind}: give the path of a regular file to write"
+    return None
+
+
+def _target(path: Path) -> Path:
+    """Where ``path`` really is: a symbolic link is followed, so writing replaces the file it points to."""
+    return path.resolve() if path.is_symlink() else path
+
+
 def _open_input(name: str, stack: contextlib.ExitStack) -> BinaryIO:
     if name == "-":
         return sys.stdin.buffer
@@ -108,7 +136,8 @@ def _open_output(option: str, path: Path) -> Iterator[BinaryIO]:
 
 
 def _partial(path: Path) -> Path:
-    return path.with_name(path.name + ".partial")
+    target = _target(path)
+    return target.with_name(target.name + ".partial")
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -206,3 +207,40 @@ def test_never_imports_airflow_and_starts_fast(tmp_path: Path) -> None:
     assert "AssertionError" not in result.stderr
     # "well under a second": ~0.1-0.2 s here; the bound leaves room for a loaded CI machine
     assert elapsed < 1.5, elapsed
+
+
+def test_an_output_that_is_a_symlink_is_written_through(tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    real = tmp_path / "kept" / "valid.ndjson"
+    real.parent.mkdir()
+    real.write_bytes(b"old\n")
+    link = tmp_path / "valid-link.ndjson"
+    link.symlink_to(real)
+    assert main(["validate", str(events), "--valid", str(link)]) == 0
+    assert link.is_symlink()
+    assert link.resolve() == real
+    assert real.read_bytes() == orjson.dumps(GOOD) + b"\n"
+    assert not list(tmp_path.glob("*.partial"))
+    assert not list(real.parent.glob("*.partial"))
+
+
+def test_an_output_that_is_a_device_or_fifo_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO in tmp_path stands for a device (replacing /dev/null as root would break the machine)."""
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "pipe-link"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        assert main(["validate", str(events), "--valid", str(target)]) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert link.is_symlink()
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    assert main(["validate", str(events), "--rejected", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
