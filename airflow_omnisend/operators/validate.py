@@ -45,17 +45,16 @@ TOP_REASONS = 5
 
 
 class _HashingReader:
-    """Iterates the lines of ``src`` and hashes them (the sha256 of the file that was validated)."""
+    """Reads the lines of ``src`` and hashes them (the sha256 of the file that was validated)."""
 
     def __init__(self, src: IO[bytes]) -> None:
-        self._src = src
+        self._readline = src.readline
         self.sha256 = hashlib.sha256()
 
-    def __iter__(self) -> Iterator[bytes]:
-        update = self.sha256.update
-        for line in self._src:
-            update(line)
-            yield line
+    def readline(self, size: int = -1) -> bytes:
+        line = self._readline(size)
+        self.sha256.update(line)
+        return line
 
 
 def parse_ratio(value: object, owner: str) -> float:
