@@ -243,10 +243,11 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
                     cast("IO[bytes]", writer),
                     rows_rejected_out=rejected_out,
                 )
-            unplaceable = 0
+            unplaceable, unplaceable_by_code = 0, {}
             if self.check_unplaceable:
                 with partition.open_write(partition.file("unplaceable")) as unplaceable_out:
-                    unplaceable = sweep_unplaceable(source, unplaceable_out).count
+                    swept = sweep_unplaceable(source, unplaceable_out)
+                unplaceable, unplaceable_by_code = swept.count, dict(sorted(swept.by_code.items()))
         digest = writer.sha256.hexdigest()
         partition.write_json(
             "extract",
@@ -255,6 +256,7 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
                 "source": description,
                 "events_sha256": digest,
                 "rows_unplaceable": unplaceable if self.check_unplaceable else None,
+                "rows_unplaceable_by_code": unplaceable_by_code,
                 "extracted_at": utc_timestamp(),
             },
         )
@@ -273,10 +275,12 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
             )
         if unplaceable:
             self.log.warning(
-                "%d source row(s) of store %s have a time no day can hold (no date at all), so no "
-                "partition can send them; fix them in the source. They are listed in %s",
+                "%d source row(s) of store %s belong to no day (%s: a time without a date, or no "
+                "order/refund/line they belong to), so no partition can send them; fix them in the "
+                "source. They are listed in %s",
                 unplaceable,
                 partition.store_id,
+                ", ".join(f"{code} {n}" for code, n in unplaceable_by_code.items()),
                 partition.file("unplaceable"),
             )
         manifest = partition.manifest(

@@ -297,3 +297,22 @@ def test_postgres_times_without_offset_are_rejected_where_returned(pg_shop: Shop
     assert [e["eventName"] for e in events] == ["paid for order"]
     assert [(r.order_id, r.event_name, r.column) for r in rejected] == [("A", "placed order", "created_at")]
     assert "no UTC offset" in rejected[0].reason
+
+
+def test_a_refund_line_of_a_missing_order_line_is_reported_by_the_sweep(shop: Shop) -> None:
+    """The event queries cannot return it (issue 14, item 1): the store-wide sweep reports it, on both
+    databases (the reference schema has no foreign key from refund_lines to order_lines)."""
+    fill_one(shop, "A")
+    shop.insert(
+        "refunds", [{"refund_id": "R1", "order_id": "A", "created_at": "2024-03-10T14:00:00Z", "amount": 1}]
+    )
+    shop.insert("refund_lines", [{"refund_id": "R1", "line_number": 7, "quantity": 1, "amount": 1}])
+    found: list[Any] = []
+    assert DbApiOrderSource(shop.conn).find_unplaceable(found.append) == 1
+    [row] = [r.to_dict() for r in found]
+    assert (row["orderID"], row["refundID"], row["value"], row["code"]) == (
+        "A",
+        "R1",
+        7,
+        "refund_line_without_order_line",
+    )
