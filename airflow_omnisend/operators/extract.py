@@ -33,7 +33,8 @@ from airflow_omnisend.events.partition import (
     load_timezone,
     parse_partition_day,
 )
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
+from airflow_omnisend.operators._failures import input_failure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.sources import (
     NdjsonEventSource,
@@ -59,6 +60,15 @@ SOURCE_FORMATS = ("events_ndjson", "orders_ndjson", "orders_csv")
 #: file names looked for in a CSV folder (``orders.csv`` is required, the others optional)
 CSV_TABLES = ("orders.csv", "order_lines.csv", "refunds.csv", "refund_lines.csv")
 _NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
+#: what reading a file source raises when the file itself is wrong (ValueError: an unknown URL scheme)
+_INPUT_ERRORS = (
+    OmnisendError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    ValueError,
+)
 
 
 class _HashingWriter:
@@ -214,14 +224,19 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
             yield source, f"sql:{conn_id}"
             return
         assert path is not None
-        with _local_source(path) as local:
-            fmt = _given(self.source_format) or _guess_format(local)
-            if fmt not in SOURCE_FORMATS:
-                raise OmnisendConfigError(
-                    f"{type(self).__name__}: source_format must be one of {', '.join(SOURCE_FORMATS)}, "
-                    f"got {fmt!r}"
-                )
-            yield _file_source(local, fmt), f"{fmt}:{path}"
+        with contextlib.ExitStack() as stack:
+            try:
+                local = stack.enter_context(_local_source(path))
+                fmt = _given(self.source_format) or _guess_format(local)
+                if fmt not in SOURCE_FORMATS:
+                    raise OmnisendConfigError(
+                        f"{type(self).__name__}: source_format must be one of {', '.join(SOURCE_FORMATS)}, "
+                        f"got {fmt!r}"
+                    )
+                file_source = _file_source(local, fmt)
+            except _INPUT_ERRORS as exc:  # no retry reads the same file differently
+                raise input_failure(f"source_path {path}", exc) from exc
+            yield file_source, f"{fmt}:{path}"
 
     # -- Airflow entry point -------------------------------------------------------------------------
 
@@ -236,13 +251,18 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
                 partition.open_write(partition.rows_rejected) as rejected_out,
             ):
                 writer = _HashingWriter(out)
-                summary = extract_partition(
-                    source,
-                    partition.store_id,
-                    window,
-                    cast("IO[bytes]", writer),
-                    rows_rejected_out=rejected_out,
-                )
+                try:
+                    summary = extract_partition(
+                        source,
+                        partition.store_id,
+                        window,
+                        cast("IO[bytes]", writer),
+                        rows_rejected_out=rejected_out,
+                    )
+                except OmnisendInputError as exc:
+                    if _given(self.source_conn_id) is not None:
+                        raise  # a SQL error may pass (a dropped connection): the retry policy decides
+                    raise input_failure(description, exc) from exc
             unplaceable, unplaceable_by_code = 0, {}
             if self.check_unplaceable:
                 with partition.open_write(partition.file("unplaceable")) as unplaceable_out:

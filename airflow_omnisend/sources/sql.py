@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.mapping import OrderEventMapper
+from airflow_omnisend.events.names import PLACED, REFUNDED
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.sources.base import RowRejection
 from airflow_omnisend.sources.sql_cursors import end_read, open_cursor
@@ -157,13 +158,13 @@ def find_unplaceable_sql(
 ORPHAN_QUERIES: Final = (
     (
         "null_order_id",
-        "placed order",
+        PLACED,
         "SELECT NULL, NULL, NULL, 'order_id', created_at FROM orders WHERE order_id IS NULL",
         "the order row has no order_id (created_at {value}), so no event can name it: give it its id",
     ),
     (
         "line_without_order",
-        "placed order",
+        PLACED,
         "SELECT l.order_id, NULL, l.line_number, 'order_id', l.order_id FROM order_lines l"
         " WHERE l.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = l.order_id)",
         "order_lines line {line} names order {value!r}, which does not exist: add the order or delete "
@@ -171,7 +172,7 @@ ORPHAN_QUERIES: Final = (
     ),
     (
         "refund_line_without_refund",
-        "order refunded",
+        REFUNDED,
         "SELECT NULL, rl.refund_id, rl.line_number, 'refund_id', rl.refund_id FROM refund_lines rl"
         " WHERE rl.refund_id IS NULL"
         " OR NOT EXISTS (SELECT 1 FROM refunds r WHERE r.refund_id = rl.refund_id)",
@@ -180,7 +181,7 @@ ORPHAN_QUERIES: Final = (
     ),
     (
         "refund_line_without_order_line",
-        "order refunded",
+        REFUNDED,
         "SELECT r.order_id, rl.refund_id, rl.line_number, 'line_number', rl.line_number"
         " FROM refund_lines rl JOIN refunds r ON r.refund_id = rl.refund_id"
         " WHERE NOT EXISTS (SELECT 1 FROM order_lines l"
@@ -190,7 +191,7 @@ ORPHAN_QUERIES: Final = (
     ),
     (
         "null_refund_id",
-        "order refunded",
+        REFUNDED,
         "SELECT order_id, NULL, NULL, 'refund_id', created_at FROM refunds WHERE refund_id IS NULL",
         "the refunds row of order {order_id!r} has no refund_id, so no event can name it: give it its id",
     ),

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from pipeline_helpers import SHOP, SHOP_DAY, TZ, execute_sql, sample_shop, sqlite_connection
 
 from airflow_omnisend.events.partition import PartitionWindow
@@ -211,16 +212,27 @@ def test_unusable_arguments_are_refused_when_the_dag_is_parsed(kwargs: dict[str,
         OmnisendExtractOrdersOperator(task_id="extract", **args)
 
 
-def test_file_problems_name_the_file(tmp_path: Path) -> None:
+def test_file_problems_name_the_file_and_fail_without_retry(tmp_path: Path) -> None:
+    """Issue 14, item 8: no retry can fix a wrong file, so each ends the task at once
+    (AirflowFailException: FAILED before retries are counted) with the fix."""
     (tmp_path / "empty_folder").mkdir()
-    with pytest.raises(OmnisendInputError, match=r"has no orders\.csv"):
-        _extract(tmp_path / "staging", source_path=str(tmp_path / "empty_folder"))
     odd = tmp_path / "orders.parquet"
     odd.write_bytes(b"PAR1")
-    with pytest.raises(OmnisendConfigError, match="cannot tell the format of"):
-        _extract(tmp_path / "staging", source_path=str(odd))
-    with pytest.raises(OmnisendConfigError, match="does not exist"):
-        _extract(tmp_path / "staging", source_path=str(tmp_path / "missing.ndjson"))
+    zeros = tmp_path / "zeros.ndjson"
+    zeros.write_bytes(b"{" + b"0" * (5 << 20))
+    cases = [
+        (str(tmp_path / "empty_folder"), r"has no orders\.csv", {}),
+        (str(odd), "cannot tell the format of", {}),
+        (str(tmp_path / "missing.ndjson"), "does not exist", {}),
+        ("nosuchscheme://bucket/orders.ndjson", "nosuchscheme", {}),
+        (str(tmp_path / "empty_folder"), "is a folder|not a file", {"source_format": "events_ndjson"}),
+        (str(zeros), "line 1 is longer than 4194304 bytes", {"source_format": "events_ndjson"}),
+    ]
+    for path, match, extra in cases:
+        with pytest.raises(AirflowFailException, match=match) as raised:
+            _extract(tmp_path / "staging", source_path=path, **extra)
+        assert isinstance(raised.value, OmnisendInputError)
+        assert "not retried" in str(raised.value)
 
 
 @pytest.mark.postgres
