@@ -16,7 +16,6 @@ about n^2 / 2^65 (3e-8 for a million events); such a pair would be reported as a
 from __future__ import annotations
 
 from array import array
-from hashlib import blake2b
 from typing import TYPE_CHECKING, Final
 
 from airflow_omnisend.events.explanations import Issue
@@ -31,9 +30,7 @@ COLLISION_CODE: Final = "event_id_collision"
 _INITIAL_SLOTS: Final = 1 << 12
 
 
-def _hash64(data: bytes) -> int:
-    """A nonzero 64-bit hash of ``data`` (0 marks an empty slot)."""
-    return int.from_bytes(blake2b(data, digest_size=8).digest(), "little") or 1
+_MASK64: Final = (1 << 64) - 1
 
 
 class CollisionIndex:
@@ -55,9 +52,9 @@ class CollisionIndex:
     def check(self, event_id: str, instant: datetime, content: bytes, line_no: int) -> Issue | None:
         """Record the event of ``line_no``; an :class:`Issue` when an earlier event holds its key with
         other bytes (``content``: the event's line, trimmed)."""
-        micros = round(instant.timestamp() * 1_000_000)
-        key = _hash64(f"{event_id}\0{micros}".encode("utf-8", "surrogatepass"))
-        digest = _hash64(content)
+        # Python's own (SipHash) hashes: 64 bits, in C; salted per process, which one run never sees
+        key = hash((event_id, round(instant.timestamp() * 1_000_000))) & _MASK64 or 1  # 0: empty slot
+        digest = hash(content) & _MASK64 or 1
         keys, mask = self._keys, self._mask
         slot = key & mask
         while (found := keys[slot]) != 0:
