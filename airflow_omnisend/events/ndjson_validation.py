@@ -7,22 +7,37 @@ does not grow with the input. The formats are in docs/validation.md.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 
-from airflow_omnisend.events.explanations import json_type
+from airflow_omnisend.events.collisions import CollisionIndex
+from airflow_omnisend.events.explanations import Issue, json_type
+from airflow_omnisend.events.lines import MAX_LINE_BYTES, capped_lines, check_line_cap
 from airflow_omnisend.events.names import EVENT_NAMES
+from airflow_omnisend.events.validation import EventVerdict
 from airflow_omnisend.exceptions import OmnisendInputError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import datetime
 
-    from airflow_omnisend.events.validation import EventValidator, EventVerdict
+    from airflow_omnisend.events.validation import EventValidator
 
-__all__ = ["ValidationSummary", "validate_ndjson"]
+__all__ = [
+    "DUPLICATE_KEY_CODE",
+    "OVER_BODY_LIMIT_CODE",
+    "ValidationSummary",
+    "duplicate_key",
+    "validate_ndjson",
+]
+
+#: reason code of a line in which one object repeats a key
+DUPLICATE_KEY_CODE = "duplicate_key"
+#: reason code of an event too big for any request body (``max_event_bytes``)
+OVER_BODY_LIMIT_CODE = "over_body_limit"
 
 #: by_event_name key of events whose eventName is not one of the five order events.
 _UNKNOWN_NAME = "(unknown)"
@@ -93,6 +108,9 @@ def validate_ndjson(
     valid_out: BinaryIO | None,
     rejected_out: BinaryIO | None,
     validator: EventValidator,
+    *,
+    max_line_bytes: int = MAX_LINE_BYTES,
+    max_event_bytes: int | None = None,
 ) -> ValidationSummary:
     """Stream NDJSON events from ``src`` into valid and rejected NDJSON, returning the counts.
 
@@ -101,28 +119,39 @@ def validate_ndjson(
     written as ``{"line": n, "event": {...}, "errors": [{"path", "message", "code"}, ...]}``. ``None``
     for an output discards those events. Blank lines are skipped. Memory does not grow with the input.
 
-    :raises OmnisendInputError: a line is not JSON, or not a JSON object; the message names the line.
+    Beyond the validator's verdict, a line is rejected when an object in it repeats a key (code
+    ``duplicate_key``: which value counts would be up to the reader), when an earlier, different event
+    has its eventID and eventTime (``event_id_collision``, :mod:`~airflow_omnisend.events.collisions`:
+    the first is kept), and, with ``max_event_bytes``, when it is too big for any request body
+    (``over_body_limit``; in a DAG run the plan step dead-letters those, with the connection's limit).
+
+    :param max_line_bytes: the longest line accepted (:mod:`~airflow_omnisend.events.lines`).
+    :param max_event_bytes: reject events longer than this (the CLI: the default API profile's limit).
+    :raises OmnisendInputError: a line is not JSON, not a JSON object, or longer than
+        ``max_line_bytes``; the message names the line.
     """
     counts = _Counts()
     sinks = _Sinks(valid_out, rejected_out)
     check = validator.check
+    extra = _LineChecks(max_event_bytes)
     line_no = 0
-    for line_no, raw in enumerate(src, 1):
-        line = _content(raw, line_no)
-        if not line:
-            continue
-        try:
+    lines = capped_lines(src, limit=check_line_cap(max_line_bytes), what="events")
+    try:
+        for line_no, raw in enumerate(lines, 1):
+            line = _content(raw, line_no)
+            if not line:
+                continue
             event = _event_of(line, line_no)
-        except OmnisendInputError:
-            sinks.flush_valid()  # the valid lines before the bad one are kept
-            raise
-        verdict = check(event)
-        if verdict.errors:
-            counts.rejected(event, verdict)
-            sinks.write_rejected(line_no, event, verdict)
-        else:
-            counts.valid(event, verdict)
-            sinks.write_valid(raw, line)
+            verdict = extra.judge(line, line_no, event, check(event))
+            if verdict.errors:
+                counts.rejected(event, verdict)
+                sinks.write_rejected(line_no, event, verdict)
+            else:
+                counts.valid(event, verdict)
+                sinks.write_valid(raw, line)
+    except OmnisendInputError:
+        sinks.flush_valid()  # the valid lines before the bad one are kept
+        raise
     sinks.flush_valid()
     return counts.summary(line_no)
 
@@ -145,6 +174,76 @@ def _event_of(line: bytes, line_no: int) -> dict[str, Any]:
             f"line {line_no}: {json_type(event)} where an event (a JSON object) was expected"
         )
     return event
+
+
+class _DuplicateKey(Exception):
+    """An object of the line repeats a key."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set[str] = set()
+        repeated = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _DuplicateKey(repeated)
+    return out
+
+
+def duplicate_key(line: bytes, event: dict[str, Any]) -> str | None:
+    """The first key an object of ``line`` repeats, or ``None``. A line that is exactly how orjson
+    writes ``event`` back (every line the extract step writes) has none; only others are parsed again."""
+    if orjson.dumps(event) == line:
+        return None
+    try:
+        json.loads(line, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        return str(exc.args[0])
+    except ValueError:
+        return None  # orjson read it; what the stdlib parser refuses is no duplicate key
+    return None
+
+
+class _LineChecks:
+    """The checks of a line beyond the validator's verdict (see :func:`validate_ndjson`)."""
+
+    __slots__ = ("_collisions", "_max_event_bytes")
+
+    def __init__(self, max_event_bytes: int | None) -> None:
+        self._collisions = CollisionIndex()
+        self._max_event_bytes = max_event_bytes
+
+    def judge(self, line: bytes, line_no: int, event: dict[str, Any], verdict: EventVerdict) -> EventVerdict:
+        issues: list[Issue] = []
+        repeated = duplicate_key(line, event)
+        if repeated is not None:
+            issues.append(
+                Issue(
+                    "$",
+                    f"key {repeated!r} appears twice in one object; which value counts would be up to the "
+                    "reader: write each key once",
+                    DUPLICATE_KEY_CODE,
+                )
+            )
+        limit = self._max_event_bytes
+        if limit is not None and len(line) > limit:
+            issues.append(
+                Issue(
+                    "$",
+                    f"the event is {len(line)} bytes, over the {limit}-byte limit of one request body; "
+                    "shorten it (fewer line items, shorter texts)",
+                    OVER_BODY_LIMIT_CODE,
+                )
+            )
+        if not verdict.errors and not issues:
+            instant = verdict.event_instant
+            assert instant is not None
+            collision = self._collisions.check(event["eventID"], instant, line, line_no)
+            if collision is None:
+                return verdict
+            issues.append(collision)
+        if not issues:
+            return verdict
+        return EventVerdict([*verdict.errors, *issues], verdict.warnings, None)
 
 
 class _Counts:

@@ -16,11 +16,18 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_omnisend.exceptions import (
     OmnisendAutomationRiskError,
+    OmnisendInputError,
     OmnisendRejectRatioError,
     OmnisendUnaccountedEventsError,
 )
 
-__all__ = ["AutomationRiskFailure", "RejectRatioFailure", "UnaccountedEventsFailure"]
+__all__ = [
+    "AutomationRiskFailure",
+    "InputFailure",
+    "RejectRatioFailure",
+    "UnaccountedEventsFailure",
+    "input_failure",
+]
 
 
 class AutomationRiskFailure(OmnisendAutomationRiskError, AirflowFailException):
@@ -33,3 +40,25 @@ class RejectRatioFailure(OmnisendRejectRatioError, AirflowFailException):
 
 class UnaccountedEventsFailure(OmnisendUnaccountedEventsError, AirflowFailException):
     """The report found extracted events that were neither accepted, rejected nor dead-lettered."""
+
+
+class InputFailure(OmnisendInputError, AirflowFailException):
+    """An input file no retry can fix: missing, a folder, not NDJSON/CSV, a line over the cap, a URL
+    scheme no filesystem serves."""
+
+
+def input_failure(what: str, exc: BaseException) -> InputFailure:
+    """``exc`` (raised reading ``what``) as an :class:`InputFailure` whose message says the fix."""
+    if isinstance(exc, InputFailure):
+        return exc
+    if isinstance(exc, FileNotFoundError):
+        text = f"{what} does not exist: check the path (and that the worker can see it)"
+    elif isinstance(exc, IsADirectoryError):
+        text = f"{what} is a folder: give the path of the file itself"
+    elif isinstance(exc, PermissionError):
+        text = f"{what} cannot be read by the worker (permission denied): fix its permissions"
+    elif isinstance(exc, OmnisendInputError):
+        text = str(exc)
+    else:
+        text = f"{what}: {type(exc).__name__}: {exc}"
+    return InputFailure(f"{text} (not retried: the same input fails again)")

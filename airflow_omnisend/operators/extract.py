@@ -26,13 +26,15 @@ from typing import IO, TYPE_CHECKING, Any, cast
 import orjson
 from airflow.sdk import ObjectStoragePath
 
+from airflow_omnisend.events.lines import capped_lines
 from airflow_omnisend.events.partition import (
     PartitionWindow,
     day_has_ended,
     load_timezone,
     parse_partition_day,
 )
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
+from airflow_omnisend.operators._failures import input_failure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.sources import (
     NdjsonEventSource,
@@ -59,6 +61,15 @@ SOURCE_FORMATS = ("events_ndjson", "orders_ndjson", "orders_csv")
 #: file names looked for in a CSV folder (``orders.csv`` is required, the others optional)
 CSV_TABLES = ("orders.csv", "order_lines.csv", "refunds.csv", "refund_lines.csv")
 _NDJSON_SUFFIXES = (".ndjson", ".jsonl", ".json")
+#: what reading a file source raises when the file itself is wrong (ValueError: an unknown URL scheme)
+_INPUT_ERRORS = (
+    OmnisendError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    ValueError,
+)
 
 
 class _HashingWriter:
@@ -219,14 +230,19 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
             yield source, f"sql:{conn_id}"
             return
         assert path is not None
-        with _local_source(path) as local:
-            fmt = _given(self.source_format) or _guess_format(local)
-            if fmt not in SOURCE_FORMATS:
-                raise OmnisendConfigError(
-                    f"{type(self).__name__}: source_format must be one of {', '.join(SOURCE_FORMATS)}, "
-                    f"got {fmt!r}"
-                )
-            yield _file_source(local, fmt), f"{fmt}:{path}"
+        with contextlib.ExitStack() as stack:
+            try:
+                local = stack.enter_context(_local_source(path))
+                fmt = _given(self.source_format) or _guess_format(local)
+                if fmt not in SOURCE_FORMATS:
+                    raise OmnisendConfigError(
+                        f"{type(self).__name__}: source_format must be one of {', '.join(SOURCE_FORMATS)}, "
+                        f"got {fmt!r}"
+                    )
+                file_source = _file_source(local, fmt)
+            except _INPUT_ERRORS as exc:  # no retry reads the same file differently
+                raise input_failure(f"source_path {path}", exc) from exc
+            yield file_source, f"{fmt}:{path}"
 
     # -- Airflow entry point -------------------------------------------------------------------------
 
@@ -241,17 +257,23 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
                 partition.open_write(partition.rows_rejected) as rejected_out,
             ):
                 writer = _HashingWriter(out)
-                summary = extract_partition(
-                    source,
-                    partition.store_id,
-                    window,
-                    cast("IO[bytes]", writer),
-                    rows_rejected_out=rejected_out,
-                )
-            unplaceable = 0
+                try:
+                    summary = extract_partition(
+                        source,
+                        partition.store_id,
+                        window,
+                        cast("IO[bytes]", writer),
+                        rows_rejected_out=rejected_out,
+                    )
+                except OmnisendInputError as exc:
+                    if _given(self.source_conn_id) is not None:
+                        raise  # a SQL error may pass (a dropped connection): the retry policy decides
+                    raise input_failure(description, exc) from exc
+            unplaceable, unplaceable_by_code = 0, {}
             if self.check_unplaceable:
                 with partition.open_write(partition.file("unplaceable")) as unplaceable_out:
-                    unplaceable = sweep_unplaceable(source, unplaceable_out).count
+                    swept = sweep_unplaceable(source, unplaceable_out)
+                unplaceable, unplaceable_by_code = swept.count, dict(sorted(swept.by_code.items()))
         digest = writer.sha256.hexdigest()
         partition.write_json(
             "extract",
@@ -260,6 +282,7 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
                 "source": description,
                 "events_sha256": digest,
                 "rows_unplaceable": unplaceable if self.check_unplaceable else None,
+                "rows_unplaceable_by_code": unplaceable_by_code,
                 "extracted_at": utc_timestamp(),
             },
         )
@@ -278,10 +301,12 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
             )
         if unplaceable:
             self.log.warning(
-                "%d source row(s) of store %s have a time no day can hold (no date at all), so no "
-                "partition can send them; fix them in the source. They are listed in %s",
+                "%d source row(s) of store %s belong to no day (%s: a time without a date, or no "
+                "order/refund/line they belong to), so no partition can send them; fix them in the "
+                "source. They are listed in %s",
                 unplaceable,
                 partition.store_id,
+                ", ".join(f"{code} {n}" for code, n in unplaceable_by_code.items()),
                 partition.file("unplaceable"),
             )
         manifest = partition.manifest(
@@ -345,7 +370,7 @@ def _guess_format(path: Path) -> str:
 def _first_object_has_event_name(path: Path) -> bool:
     try:
         with path.open("rb") as handle:
-            for raw in handle:
+            for raw in capped_lines(handle, what=str(path)):
                 line = raw.strip().removeprefix(b"\xef\xbb\xbf")
                 if line:
                     first = orjson.loads(line)

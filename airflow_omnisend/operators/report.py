@@ -273,8 +273,9 @@ def _notes(
         notes.append("no automation_check.json: the automation safety check did not run for this partition")
     if rows_unplaceable:
         notes.append(
-            f"{rows_unplaceable} source rows of the store have a time no day can hold, so no partition "
-            f"sends them; fix them in the source (listed in {partition.file('unplaceable')})"
+            f"{rows_unplaceable} source rows of the store belong to no day (a time without a date, or no "
+            "order/refund/line they belong to: codes in extract.json rows_unplaceable_by_code), so no "
+            f"partition sends them; fix them in the source (listed in {partition.file('unplaceable')})"
         )
     return notes
 

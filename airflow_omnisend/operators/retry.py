@@ -19,6 +19,10 @@ Decisions, by the provider's exception types (found on the exception or anywhere
 * rate limit (429 after the hook's own budget): RETRY after the time Omnisend named, capped.
 * 5xx, transport failures (incl. lost responses) and stopped batches: RETRY with the task's delay.
 * anything else: DEFAULT.
+
+Input files no retry can fix (missing, a folder, not NDJSON, a line over the cap, an unknown URL
+scheme) end the task through ``operators._failures.InputFailure`` (an ``AirflowFailException``), so
+they fail at once even under a user's own policy.
 """
 
 from __future__ import annotations

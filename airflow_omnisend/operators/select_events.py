@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from airflow_omnisend.events.lines import LineTooLongError, capped_lines
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.exceptions import OmnisendConfigError
+from airflow_omnisend.operators._failures import input_failure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 
 if TYPE_CHECKING:
@@ -24,6 +26,14 @@ __all__ = ["SELECTED_EVENTS_FILE", "OmnisendSelectEventsOperator"]
 
 #: the selected events, next to ``events.ndjson`` in the partition's folder
 SELECTED_EVENTS_FILE: Final = "events_selected.ndjson"
+
+
+def _lines(src: Any, what: str) -> Any:
+    """The lines of ``src``; a line over the cap ends the task at once (no retry reads it shorter)."""
+    try:
+        yield from capped_lines(src, what=what)
+    except LineTooLongError as exc:
+        raise input_failure(what, exc) from exc
 
 
 class OmnisendSelectEventsOperator(OmnisendPartitionBaseOperator):
@@ -68,7 +78,7 @@ class OmnisendSelectEventsOperator(OmnisendPartitionBaseOperator):
             open(local, "rb") as src,
             partition.open_write(target) as out,
         ):
-            for line in src:
+            for line in _lines(src, str(events)):
                 if not line.strip():
                     continue
                 try:

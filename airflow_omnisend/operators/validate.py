@@ -27,7 +27,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_omnisend.events.ndjson_validation import ValidationSummary, validate_ndjson
 from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
-from airflow_omnisend.operators._failures import RejectRatioFailure
+from airflow_omnisend.operators._failures import InputFailure, RejectRatioFailure, input_failure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.staging import utc_timestamp
 
@@ -45,17 +45,16 @@ TOP_REASONS = 5
 
 
 class _HashingReader:
-    """Iterates the lines of ``src`` and hashes them (the sha256 of the file that was validated)."""
+    """Reads the lines of ``src`` and hashes them (the sha256 of the file that was validated)."""
 
     def __init__(self, src: IO[bytes]) -> None:
-        self._src = src
+        self._readline = src.readline
         self.sha256 = hashlib.sha256()
 
-    def __iter__(self) -> Iterator[bytes]:
-        update = self.sha256.update
-        for line in self._src:
-            update(line)
-            yield line
+    def readline(self, size: int = -1) -> bytes:
+        line = self._readline(size)
+        self.sha256.update(line)
+        return line
 
 
 def parse_ratio(value: object, owner: str) -> float:
@@ -130,22 +129,25 @@ class OmnisendValidateEventsOperator(OmnisendPartitionBaseOperator):
         ):
             events = self.upstream_file(partition, self.extracted, "events")
             if not events.exists():
-                raise OmnisendInputError(
+                raise InputFailure(
                     f"{events} does not exist; the extract step writes it - run it for "
                     f"{partition.store_id} {partition.day} first, or pass events_path"
                 )
             with partition.local_copy(events) as local, open(local, "rb") as src:
                 yield src, partition.relative(events)
             return
-        path = (
-            self.events_path
-            if isinstance(self.events_path, ObjectStoragePath)
-            else ObjectStoragePath(self.events_path.strip())
-        )
+        try:
+            path = (
+                self.events_path
+                if isinstance(self.events_path, ObjectStoragePath)
+                else ObjectStoragePath(self.events_path.strip())
+            )
+        except ValueError as exc:  # a URL scheme no fsspec filesystem serves
+            raise input_failure(f"events_path {self.events_path!r}", exc) from exc
         try:
             handle = path.fs.open(path.path, "rb")
-        except FileNotFoundError:
-            raise OmnisendInputError(f"events_path {path} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise input_failure(f"events_path {path}", exc) from exc
         with handle as src:
             yield cast("BinaryIO", src), str(path)
 
@@ -161,7 +163,10 @@ class OmnisendValidateEventsOperator(OmnisendPartitionBaseOperator):
                 partition.open_write(partition.valid) as valid_out,
                 partition.open_write(partition.rejected) as rejected_out,
             ):
-                summary = validate_ndjson(cast("BinaryIO", reader), valid_out, rejected_out, validator)
+                try:
+                    summary = validate_ndjson(cast("BinaryIO", reader), valid_out, rejected_out, validator)
+                except (OmnisendInputError, IsADirectoryError) as exc:
+                    raise input_failure(f"events {source}", exc) from exc
         digest = reader.sha256.hexdigest()
         seconds = time.perf_counter() - started
         ratio = summary.rejected / summary.events if summary.events else 0.0

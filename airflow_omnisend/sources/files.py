@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from airflow_omnisend.events.columns import ORDER_TIME_COLUMN, line_tuple, order_tuple, refund_tuple
+from airflow_omnisend.events.lines import capped_lines, capped_text_lines
 from airflow_omnisend.events.mapping import OrderEventMapper, refunded_lines
 from airflow_omnisend.events.names import LIFECYCLE_RANK, REFUNDED
 from airflow_omnisend.events.statuses import history_of
@@ -48,7 +49,7 @@ def _existing(path: str | Path, what: str) -> Path:
 
 def _ndjson_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
+        for number, raw in enumerate(capped_lines(handle, what=str(path)), 1):
             line = raw.strip()
             if number == 1 and line.startswith(b"\xef\xbb\xbf"):
                 line = line[3:].strip()
@@ -362,7 +363,7 @@ class OrderCsvSource:
 
     def _rows(self, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         with path.open(newline="", encoding=self.encoding) as handle:
-            reader = csv.DictReader(handle, delimiter=self.delimiter)
+            reader = csv.DictReader(capped_text_lines(handle, what=str(path)), delimiter=self.delimiter)
             try:
                 for row in reader:
                     yield (
@@ -382,7 +383,8 @@ class OrderCsvSource:
     def _check_header(self, path: Path, required: tuple[str, ...]) -> None:
         with path.open(newline="", encoding=self.encoding) as handle:
             try:
-                header = next(csv.reader(handle, delimiter=self.delimiter), [])
+                lines = capped_text_lines(handle, what=str(path))
+                header = next(csv.reader(lines, delimiter=self.delimiter), [])
             except UnicodeDecodeError as exc:
                 raise self._not_text(path, exc, 1) from None
         missing = [c for c in required if c not in header]

@@ -20,10 +20,11 @@ events), :mod:`.sqlite_text` (text that is not UTF-8), :mod:`.sql_cursors`.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.mapping import OrderEventMapper
+from airflow_omnisend.events.names import PLACED, REFUNDED
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.sources.base import RowRejection
 from airflow_omnisend.sources.sql_cursors import end_read, open_cursor, register_reconnect
@@ -68,6 +69,7 @@ __all__ = [
     "bind",
     "check_queries",
     "detect_dialect",
+    "find_orphans_sql",
     "find_unplaceable_sql",
     "iter_sql_events",
     "window_parameters",
@@ -151,6 +153,84 @@ def find_unplaceable_sql(
     finally:
         cur.close()
         decoding.restore()
+        end_read(conn)
+    return count
+
+
+#: Store-wide checks of the reference schema for rows no event query can return (each row: order_id,
+#: refund_id, line, column, value), with the event they would have belonged to and the code they get.
+ORPHAN_QUERIES: Final = (
+    (
+        "null_order_id",
+        PLACED,
+        "SELECT NULL, NULL, NULL, 'order_id', created_at FROM orders WHERE order_id IS NULL",
+        "the order row has no order_id (created_at {value}), so no event can name it: give it its id",
+    ),
+    (
+        "line_without_order",
+        PLACED,
+        "SELECT l.order_id, NULL, l.line_number, 'order_id', l.order_id FROM order_lines l"
+        " WHERE l.order_id IS NULL OR NOT EXISTS (SELECT 1 FROM orders o WHERE o.order_id = l.order_id)",
+        "order_lines line {line} names order {value!r}, which does not exist: add the order or delete "
+        "the line",
+    ),
+    (
+        "refund_line_without_refund",
+        REFUNDED,
+        "SELECT NULL, rl.refund_id, rl.line_number, 'refund_id', rl.refund_id FROM refund_lines rl"
+        " WHERE rl.refund_id IS NULL"
+        " OR NOT EXISTS (SELECT 1 FROM refunds r WHERE r.refund_id = rl.refund_id)",
+        "refund_lines line {line} names refund {value!r}, which does not exist: add the refund or "
+        "delete the line",
+    ),
+    (
+        "refund_line_without_order_line",
+        REFUNDED,
+        "SELECT r.order_id, rl.refund_id, rl.line_number, 'line_number', rl.line_number"
+        " FROM refund_lines rl JOIN refunds r ON r.refund_id = rl.refund_id"
+        " WHERE NOT EXISTS (SELECT 1 FROM order_lines l"
+        " WHERE l.order_id = r.order_id AND l.line_number = rl.line_number)",
+        "refund_lines row of refund {refund_id!r} refunds line {value!r}, which order {order_id!r} does not "
+        "have: fix the line_number",
+    ),
+    (
+        "null_refund_id",
+        REFUNDED,
+        "SELECT order_id, NULL, NULL, 'refund_id', created_at FROM refunds WHERE refund_id IS NULL",
+        "the refunds row of order {order_id!r} has no refund_id, so no event can name it: give it its id",
+    ),
+)
+
+
+def find_orphans_sql(conn: Any, reject: Callable[[RowRejection], None]) -> int:
+    """Store-wide: report rows of the reference schema that no event query returns (an order without
+    order_id, a line of an order that does not exist, a refund line of a missing refund or order line);
+    return how many. For the default queries only: custom queries read their own schema."""
+    count = 0
+    try:
+        for code, event_name, sql, reason in ORPHAN_QUERIES:
+            cur = open_cursor(conn, 1000)
+            try:
+                cur.execute(sql)
+                while rows := cur.fetchmany(1000):
+                    for order_id, refund_id, line, column, value in rows:
+                        count += 1
+                        reject(
+                            RowRejection(
+                                event_name=event_name,
+                                order_id=order_id,
+                                refund_id=refund_id,
+                                column=column,
+                                value=value,
+                                reason=reason.format(
+                                    order_id=order_id, refund_id=refund_id, line=line, value=value
+                                ),
+                                code=code,
+                            )
+                        )
+            finally:
+                cur.close()
+    finally:
         end_read(conn)
     return count
 
@@ -256,9 +336,14 @@ class DbApiOrderSource:
                 conn.close()
 
     def find_unplaceable(self, reject: Callable[[RowRejection], None]) -> int:
+        """The store-wide sweep: rows without a usable date, and (default queries) rows no query returns
+        (:func:`find_orphans_sql`)."""
         conn, owned = self._connect()
         try:
-            return find_unplaceable_sql(conn, self.dialect, self.queries, reject)
+            found = find_unplaceable_sql(conn, self.dialect, self.queries, reject)
+            if self.queries is None:
+                found += find_orphans_sql(conn, reject)
+            return found
         finally:
             if owned:
                 conn.close()

@@ -2,8 +2,11 @@
 
 Each kind's query returns its rows grouped by order (by refund, for ``refunded``). A group whose time is
 in the window becomes one event (:func:`~.sql_rows.group_event`); a group whose time cannot be placed is
-reported as a :class:`RowRejection` by the partition that owns it (:func:`~.base.place`); groups apart
-from each other are an error, never two half events. The five streams are merged by ``(order id,
+reported as a :class:`RowRejection` by the partition that owns it (:func:`~.base.place`); rows of one
+group apart from each other are a query error (:class:`OmnisendConfigError`: it must ORDER BY), never two
+half events. An id held by rows with different order (refund) values is a duplicate in the source: the
+first is kept, each other row is rejected once (``duplicate_order_id`` / ``duplicate_refund_id``) and
+the day goes on. The five streams are merged by ``(order id,
 instant, lifecycle rank)``, so an order's events come out together, in lifecycle order, and each order
 is prepared once for all of them (:class:`~.sql_rows.PreparedOrders`).
 
@@ -20,7 +23,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_omnisend.events.names import LIFECYCLE_RANK
-from airflow_omnisend.exceptions import OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.sources.base import RowRejection, place
 from airflow_omnisend.sources.sql_queries import KINDS, bind, paramstyle_of
 from airflow_omnisend.sources.sql_rows import RowLayout, group_event
@@ -93,9 +96,13 @@ class KindStream:
         self._current: Any = _NO_KEY
         self._rows: list[Sequence[Any]] = []
         self._placed: tuple[datetime, str] | None = None
-        self._seen: set[Any] = set()
+        self._seen: dict[Any, int] = {}  # group id -> hash of its first row's identity
         self._skip: frozenset[Any] = frozenset()  # groups done before a lenient re-read
         self._layout: RowLayout | None = None
+        # what the group's first row holds (None: the group is a rejected duplicate), and the other
+        # rows with its id already reported
+        self._identity: tuple[Any, ...] | None = None
+        self._reported: set[tuple[Any, ...] | None] = set()
 
     def events(self) -> Generator[tuple[MergeKey, dict[str, Any]], None, None]:
         extraction = self.extraction
@@ -135,7 +142,7 @@ class KindStream:
         for row in rows:
             key = row[group_at]
             if key == self._current:
-                if self._rows:
+                if not self._duplicate(row) and self._rows:
                     self._add(row, lenient=lenient)
                 continue
             if self._rows:
@@ -145,20 +152,66 @@ class KindStream:
     def _start(self, row: Sequence[Any], key: Any, *, lenient: bool) -> None:
         self._current = key
         self._rows = []
+        self._identity = self._identity_of(row)
+        self._reported = set()
         if lenient and key in self._skip:
             return
-        if key in self._seen:
-            order = "refund" if self.kind == "refunded" else "order"
-            columns = "order_id, refund_id" if self.kind == "refunded" else "order_id"
-            raise OmnisendInputError(
-                f"the {self.kind!r} query returned rows of {order} {key!r} apart from each other; "
-                f"it must ORDER BY {columns}, line_number"
-            )
-        self._seen.add(key)
+        seen = self._seen.get(key)
+        if seen is not None:
+            if seen == hash(self._identity):
+                order = "refund" if self.kind == "refunded" else "order"
+                columns = "order_id, refund_id" if self.kind == "refunded" else "order_id"
+                raise OmnisendConfigError(
+                    f"the {self.kind!r} query returned rows of {order} {key!r} apart from each other; "
+                    f"it must ORDER BY {columns}, line_number"
+                )
+            self._reported.add(self._identity)
+            self._reject_duplicate(row, "comes again with other values after other rows (the first is kept)")
+            self._identity = None  # every further row of this group is part of the rejected one
+            return
+        self._seen[key] = hash(self._identity)
         placed = self._place(row, key)
         if placed is not None:
             self._placed = placed
             self._add(row, lenient=lenient)
+
+    def _identity_of(self, row: Sequence[Any]) -> tuple[Any, ...] | None:
+        """What every row of one group shares: the order's columns (and the refund's, for ``refunded``)."""
+        assert self._layout is not None
+        layout = self._layout
+        return (layout.order(row), layout.refund(row) if layout.refund is not None else None)
+
+    def _duplicate(self, row: Sequence[Any]) -> bool:
+        """``row`` is another order (refund) with the group's id: report it once, keep the first."""
+        if self._identity is None:
+            return True
+        identity = self._identity_of(row)
+        if identity == self._identity:
+            return False
+        if identity not in self._reported:
+            self._reported.add(identity)
+            self._reject_duplicate(row, "is held by two different rows (the first is kept)")
+        return True
+
+    def _reject_duplicate(self, row: Sequence[Any], what: str) -> None:
+        assert self._layout is not None
+        refunded = self.kind == "refunded"
+        column = "refund_id" if refunded else "order_id"
+        key = row[self._layout.group]
+        self.extraction.reject(
+            RowRejection(
+                event_name=self.event_name,
+                order_id=row[self._layout.order_id],
+                refund_id=self._refund_id(row),
+                column=column,
+                value=key,
+                reason=(
+                    f"{column} {key!r} {what}: make {column} unique in the source; a custom query must "
+                    f"also ORDER BY {'order_id, refund_id' if refunded else 'order_id'}, line_number"
+                ),
+                code=f"duplicate_{column}",
+            )
+        )
 
     def _add(self, row: Sequence[Any], *, lenient: bool) -> None:
         """Add ``row`` to the group, or drop the whole group when the row holds undecodable text (the
@@ -211,8 +264,9 @@ class KindStream:
 
     def _restart(self) -> None:
         """Before a lenient re-read: skip the groups done, start the one being read over."""
-        self._skip = frozenset(self._seen - {self._current}) if self._rows else frozenset(self._seen)
-        self._seen = set(self._skip)
+        done = [k for k in self._seen if not (self._rows and k == self._current)]
+        self._skip = frozenset(done)
+        self._seen = {k: self._seen[k] for k in done}
         self._rows, self._current = [], _NO_KEY
 
     def _event(self) -> tuple[MergeKey, dict[str, Any]]:

@@ -316,3 +316,20 @@ def test_backfill_reads_dates_as_the_stores_local_days(workspace: dict[str, Any]
         ("2024-03-31", "2024-03-30 22:00:00+00:00"),  # 23 hours: the next day starts at 21:00 UTC
         ("2024-04-01", "2024-03-31 21:00:00+00:00"),
     ]
+
+
+def test_import_file_dag_fails_at_once_on_a_file_no_retry_can_fix(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    """Issue 14, item 8: a file that is not NDJSON fails the validate task at once (no up_for_retry,
+    no 60 s waits), naming the line and saying it is not retried; nothing is sent."""
+    source = Path(workspace["root"]) / "not-ndjson.ndjson"
+    source.write_bytes(b"<html>a login page, not events</html>\n")
+    conf = {"path": str(source), "store_id": "demo", "partition": "2000-01-02"}
+    result = dags_test(workspace, emulator, conf, dag_id="omnisend_import_file")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "line 1: not JSON" in output, explain(result)
+    assert "not retried" in output, explain(result)
+    assert "up_for_retry" not in output.lower(), explain(result)
+    assert posts(emulator) == 0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -28,7 +30,9 @@ GOOD = {
 
 
 def with_props(**props: Any) -> dict[str, Any]:
-    return {**GOOD, "properties": {**GOOD["properties"], **props}}
+    """GOOD with other properties, and an eventID of its own (one eventID+eventTime per event)."""
+    event_id = str(uuid.uuid5(uuid.NAMESPACE_URL, repr(sorted(props.items()))))
+    return {**GOOD, "eventID": event_id, "properties": {**GOOD["properties"], **props}}
 
 
 def write_ndjson(path: Path, *events: Any) -> Path:
@@ -63,7 +67,7 @@ def test_all_valid_exits_0_with_a_one_line_summary(
 def test_rejections_exit_1_and_go_to_the_rejected_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    no_total = {**GOOD, "properties": {"orderID": "3", "currency": "EUR", "lineItems": []}}
+    no_total = {**with_props(), "properties": {"orderID": "3", "currency": "EUR", "lineItems": []}}
     events = write_ndjson(
         tmp_path / "events.ndjson",
         GOOD,
@@ -206,3 +210,88 @@ def test_never_imports_airflow_and_starts_fast(tmp_path: Path) -> None:
     assert "AssertionError" not in result.stderr
     # "well under a second": ~0.1-0.2 s here; the bound leaves room for a loaded CI machine
     assert elapsed < 1.5, elapsed
+
+
+def test_an_output_that_is_a_symlink_is_written_through(tmp_path: Path) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    real = tmp_path / "kept" / "valid.ndjson"
+    real.parent.mkdir()
+    real.write_bytes(b"old\n")
+    link = tmp_path / "valid-link.ndjson"
+    link.symlink_to(real)
+    assert main(["validate", str(events), "--valid", str(link)]) == 0
+    assert link.is_symlink()
+    assert link.resolve() == real
+    assert real.read_bytes() == orjson.dumps(GOOD) + b"\n"
+    assert not list(tmp_path.glob("*.partial"))
+    assert not list(real.parent.glob("*.partial"))
+
+
+def test_an_output_that_is_a_device_or_fifo_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FIFO in tmp_path stands for a device (replacing /dev/null as root would break the machine)."""
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "pipe-link"
+    link.symlink_to(fifo)
+    for target in (fifo, link):
+        assert main(["validate", str(events), "--valid", str(target)]) == 2
+        assert "is not a regular file" in capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert link.is_symlink()
+
+
+def test_an_output_that_is_a_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    assert main(["validate", str(events), "--rejected", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
+
+
+def _codes(rejected: Path) -> list[str]:
+    return [e["code"] for line in rejected.read_bytes().splitlines() for e in orjson.loads(line)["errors"]]
+
+
+def test_the_cli_applies_the_dag_rules_collision_body_limit_and_min_age(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    recent = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    big = with_props(orderID="big", note="x" * 1_000_000)
+    events = write_ndjson(
+        tmp_path / "events.ndjson",
+        GOOD,
+        {**GOOD, "properties": {**GOOD["properties"], "totalPrice": 1}},  # GOOD's eventID + eventTime
+        big,
+        {**with_props(orderID="recent"), "eventTime": recent},
+    )
+    rejected = tmp_path / "rejected.ndjson"
+    assert main(["validate", str(events), "--rejected", str(rejected)]) == 1
+    assert "1 valid, 3 rejected" in capsys.readouterr().out
+    assert _codes(rejected) == ["event_id_collision", "over_body_limit", "event_time_too_recent"]
+    # with the limits relaxed the same file only has the collision
+    assert main(
+        ["validate", str(events), "--rejected", str(rejected), "--max-payload-bytes", "2000000",
+         "--min-age-seconds", "0"]
+    ) == 1  # fmt: skip
+    assert _codes(rejected) == ["event_id_collision"]
+
+
+def test_bad_limits_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    events = write_ndjson(tmp_path / "events.ndjson", GOOD)
+    for option, value in (
+        ("--max-payload-bytes", "10"),
+        ("--min-age-seconds", "-1"),
+        ("--max-line-bytes", "5"),
+    ):
+        assert main(["validate", str(events), option, value]) == 2
+        assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err.replace("-", "_")
+
+
+def test_the_cli_min_age_is_the_dags_default() -> None:
+    from airflow_omnisend.events.validate_cli import DEFAULT_MIN_EVENT_AGE
+    from airflow_omnisend.operators.partition import DEFAULT_MIN_EVENT_AGE as DAG_DEFAULT
+
+    assert DEFAULT_MIN_EVENT_AGE == DAG_DEFAULT

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from pipeline_helpers import SHOP, SHOP_DAY, TZ, execute_sql, sample_shop, sqlite_connection
 
 from airflow_omnisend.events.partition import PartitionWindow
@@ -211,16 +212,27 @@ def test_unusable_arguments_are_refused_when_the_dag_is_parsed(kwargs: dict[str,
         OmnisendExtractOrdersOperator(task_id="extract", **args)
 
 
-def test_file_problems_name_the_file(tmp_path: Path) -> None:
+def test_file_problems_name_the_file_and_fail_without_retry(tmp_path: Path) -> None:
+    """Issue 14, item 8: no retry can fix a wrong file, so each ends the task at once
+    (AirflowFailException: FAILED before retries are counted) with the fix."""
     (tmp_path / "empty_folder").mkdir()
-    with pytest.raises(OmnisendInputError, match=r"has no orders\.csv"):
-        _extract(tmp_path / "staging", source_path=str(tmp_path / "empty_folder"))
     odd = tmp_path / "orders.parquet"
     odd.write_bytes(b"PAR1")
-    with pytest.raises(OmnisendConfigError, match="cannot tell the format of"):
-        _extract(tmp_path / "staging", source_path=str(odd))
-    with pytest.raises(OmnisendConfigError, match="does not exist"):
-        _extract(tmp_path / "staging", source_path=str(tmp_path / "missing.ndjson"))
+    zeros = tmp_path / "zeros.ndjson"
+    zeros.write_bytes(b"{" + b"0" * (5 << 20))
+    cases = [
+        (str(tmp_path / "empty_folder"), r"has no orders\.csv", {}),
+        (str(odd), "cannot tell the format of", {}),
+        (str(tmp_path / "missing.ndjson"), "does not exist", {}),
+        ("nosuchscheme://bucket/orders.ndjson", "nosuchscheme", {}),
+        (str(tmp_path / "empty_folder"), "is a folder|not a file", {"source_format": "events_ndjson"}),
+        (str(zeros), "line 1 is longer than 4194304 bytes", {"source_format": "events_ndjson"}),
+    ]
+    for path, match, extra in cases:
+        with pytest.raises(AirflowFailException, match=match) as raised:
+            _extract(tmp_path / "staging", source_path=path, **extra)
+        assert isinstance(raised.value, OmnisendInputError)
+        assert "not retried" in str(raised.value)
 
 
 @pytest.mark.postgres
@@ -299,7 +311,49 @@ def test_rows_whose_time_has_no_date_are_reported_by_every_partition_run(
     OmnisendReportOperator(task_id="r", dry_run=True, **common).execute({})
     report = partition.read_json("report")
     assert report["rows_unplaceable"] == 1
-    assert any("1 source rows of the store have a time no day can hold" in n for n in report["notes"])
+    assert any("1 source rows of the store belong to no day" in n for n in report["notes"])
 
     quiet = _extract(tmp_path / "quiet", source_conn_id=conn_id, check_unplaceable=False)
     assert quiet["counts"]["rows_unplaceable"] == 0
+
+
+def test_rows_no_event_query_returns_are_reported_with_codes(tmp_path: Path, shop: tuple[Path, str]) -> None:
+    """An order without order_id, a line of a missing order, a refund line of a missing line: each ends
+    in unplaceable_rows.ndjson with a code, counted in extract.json and the report (issue 14, item 1)."""
+    db, conn_id = shop
+    with sqlite3.connect(db) as con:
+        order_id, created = con.execute("SELECT order_id, created_at FROM orders LIMIT 1").fetchone()
+        con.execute(
+            "INSERT INTO orders (order_id, email, currency, subtotal_price, total_price, created_at)"
+            " VALUES (NULL, 'n@example.com', 'EUR', 1, 1, ?)",
+            (created,),
+        )
+        con.execute(
+            "INSERT INTO order_lines (order_id, line_number, product_id, title, quantity, unit_price)"
+            " VALUES ('no-such-order', 1, 'P', 'T', 1, 1)"
+        )
+        con.execute(
+            "INSERT INTO refunds (refund_id, order_id, created_at, amount) VALUES ('R-orphan', ?, ?, 1)",
+            (order_id, created),
+        )
+        con.execute(
+            "INSERT INTO refund_lines (refund_id, line_number, quantity, amount)"
+            " VALUES ('R-orphan', 999, 1, 1)"
+        )
+    manifest = _extract(tmp_path / "staging", source_conn_id=conn_id)
+    partition = StagingManifest.from_dict(manifest).partition
+    codes = sorted(row["code"] for row in _lines(partition.file("unplaceable")))
+    assert codes == ["line_without_order", "null_order_id", "refund_line_without_order_line"]
+    extract = partition.read_json("extract")
+    assert extract["rows_unplaceable"] == 3
+    assert extract["rows_unplaceable_by_code"] == {
+        "line_without_order": 1,
+        "null_order_id": 1,
+        "refund_line_without_order_line": 1,
+    }
+    common = {"store_id": SHOP, "partition": SHOP_DAY, "staging": str(tmp_path / "staging")}
+    OmnisendValidateEventsOperator(task_id="v", max_reject_ratio=1, **common).execute({})
+    OmnisendReportOperator(task_id="r", dry_run=True, **common).execute({})
+    report = partition.read_json("report")
+    assert report["rows_unplaceable"] == 3
+    assert any("3 source rows of the store belong to no day" in n for n in report["notes"])

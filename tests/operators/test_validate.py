@@ -235,3 +235,32 @@ def test_reads_the_events_the_extract_manifest_names(tmp_path: Path) -> None:
     assert StagingManifest.from_dict(manifest).partition == written
     assert written.read_json("validation")["source"] == "events.ndjson"
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "match"),
+    [
+        ("missing", "does not exist"),
+        ("folder", "is a folder"),
+        ("not-json", "line 1: not JSON"),
+        ("no-newline", "longer than 4194304 bytes"),
+        ("scheme", "nosuchscheme"),
+    ],
+)
+def test_input_no_retry_can_fix_fails_at_once(tmp_path: Path, name: str, match: str) -> None:
+    """Issue 14, item 8: an AirflowFailException ends the task before retries are counted (whatever the
+    DAG's retries and retry_policy), and the message says the fix."""
+    partition = StagingRoot(str(tmp_path / "staging")).partition(SHOP, SHOP_DAY)
+    paths = {
+        "missing": str(tmp_path / "nope.ndjson"),
+        "folder": str(tmp_path),
+        "not-json": str(tmp_path / "bad.ndjson"),
+        "no-newline": str(tmp_path / "zeros.ndjson"),
+        "scheme": "nosuchscheme://bucket/events.ndjson",
+    }
+    (tmp_path / "bad.ndjson").write_bytes(b"<html>not json</html>\n")
+    (tmp_path / "zeros.ndjson").write_bytes(b"0" * (5 << 20))
+    with pytest.raises(AirflowFailException, match=match) as raised:
+        _validate(partition, events_path=paths[name])
+    assert isinstance(raised.value, OmnisendInputError)
+    assert "not retried" in str(raised.value)

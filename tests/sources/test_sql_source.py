@@ -319,3 +319,22 @@ def test_postgres_custom_row_per_line_query_gives_the_same_events_as_sqlite(
         assert expected
         assert paid_events(conn, day, custom) == expected
     lite.close()
+
+
+def test_a_refund_line_of_a_missing_order_line_is_reported_by_the_sweep(shop: Shop) -> None:
+    """The event queries cannot return it (issue 14, item 1): the store-wide sweep reports it, on both
+    databases (the reference schema has no foreign key from refund_lines to order_lines)."""
+    fill_one(shop, "A")
+    shop.insert(
+        "refunds", [{"refund_id": "R1", "order_id": "A", "created_at": "2024-03-10T14:00:00Z", "amount": 1}]
+    )
+    shop.insert("refund_lines", [{"refund_id": "R1", "line_number": 7, "quantity": 1, "amount": 1}])
+    found: list[Any] = []
+    assert DbApiOrderSource(shop.conn).find_unplaceable(found.append) == 1
+    [row] = [r.to_dict() for r in found]
+    assert (row["orderID"], row["refundID"], row["value"], row["code"]) == (
+        "A",
+        "R1",
+        7,
+        "refund_line_without_order_line",
+    )
