@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.flags import parse_flag
+from airflow_omnisend.hooks._brand_budget import EXTRA_NAMES as BRAND_BUDGET_EXTRAS
+from airflow_omnisend.hooks._brand_budget import BrandBudgetConfig, brand_budget_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -42,6 +44,7 @@ OWN_EXTRA_NAMES = (
     "timeout",
     "retry_budget",
     "allow_http",
+    *BRAND_BUDGET_EXTRAS,
 )
 #: Prefix of the keys Airflow's connection form may store (``extra__<conn_type>__<field>``).
 UI_EXTRA_PREFIX = "extra__omnisend__"
@@ -174,6 +177,8 @@ class OmnisendConnectionSettings:
     #: Let the key travel over plain http to a non-loopback host: only for an emulator on a private
     #: network (docker compose), never for Omnisend itself.
     allow_http: bool = False
+    #: The budget every sender of this brand shares (extras ``brand_budget*``; see hooks/_brand_budget.py).
+    brand_budget: BrandBudgetConfig = field(default_factory=BrandBudgetConfig)
 
     def __post_init__(self) -> None:
         self._check_base_url()
@@ -298,6 +303,7 @@ class OmnisendConnectionSettings:
                 timeout=_as_float(extras, "timeout", DEFAULT_TIMEOUT),
                 retry_budget=(_as_float(extras, "retry_budget", 0.0) if "retry_budget" in extras else None),
                 allow_http=parse_flag(extras.get("allow_http", False), "allow_http", "extra"),
+                brand_budget=brand_budget_config(extras),
             )
         except OmnisendConfigError as err:
             raise OmnisendConfigError(f"{label}{err}") from None
