@@ -119,6 +119,28 @@ def get_provider_info() -> dict[str, Any]:
                         "included (default 300); the task's own retries come after it.",
                         "schema": {"type": ["number", "null"], "minimum": 1},
                     },
+                    "brand_budget": {
+                        "label": "Brand budget",
+                        "description": "How the senders of this API key share its pace and any 429's retry "
+                        "time: file (every process of one machine, default), redis (every worker machine) "
+                        "or process.",
+                        "schema": {"type": ["string", "null"], "enum": ["file", "redis", "process", None]},
+                    },
+                    "brand_budget_dir": {
+                        "label": "Brand budget directory",
+                        "description": "Directory of the file budget; every task process must write it.",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "brand_budget_redis_url": {
+                        "label": "Brand budget Redis URL",
+                        "description": "Redis of the redis budget (default: the Celery broker if redis://).",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "brand_budget_per_minute": {
+                        "label": "Brand requests per minute",
+                        "description": "Requests all senders of the brand may start per sliding minute.",
+                        "schema": {"type": ["integer", "null"], "minimum": 1, "default": 400},
+                    },
                 },
             }
         ],

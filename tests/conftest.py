@@ -50,3 +50,10 @@ def remote() -> PartitionStaging:
 
     attach(protocol="memory", fs=MemoryFileSystem())
     return PartitionStaging(f"memory://bucket-{uuid.uuid4().hex[:8]}/prefix", "shop_1", "2026-03-01")
+
+
+@pytest.fixture(autouse=True)
+def own_brand_budget_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own shared brand budget (file backend): the emulator's one API key must not
+    carry one test's pace or 429 hold into the next; the processes a test starts share it."""
+    monkeypatch.setenv("AIRFLOW_OMNISEND_BRAND_BUDGET_DIR", str(tmp_path_factory.mktemp("brand-budget")))

@@ -26,6 +26,8 @@ from airflow_omnisend.exceptions import OmnisendConfigError
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping
 
+    from airflow_omnisend.hooks._brand_budget import BrandBudget, BrandBudgetConfig
+
 log = logging.getLogger(__name__)
 
 #: Added to every wait the server names: the server's clock and ours tick differently.
@@ -147,6 +149,8 @@ class RateLimitPacer:
         sleep: Callable[[float], None] = time.sleep,
         async_sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
         rand: Callable[[], float] | None = None,
+        brand_budget: BrandBudget | None = None,
+        wall_clock: Callable[[], float] | None = None,
     ) -> None:
         if low_water_min < 0 or not 0 <= low_water_fraction < 1:
             raise OmnisendConfigError(
@@ -165,6 +169,17 @@ class RateLimitPacer:
         self._limit: int | None = None
         self._remaining: int | None = None
         self._reset_at: float | None = None
+        #: shared with every sender of the brand (other threads, processes, machines); see _brand_budget
+        self.brand_budget = brand_budget
+        #: time of the shared budget: wall-clock, or the injected ``clock`` of a simulated pacer (tests)
+        self.wall_clock = wall_clock or (time.time if clock is time.monotonic else clock)
+
+    def use_brand_budget(self, config: BrandBudgetConfig, secret: str) -> None:
+        """Pace through the brand's shared budget from now on (once; a budget given at construction wins)."""
+        if self.brand_budget is None:
+            from airflow_omnisend.hooks._brand_budget import open_brand_budget
+
+            self.brand_budget = open_brand_budget(config, secret)
 
     # -- state -------------------------------------------------------------------------------------
 
@@ -213,11 +228,14 @@ class RateLimitPacer:
         with self._lock:
             if until > self._blocked_until:
                 self._blocked_until = until
+        if self.brand_budget is not None:
+            self.brand_budget.hold_until(self.wall_clock() + max(0.0, seconds))
 
     # -- gate --------------------------------------------------------------------------------------
 
     def _try_reserve(self, now: float) -> tuple[float, str]:
-        """Reserve one request and return ``(0, "")``, or return how long to wait and why."""
+        """Reserve one request and return ``(0, "")``, or return how long to wait and why: this hook's
+        view (429 hold, low budget in the headers) first, then the brand's shared budget."""
         with self._lock:
             if self._reset_at is not None and now >= self._reset_at:
                 # The window the headers described is over; the next response tells the new budget.
@@ -231,11 +249,16 @@ class RateLimitPacer:
                     f"Omnisend rate limit: {self._remaining} of {self._limit or '?'} requests left "
                     "in the window; waiting for it to reset"
                 )
-            if now >= until:
-                if self._remaining is not None:
-                    self._remaining -= 1
-                return 0.0, ""
-            return until - now, reason
+            if now < until:
+                return until - now, reason
+        if self.brand_budget is not None:
+            shared_wait = self.brand_budget.try_reserve(self.wall_clock())
+            if shared_wait > 0:
+                return shared_wait, "the brand's shared budget (another sender's 429 or the pace) says wait"
+        with self._lock:
+            if self._remaining is not None:
+                self._remaining -= 1
+        return 0.0, ""
 
     def acquire(self, deadline: float | None = None) -> float:
         """Block until a request may go; return the seconds waited.

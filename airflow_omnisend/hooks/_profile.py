@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.flags import parse_flag
+from airflow_omnisend.hooks._brand_budget import EXTRA_NAMES as BRAND_BUDGET_EXTRAS
+from airflow_omnisend.hooks._brand_budget import BrandBudgetConfig, brand_budget_config
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,6 +45,7 @@ OWN_EXTRA_NAMES = (
     "retry_budget",
     "allow_http",
     "strict_reconciliation",
+    *BRAND_BUDGET_EXTRAS,
 )
 #: Prefix of the keys Airflow's connection form may store (``extra__<conn_type>__<field>``).
 UI_EXTRA_PREFIX = "extra__omnisend__"
@@ -178,6 +181,8 @@ class OmnisendConnectionSettings:
     #: Read every ended batch's items (``GET /batches/{id}/items``) instead of trusting counters that
     #: say all items finished without error: one more GET per body, for users who want every verdict.
     strict_reconciliation: bool = False
+    #: The budget every sender of this brand shares (extras ``brand_budget*``; see hooks/_brand_budget.py).
+    brand_budget: BrandBudgetConfig = field(default_factory=BrandBudgetConfig)
 
     def __post_init__(self) -> None:
         self._check_base_url()
@@ -305,6 +310,7 @@ class OmnisendConnectionSettings:
                 strict_reconciliation=parse_flag(
                     extras.get("strict_reconciliation", False), "strict_reconciliation", "extra"
                 ),
+                brand_budget=brand_budget_config(extras),
             )
         except OmnisendConfigError as err:
             raise OmnisendConfigError(f"{label}{err}") from None

@@ -376,6 +376,7 @@ class OmnisendHook(HttpHook):
     ) -> _Reply:
         """One logical request with pacing and retries; returns a 2xx reply or raises a typed error."""
         settings, secret, pacer = self.settings, self._secret, self.pacer
+        pacer.use_brand_budget(settings.brand_budget, secret)
         path = profile.path(*segments)
         label = f"{method} {path}"
         url = f"{settings.base_url}{path}"

@@ -145,6 +145,7 @@ class OmnisendAsyncHook(BaseHook):
         settings = await self.get_settings()
         secret, pacer = self._secret, self.pacer
         assert secret is not None
+        pacer.use_brand_budget(settings.brand_budget, secret)
         profile = settings.profile
         path = profile.path(*segments)
         label = f"GET {path}"

@@ -6,11 +6,12 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from airflow_omnisend.exceptions import OmnisendConfigError
+from airflow_omnisend.hooks._brand_budget import BrandBudgetConfig, FileBudget, ProcessBudget
 from airflow_omnisend.hooks._pacing import (
     SAFETY_MARGIN,
     PacingDeadlineError,
@@ -20,6 +21,9 @@ from airflow_omnisend.hooks._pacing import (
     parse_retry_after_header,
     server_named_wait,
 )
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class FakeClock:
@@ -188,3 +192,38 @@ def test_pacer_reserves_the_budget_across_threads() -> None:
     assert sum(1 for w in waits if w == 0) == 3
     assert all(w > 0.2 for w in waits if w)
     assert time.monotonic() - began >= 0.35
+
+
+def test_a_hold_one_pacer_gets_stops_every_pacer_of_the_brand() -> None:
+    """Two pacers (two hooks, or two processes through a file/redis budget) share one brand budget."""
+    clock = FakeClock()
+    shared = ProcessBudget(requests_per_window=400, window=60.0)
+    first, second = (
+        RateLimitPacer(clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep, brand_budget=shared)
+        for _ in range(2)
+    )
+    first.hold_for(4)
+    assert shared.blocked_until() == pytest.approx(clock.now + 4)
+    assert second.acquire() == pytest.approx(4)
+
+
+async def test_the_async_acquire_paces_through_the_brand_budget() -> None:
+    clock = FakeClock()
+    shared = ProcessBudget(requests_per_window=2, window=10.0)
+    pacer = RateLimitPacer(clock=clock, sleep=clock.sleep, async_sleep=clock.async_sleep, brand_budget=shared)
+    assert await pacer.acquire_async() == 0
+    assert await pacer.acquire_async() == 0
+    assert await pacer.acquire_async() == pytest.approx(
+        10
+    )  # the window is full until the first start leaves it
+
+
+def test_a_pacer_attaches_the_connections_budget_once(tmp_path: Path) -> None:
+    pacer = RateLimitPacer()
+    config = BrandBudgetConfig(backend="file", directory=str(tmp_path))
+    pacer.use_brand_budget(config, "key-one")
+    attached = pacer.brand_budget
+    pacer.use_brand_budget(BrandBudgetConfig(backend="process"), "key-one")
+    assert isinstance(attached, FileBudget)
+    assert pacer.brand_budget is attached
+    assert RateLimitPacer().brand_budget is None

@@ -6,6 +6,8 @@ boundaries are not possible"), and it is the stricter of the two for a client's 
 Requests refused with 429 do not spend budget: the window holds only requests that were let through.
 A client that waits the time a 429 named therefore always finds a free slot, which is the property
 the hook's pacing is tested against (and the gentler reading of an undocumented detail).
+:func:`early_arrivals` counts the requests that came inside a named retry time (the shared brand
+budget's test and benchmark).
 """
 
 from __future__ import annotations
@@ -13,6 +15,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from airflow_omnisend.testing.emulator.store import RequestRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,3 +68,40 @@ class SlidingWindowLimiter:
             live = [t for t in hits if t > now - self.window]
             reset = live[0] + self.window - now if live else self.window
             return RateDecision(len(live) < self.limit, self.limit, self.limit - len(live), max(reset, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class EarlyArrival:
+    """A request of a key that arrived inside the retry time a 429 to that key had named."""
+
+    key_fingerprint: str
+    refused_at: float
+    retry_after: float
+    arrived: float
+
+
+def early_arrivals(records: Iterable[RequestRecord], in_flight: float = 0.0) -> list[EarlyArrival]:
+    """Every request (not only the next one) that arrived before a named retry time of its key was over.
+
+    A 429's retry time runs from the moment its response was written; requests that arrive less than
+    ``in_flight`` seconds after that had already left their sender (they could not know) and do not count.
+    """
+    ordered = sorted(records, key=lambda r: r.mono)
+    refusals = [r for r in ordered if r.status == 429 and r.retry_after]
+    found: list[EarlyArrival] = []
+    for rec in ordered:
+        for refusal in refusals:
+            if refusal.key_fingerprint != rec.key_fingerprint:
+                continue
+            start, end = (
+                refusal.responded_mono + in_flight,
+                refusal.responded_mono + (refusal.retry_after or 0),
+            )
+            if start <= rec.mono < end:
+                found.append(
+                    EarlyArrival(
+                        rec.key_fingerprint, refusal.responded_mono, refusal.retry_after or 0, rec.mono
+                    )
+                )
+                break
+    return found
