@@ -20,7 +20,7 @@ def check_int(name: str, value: object, *, minimum: int, fix: str, maximum: int 
     span = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
     if isinstance(value, bool) or not isinstance(value, int):
         raise OmnisendConfigError(
-            f"{name} must be an integer (a whole number) {span}, got {short_repr(value)}; {fix}"
+            f"{name} must be an integer (a whole number), got {short_repr(value)}; {fix} (range: {span})"
         )
     if value < minimum or (maximum is not None and value > maximum):
         raise OmnisendConfigError(f"{name} must be {span}, got {short_repr(value)}; {fix}")
