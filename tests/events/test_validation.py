@@ -269,3 +269,12 @@ def test_the_first_instant_of_2000_is_sent() -> None:
     assert EventValidator(now=NOW).check(event).errors == []
     event["eventTime"] = "2000-01-01T01:00:00+02:00"  # 1999-12-31T23:00Z
     assert [e.code for e in EventValidator(now=NOW).check(event).errors] == ["event_time_too_old"]
+
+
+@pytest.mark.parametrize("code", ["XXX", "XTS"])
+def test_no_currency_and_test_currency_are_rejected(code: str) -> None:
+    event = minimal()
+    event["properties"]["currency"] = code
+    errors = EventValidator(now=NOW).check(event).errors
+    assert [(e.path, e.code) for e in errors] == [("properties.currency", "currency_not_iso4217")]
+    assert "XXX and XTS" in errors[0].message
