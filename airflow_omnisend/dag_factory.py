@@ -426,7 +426,11 @@ def build_import_file_dag(
                 None,
                 type=["null", "string"],
                 title="Events file",
-                description="NDJSON file of Omnisend events (local path or fsspec URL). Required.",
+                description=(
+                    "NDJSON file of Omnisend events (absolute path or fsspec URL) under an allowed "
+                    "import root ([omnisend] import_allowed_roots; default "
+                    "$AIRFLOW_HOME/omnisend-imports). Required."
+                ),
             ),
             "store_id": Param(
                 "file_import",
@@ -468,6 +472,7 @@ def build_import_file_dag(
             task_id="prepare",
             stores_path=None if stores_path is None else str(stores_path),
             default_stores_path=None if default_stores_path is None else str(default_stores_path),
+            staging=staging,
             **retry,
         )
         _validate_to_report(
@@ -476,7 +481,7 @@ def build_import_file_dag(
             common={
                 "store_id": _output(request, "store_id"),
                 "partition": _output(request, "partition"),
-                "staging": staging,
+                "staging": _output(request, "staging"),  # <root>/file-imports: no store run's folder
             },
             omnisend_conn_id=_output(request, "omnisend_conn_id"),
             max_reject_ratio=max_reject_ratio,

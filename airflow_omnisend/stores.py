@@ -15,8 +15,9 @@ Airflow import, no connection look-up) and errors are collected per entry: one b
 breaks that shop's DAG only. Every message names the file, the entry, the field and the fix, because the
 person reading it sees it in the Airflow UI's import-error banner, far from the YAML.
 
-Dates may be quoted (``"2024-03-04"``) or not (YAML reads ``2024-03-04`` as a date); both mean the
-store-local calendar day.
+Dates may be quoted (``"2024-03-04"``) or not; both are read as text and mean the store-local calendar
+day. The file is read with a safe loader that refuses anchors/aliases, keys given twice and files over
+:data:`MAX_STORES_FILE_BYTES`; integer settings have the ranges of :data:`INT_BOUNDS`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
-from airflow_omnisend.checks import check_int
+from airflow_omnisend.checks import check_int, short_repr
 from airflow_omnisend.events.ids import check_store_id
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.partition import load_timezone, parse_partition_day
@@ -108,13 +109,27 @@ def _check_timezone(value: object) -> str:
             "America/New_York"
         )
     try:
+        if (
+            len(value) > _MAX_ZONE_NAME
+            or value in _SYSTEM_ZONE_FILES
+            or value.startswith(("posix/", "right/"))
+        ):
+            raise OmnisendConfigError(value)  # checked first: such a name is never opened as a file
         load_timezone(value)
     except OmnisendConfigError:
         raise OmnisendConfigError(
-            f"timezone {value!r} is not a known IANA timezone; use a name such as Europe/Vilnius, "
+            f"timezone {short_repr(value)} is not a known IANA timezone (names such as localtime or "
+            "posixrules depend on each worker's own settings); use a name such as Europe/Vilnius, "
             "America/New_York or UTC (see the tz database list)"
         ) from None
     return value
+
+
+#: files of the tz database folder that are no zone of their own: they mean whatever the worker's
+#: system says (or nothing), so two workers could read one store's days differently
+_SYSTEM_ZONE_FILES: Final = frozenset({"localtime", "posixrules", "Factory"})
+#: longer than any IANA zone name (the longest are about 32 characters)
+_MAX_ZONE_NAME: Final = 64
 
 
 def _check_day(name: str, value: object) -> date:
@@ -149,8 +164,17 @@ def _check_schedule(value: object) -> str | None:
     )
 
 
-def _check_int(name: str, value: object, minimum: int, example: int) -> int:
-    return check_int(name, value, minimum=minimum, fix=f"e.g. {example}")
+#: the range of each integer setting: (minimum, maximum, default)
+INT_BOUNDS: Final = {
+    "max_active_runs": (1, 64, 4),
+    "retries": (0, 10, 3),
+    "retry_delay_seconds": (0, 86_400, 60),
+}
+
+
+def _check_int(name: str, value: object) -> int:
+    minimum, maximum, example = INT_BOUNDS[name]
+    return check_int(name, value, minimum=minimum, maximum=maximum, fix=f"e.g. {example}")
 
 
 def _check_ratio(value: object) -> float:
@@ -285,7 +309,7 @@ class StoreConfig:
         set_(self, "events", _check_events(list(self.events)))
         _check_schedule(self.schedule)
         set_(self, "pool", _check_pool(self.pool or f"omnisend_{self.store_id}"))
-        _check_int("max_active_runs", self.max_active_runs, 1, 4)
+        _check_int("max_active_runs", self.max_active_runs)
         set_(self, "max_reject_ratio", _check_ratio(self.max_reject_ratio))
         if self.staging is not None:
             set_(self, "staging", _check_staging(self.staging))
@@ -297,8 +321,8 @@ class StoreConfig:
             if self.source_path is not None:
                 raise OmnisendConfigError("paramstyle only applies to a SQL source (source_conn_id); drop it")
             set_(self, "paramstyle", _check_paramstyle(self.paramstyle))
-        _check_int("retries", self.retries, 0, 3)
-        _check_int("retry_delay_seconds", self.retry_delay_seconds, 0, 60)
+        _check_int("retries", self.retries)
+        _check_int("retry_delay_seconds", self.retry_delay_seconds)
 
     @property
     def dag_id(self) -> str:
@@ -342,7 +366,7 @@ class StoreEntry:
         if self.store_id:
             name = f"store {self.store_id!r}"
         elif self.raw_store_id is not None:
-            name = f"store_id {self.raw_store_id!r}, not usable"
+            name = f"store_id {short_repr(self.raw_store_id)}, not usable"
         else:
             name = "no store_id"
         return f"entry {self.index} ({name})"
@@ -393,8 +417,30 @@ class StoresFile:
 # -- loading ------------------------------------------------------------------------------------------------
 
 
+#: the largest stores file read (a stores file of a thousand stores is far smaller)
+MAX_STORES_FILE_BYTES: Final = 1_000_000
+#: the longest problem message of one field (a rendered value is cut to fit)
+MAX_MESSAGE_CHARS: Final = 400
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (PyYAML would keep the last silently)."""
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML would keep the last silently),
+    refuses anchors and aliases (``&a`` / ``*a``: a few lines of them expand into gigabytes), and reads
+    dates as text (so ``2024-02-30`` reaches the day rule, which names the entry and the field)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise OmnisendConfigError(
+                f"line {event.start_mark.line + 1}: YAML anchors and aliases (&name, *name, <<: *name) are "
+                "not allowed in the stores file; write each entry's values out"
+            )
+        return super().compose_node(parent, index)
 
 
 def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -434,13 +480,13 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "events": _check_events,
     "schedule": _check_schedule,
     "pool": _check_pool,
-    "max_active_runs": lambda v: _check_int("max_active_runs", v, 1, 4),
+    "max_active_runs": lambda v: _check_int("max_active_runs", v),
     "max_reject_ratio": _check_ratio,
     "staging": lambda v: None if v is None else _check_staging(v),
     "queries": _check_queries,
     "paramstyle": lambda v: None if v is None else _check_paramstyle(v),
-    "retries": lambda v: _check_int("retries", v, 0, 3),
-    "retry_delay_seconds": lambda v: _check_int("retry_delay_seconds", v, 0, 60),
+    "retries": lambda v: _check_int("retries", v),
+    "retry_delay_seconds": lambda v: _check_int("retry_delay_seconds", v),
 }
 assert set(_CHECKS) == set(ALLOWED_KEYS)
 assert {f.name for f in fields(StoreConfig)} == set(ALLOWED_KEYS)
@@ -508,7 +554,10 @@ def parse_entry(index: int, raw: object, taken: Mapping[str, int]) -> StoreEntry
             index,
             None,
             None,
-            (f"is {type(raw).__name__} {raw!r}, not a mapping; write 'store_id: ...' and the other keys",),
+            (
+                f"is {type(raw).__name__} {short_repr(raw)}, not a mapping; write 'store_id: ...' and the "
+                "other keys",
+            ),
         )
     raw_id = raw.get("store_id")
     errors: list[str] = []
@@ -522,13 +571,29 @@ def parse_entry(index: int, raw: object, taken: Mapping[str, int]) -> StoreEntry
             errors.append(str(exc))
         else:
             return StoreEntry(index, store_id, config, raw_store_id=raw_id)
-    return StoreEntry(index, store_id, None, tuple(errors), raw_store_id=raw_id)
+    return StoreEntry(index, store_id, None, tuple(_clip(e) for e in errors), raw_store_id=raw_id)
+
+
+def _clip(message: str) -> str:
+    """``message`` cut to :data:`MAX_MESSAGE_CHARS` (it ends up in one UI banner with every other)."""
+    return message if len(message) <= MAX_MESSAGE_CHARS else f"{message[: MAX_MESSAGE_CHARS - 3]}..."
 
 
 def _read_yaml(resolved: Path) -> Any:
     """The stores file's YAML document; an unreadable file or bad YAML names the file."""
     try:
-        text = resolved.read_text(encoding="utf-8")
+        with resolved.open("rb") as handle:
+            data = handle.read(MAX_STORES_FILE_BYTES + 1)
+        if len(data) > MAX_STORES_FILE_BYTES:
+            raise OmnisendConfigError(
+                f"stores file {resolved} is larger than {MAX_STORES_FILE_BYTES} bytes; a stores file lists "
+                "stores, not data - point it at the right file"
+            )
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise OmnisendConfigError(
+            f"stores file {resolved} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
     except FileNotFoundError:
         raise OmnisendConfigError(
             f"stores file {resolved} does not exist; create it (see dags/stores.yaml) or point "
@@ -540,8 +605,8 @@ def _read_yaml(resolved: Path) -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except OmnisendConfigError as exc:
         raise OmnisendConfigError(f"stores file {resolved}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise OmnisendConfigError(f"stores file {resolved} is not valid YAML: {exc}") from None
+    except (yaml.YAMLError, ValueError) as exc:  # ValueError: an int too long for Python to convert
+        raise OmnisendConfigError(f"stores file {resolved} is not valid YAML: {_clip(str(exc))}") from None
 
 
 def _raw_entries(data: Any, resolved: Path) -> list[Any]:

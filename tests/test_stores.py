@@ -217,7 +217,7 @@ def test_loading_imports_no_airflow(tmp_path: Path) -> None:
             {"start_date": '"04/03/2024"'}, ["field 'start_date'", "YYYY-MM-DD"], id="start-not-iso"
         ),
         pytest.param(
-            {"start_date": "2024-03-04T10:00:00"}, ["field 'start_date'", "time of day"], id="start-with-time"
+            {"start_date": "2024-03-04T10:00:00"}, ["field 'start_date'", "YYYY-MM-DD"], id="start-with-time"
         ),
         pytest.param(
             {"end_date": '"2024-03-01"'},
@@ -240,7 +240,9 @@ def test_loading_imports_no_airflow(tmp_path: Path) -> None:
         ),
         pytest.param({"schedule": '"@hourly"'}, ["field 'schedule'", "'@daily'", "null"], id="bad-schedule"),
         pytest.param({"pool": '"my pool"'}, ["field 'pool'", "pool name"], id="bad-pool"),
-        pytest.param({"max_active_runs": 0}, ["field 'max_active_runs'", ">= 1"], id="max-active-runs-zero"),
+        pytest.param(
+            {"max_active_runs": 0}, ["field 'max_active_runs'", "from 1 to 64"], id="max-active-runs-zero"
+        ),
         pytest.param(
             {"max_active_runs": "true"},
             ["field 'max_active_runs'", "whole number"],
@@ -268,7 +270,27 @@ def test_loading_imports_no_airflow(tmp_path: Path) -> None:
         pytest.param(
             {"queries": "'SELECT 1'"}, ["field 'queries'", "mapping of event kind"], id="queries-not-mapping"
         ),
-        pytest.param({"retries": -1}, ["field 'retries'", ">= 0"], id="negative-retries"),
+        pytest.param({"retries": -1}, ["field 'retries'", "from 0 to 10"], id="negative-retries"),
+        pytest.param({"retries": 10**20}, ["field 'retries'", "from 0 to 10"], id="huge-retries"),
+        pytest.param({"retries": "1e20"}, ["field 'retries'", "from 0 to 10"], id="retries-1e20"),
+        pytest.param({"retries": "1.0e+20"}, ["field 'retries'", "from 0 to 10"], id="retries-float-1e20"),
+        pytest.param(
+            {"retry_delay_seconds": 10**30},
+            ["field 'retry_delay_seconds'", "from 0 to 86400"],
+            id="huge-delay",
+        ),
+        pytest.param(
+            {"max_active_runs": 10**6}, ["field 'max_active_runs'", "from 1 to 64"], id="huge-active-runs"
+        ),
+        pytest.param(
+            {"start_date": "2024-02-30"}, ["field 'start_date'", "real calendar date"], id="start-feb-30"
+        ),
+        pytest.param(
+            {"end_date": "2023-13-01"}, ["field 'end_date'", "real calendar date"], id="end-month-13"
+        ),
+        pytest.param({"timezone": "localtime"}, ["field 'timezone'", "IANA"], id="tz-localtime"),
+        pytest.param({"timezone": "posixrules"}, ["field 'timezone'", "IANA"], id="tz-posixrules"),
+        pytest.param({"timezone": "Factory"}, ["field 'timezone'", "IANA"], id="tz-factory"),
         pytest.param(
             {"retry_delay_seconds": 1.5},
             ["field 'retry_delay_seconds'", "whole number"],
@@ -434,3 +456,61 @@ def test_paramstyle_overrides_the_sql_drivers_own() -> None:
         StoreConfig(**base, source_conn_id="shop_db", paramstyle="%s")
     with pytest.raises(OmnisendConfigError, match="paramstyle only applies to a SQL source"):
         StoreConfig(**base, source_path="/data/events.ndjson", paramstyle="qmark")
+
+
+# -- hostile files: nothing one file says takes the processor down or floods the banner (issue 14) --------
+
+
+def test_alias_bomb_is_refused_fast_without_expanding(tmp_path: Path) -> None:
+    levels = ["a0: &a0 [" + ",".join(["x" * 10] * 10) + "]"]
+    levels += [f"a{i}: &a{i} [" + ",".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 10)]
+    path = write(tmp_path, "\n".join(levels) + "\nstores:\n" + GOOD)
+    with pytest.raises(OmnisendConfigError) as caught:
+        load_stores(path)
+    message = str(caught.value)
+    assert "anchors and aliases" in message
+    assert "line 1" in message
+    assert len(message) < 400
+
+
+def test_alias_inside_an_entry_is_refused(tmp_path: Path) -> None:
+    body = "stores:\n  - &base\n    store_id: a\n  - <<: *base\n    store_id: b\n"
+    with pytest.raises(OmnisendConfigError, match="anchors and aliases"):
+        load_stores(write(tmp_path, body))
+
+
+def test_unquoted_impossible_date_names_entry_and_field(tmp_path: Path) -> None:
+    stores = load_entries(tmp_path, GOOD, entry(start_date="2024-02-30"))
+    assert [s.store_id for s in stores.stores] == ["good"]
+    text = only_bad(stores).describe()
+    assert text.startswith("entry 2 (store 'shop'): field 'start_date': ")
+    assert "2024-02-30" in text
+    assert "real calendar date" in text
+
+
+def test_unquoted_good_date_still_loads(tmp_path: Path) -> None:
+    stores = load_entries(tmp_path, entry(start_date="2024-03-04", end_date="2024-03-09"))
+    assert stores.stores[0].start_date == date(2024, 3, 4)
+    assert stores.stores[0].end_date == date(2024, 3, 9)
+
+
+def test_oversized_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "stores:\n" + GOOD + "#" + "x" * 1_000_001 + "\n")
+    with pytest.raises(OmnisendConfigError, match="larger than 1000000 bytes"):
+        load_stores(path)
+
+
+def test_huge_value_is_cut_in_the_message(tmp_path: Path) -> None:
+    stores = load_entries(tmp_path, GOOD, entry(timezone="X" * 100_000, retries=10**4000))
+    text = only_bad(stores).describe()
+    assert "field 'timezone'" in text
+    assert "field 'retries'" in text
+    assert "from 0 to 10" in text
+    assert len(text) < 1200
+
+
+def test_integer_too_long_for_python_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "stores:\n" + entry(retries="9" * 5000))
+    with pytest.raises(OmnisendConfigError, match=r"stores file .* is not valid YAML") as caught:
+        load_stores(path)
+    assert len(str(caught.value)) < 600

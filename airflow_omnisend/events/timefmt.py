@@ -19,6 +19,7 @@ from typing import Any
 from airflow_omnisend.events.partition import DAY_PATTERN
 
 __all__ = [
+    "EARLIEST_EVENT_TIME",
     "UTC",
     "InstantCache",
     "InstantError",
@@ -29,6 +30,10 @@ __all__ = [
     "parse_instant",
     "try_parse_instant",
 ]
+
+#: the earliest eventTime a backfill sends: older ones are a source's placeholder dates (0001-01-01,
+#: 1900-01-01, 1970-01-01 ...), not orders, and would become false purchase history in Omnisend
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 
 # Offsets are limited to ±14:59 like SQLite's date functions, so that SQL prefilters and Python agree.
 _STRICT_TEXT = re.compile(

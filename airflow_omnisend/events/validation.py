@@ -32,7 +32,7 @@ from airflow_omnisend.events.explanations import (
 from airflow_omnisend.events.names import CANCELED, EVENT_NAMES, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.schema import line_item_screen, schema_documents
 from airflow_omnisend.events.screen import inlined_screen, passes
-from airflow_omnisend.events.timefmt import InstantError, parse_instant
+from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, InstantError, parse_instant
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -176,6 +176,12 @@ class EventValidator:
         instant = _event_instant(value)
         if isinstance(instant, Issue):
             return None, [instant]
+        if instant < EARLIEST_EVENT_TIME:
+            message = (
+                f"{value!r} is before {EARLIEST_EVENT_TIME.date()}: such dates are a source's placeholder "
+                "(0001-01-01, 1900-01-01, 1970-01-01), not a purchase; fix the row's date"
+            )
+            return None, [Issue("eventTime", message, "event_time_too_old")]
         if instant <= self._cutoff:
             return instant, []
         if instant > self.now:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_omnisend.checks import short_repr
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._brand_budget import EXTRA_NAMES as BRAND_BUDGET_EXTRAS
@@ -32,6 +33,10 @@ DEFAULT_AUTH = "api_key"
 DEFAULT_MAX_PAYLOAD_BYTES = 1_000_000
 DEFAULT_TIMEOUT = 30.0
 MIN_PAYLOAD_BYTES = 1024
+#: upper bounds of the numeric extras: far above any sensible value, low enough that no typo overflows
+MAX_PAYLOAD_BYTES_LIMIT = 10_000_000
+MAX_TIMEOUT_SECONDS = 3600.0
+MAX_RETRY_BUDGET_SECONDS = 86_400.0
 
 AUTH_MODES = ("api_key", "bearer")
 
@@ -114,6 +119,22 @@ def is_loopback_host(hostname: str) -> bool:
         return False
 
 
+def safe_host(host: str | None) -> str:
+    """``host`` as it may appear in a message: quoted, with anything before its last ``@`` (userinfo:
+    a user name and an API key pasted into the URL) replaced by ``***``, and cut to 200 characters.
+
+    Every message that shows the connection's host uses this; a key must never reach a log, an
+    exception or ``automation_check.json`` through a malformed host."""
+    text = (host or "").strip()
+    if "@" in text:
+        scheme, sep, rest = text.partition("://")
+        prefix, rest = (scheme + sep, rest) if sep else ("", text)
+        text = f"{prefix}***@{rest.rsplit('@', 1)[1]}"
+    if len(text) > 200:
+        text = text[:197] + "..."
+    return repr(text)
+
+
 def normalize_base_url(host: str | None, *, port: int | None = None, schema: str | None = None) -> str:
     """Build the API root from the connection's host (which may carry a scheme and a port).
 
@@ -126,14 +147,16 @@ def normalize_base_url(host: str | None, *, port: int | None = None, schema: str
     if "://" not in raw:
         scheme = schema.strip().lower() if schema and schema.strip().lower() in ("http", "https") else "https"
         raw = f"{scheme}://{raw}"
-    parts = urlsplit(raw)
     try:
+        parts = urlsplit(raw)
         parsed_port = parts.port
-    except ValueError as err:
+    except ValueError:  # its text may quote the key; say what is wrong without it
         raise OmnisendConfigError(
-            f"host {host!r} has an invalid port ({err}). Fix: use a URL like https://api.omnisend.com "
-            "or http://127.0.0.1:8899."
+            f"host {safe_host(host)} is not a URL with a valid port (a number from 1 to 65535). Fix: use a "
+            "URL like https://api.omnisend.com or http://127.0.0.1:8899."
         ) from None
+    if port is not None and not 0 <= port <= 65535:
+        raise OmnisendConfigError(f"port must be from 1 to 65535, got {port}. Fix: clear it or use e.g. 443.")
     if port and parsed_port is None and parts.hostname:
         netloc = f"{parts.netloc}:{int(port)}"
         parts = parts._replace(netloc=netloc)
@@ -206,9 +229,14 @@ class OmnisendConnectionSettings:
         if items == 0:
             object.__setattr__(self, "max_items_per_batch", limit)
         size = self.max_payload_bytes
-        if isinstance(size, bool) or not isinstance(size, int) or size < MIN_PAYLOAD_BYTES:
+        if (
+            isinstance(size, bool)
+            or not isinstance(size, int)
+            or not MIN_PAYLOAD_BYTES <= size <= MAX_PAYLOAD_BYTES_LIMIT
+        ):
             raise OmnisendConfigError(
-                f"max_payload_bytes must be an integer >= {MIN_PAYLOAD_BYTES}, got {size!r}. Fix: set it "
+                f"max_payload_bytes must be an integer from {MIN_PAYLOAD_BYTES} to "
+                f"{MAX_PAYLOAD_BYTES_LIMIT}, got {short_repr(size)}. Fix: set it "
                 f"to at most {DEFAULT_MAX_PAYLOAD_BYTES} (Omnisend's guide: 1 MB), or remove it."
             )
         timeout = self.timeout
@@ -216,10 +244,11 @@ class OmnisendConnectionSettings:
             isinstance(timeout, bool)
             or not isinstance(timeout, int | float)
             or not math.isfinite(timeout)
-            or timeout <= 0
+            or not 0 < timeout <= MAX_TIMEOUT_SECONDS
         ):
             raise OmnisendConfigError(
-                f"timeout must be a number of seconds > 0, got {timeout!r}. Fix: set it to e.g. "
+                f"timeout must be a number of seconds > 0 and <= {MAX_TIMEOUT_SECONDS:g}, got "
+                f"{short_repr(timeout)}. Fix: set it to e.g. "
                 f"{DEFAULT_TIMEOUT:g}, or remove it for the default."
             )
         object.__setattr__(self, "timeout", float(timeout))
@@ -229,37 +258,42 @@ class OmnisendConnectionSettings:
                 isinstance(budget, bool)
                 or not isinstance(budget, int | float)
                 or not math.isfinite(budget)
-                or budget < timeout
+                or not timeout <= budget <= MAX_RETRY_BUDGET_SECONDS
             ):
                 raise OmnisendConfigError(
-                    f"retry_budget must be a number of seconds >= timeout ({timeout:g}), got {budget!r}. "
+                    f"retry_budget must be a number of seconds >= timeout ({timeout:g}) and <= "
+                    f"{MAX_RETRY_BUDGET_SECONDS:g}, got {short_repr(budget)}. "
                     "Fix: set it to e.g. 60, or remove it for the default (300)."
                 )
             object.__setattr__(self, "retry_budget", float(budget))
 
     def _check_base_url(self) -> None:
+        """The API root: http(s), no credentials, query or fragment (checked first, so no later message
+        can show them), no version path; plain http only to loopback or with ``allow_http``."""
         parts = urlsplit(self.base_url)
+        if "@" in self.base_url or parts.query or parts.fragment:
+            raise OmnisendConfigError(
+                f"host must be a plain API root URL without credentials, query or fragment, got "
+                f"{safe_host(self.base_url.split('?')[0].split('#')[0])}. The API key belongs in the "
+                f"password field. Fix: set host to {DEFAULT_BASE_URL}."
+            )
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise OmnisendConfigError(
-                f"host must be the API root URL, got {self.base_url!r}. Fix: set host to "
+                f"host must be the API root URL, got {safe_host(self.base_url)}. Fix: set host to "
                 f"{DEFAULT_BASE_URL} (or http://127.0.0.1:<port> for the emulator)."
-            )
-        if parts.query or parts.fragment or parts.username or parts.password:
-            raise OmnisendConfigError(
-                "host must be a plain API root URL without credentials, query or fragment. "
-                f"Fix: set host to {DEFAULT_BASE_URL}."
             )
         path = parts.path.rstrip("/")
         if any(path == p.path_prefix or path.endswith(p.path_prefix) for p in PROFILES.values()):
             raise OmnisendConfigError(
-                f"host must be the API root without the version path, got {self.base_url!r}. "
+                f"host must be the API root without the version path, got {safe_host(self.base_url)}. "
                 f"Fix: remove {path!r} from the host and choose the version with the api_version extra."
             )
         if parts.scheme != "https" and not is_loopback_host(parts.hostname):
             if self.allow_http and parts.hostname != urlsplit(DEFAULT_BASE_URL).hostname:
                 return
             raise OmnisendConfigError(
-                f"host {self.base_url!r} uses {parts.scheme}; the API key may only travel over https "
+                f"host {safe_host(self.base_url)} uses {parts.scheme}; the API key may only travel over "
+                "https "
                 "(plain http is allowed for loopback hosts only: 127.0.0.0/8, ::1, localhost, or for an "
                 "emulator on a private network with the extra allow_http: true). "
                 f"Fix: use https://{parts.netloc}."
@@ -367,7 +401,7 @@ def _as_int(extras: Mapping[str, Any], name: str, default: int) -> int:
             if number.is_integer():
                 return int(number)
     raise OmnisendConfigError(
-        f"extra {name!r} must be a whole number, got {value!r}. Fix: write it as digits, e.g. 100."
+        f"extra {name!r} must be a whole number, got {short_repr(value)}. Fix: write it as digits, e.g. 100."
     )
 
 
@@ -384,5 +418,5 @@ def _as_float(extras: Mapping[str, Any], name: str, default: float) -> float:
             except ValueError:
                 pass
     raise OmnisendConfigError(
-        f"extra {name!r} must be a number of seconds, got {value!r}. Fix: write it as e.g. 30."
+        f"extra {name!r} must be a number of seconds, got {short_repr(value)}. Fix: write it as e.g. 30."
     )

@@ -65,6 +65,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         {
             STORES_ENV: str(stores),
             "AIRFLOW_OMNISEND_STAGING": str(root / "staging"),
+            "AIRFLOW__OMNISEND__IMPORT_ALLOWED_ROOTS": str(root / "imports"),
             "AIRFLOW_CONN_SHOP_DEMO": json.dumps({"conn_type": "sqlite", "host": str(shop)}),
         }
     )
@@ -276,15 +277,48 @@ def test_unknown_conf_key_and_unended_day_are_refused(
 
 def test_import_file_dag_sends_an_events_file(workspace: dict[str, Any], emulator: OmnisendEmulator) -> None:
     events = extracted(workspace, "2024-03-29")
-    source = Path(workspace["root"]) / "import.ndjson"
+    source = Path(workspace["root"]) / "imports" / "import.ndjson"
+    source.parent.mkdir(exist_ok=True)
     source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
-    conf = {"path": str(source), "store_id": "demo", "partition": "2000-01-01"}  # conn from the stores file
+    store_day = partition_dir(workspace, "2024-03-29")
+    store_day.mkdir(parents=True, exist_ok=True)
+    for name in ("report.json", "valid.ndjson", "rejected.ndjson"):  # the store's own run's files
+        if not (store_day / name).exists():
+            (store_day / name).write_text(f"the store's {name}\n", encoding="utf-8")
+    store_files = {p: p.read_bytes() for p in store_day.iterdir() if p.is_file()}
+    # a store's own id and day: the import stages apart and leaves the store's files as they were
+    conf = {"path": str(source), "store_id": "demo", "partition": "2024-03-29"}  # conn from the stores file
     result = dags_test(workspace, emulator, conf, dag_id="omnisend_import_file")
     assert result.returncode == 0, explain(result)
-    report = json.loads((partition_dir(workspace, "2000-01-01") / "report.json").read_text())
+    assert {p: p.read_bytes() for p in store_files} == store_files
+    report = json.loads(
+        (partition_dir(workspace, "2024-03-29", "file-imports/demo") / "report.json").read_text()
+    )
     assert report["events_extracted"] == len(events)
     assert report["events_accepted"] + report["events_rejected"] == len(events)
     assert len(emulator.store.accepted_events()) == report["events_accepted"] > 0
+
+
+def test_import_file_dag_refuses_a_file_outside_the_import_roots(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    outside = Path(workspace["root"]) / "outside.ndjson"
+    outside.write_bytes(b"")
+    for path in (
+        str(outside),
+        "/etc/passwd",
+        str(Path(workspace["root"]) / "imports" / ".." / "shop.sqlite"),
+    ):
+        before = posts(emulator)
+        result = dags_test(
+            workspace, emulator, {"path": path, "partition": "2000-01-02"}, dag_id="omnisend_import_file"
+        )
+        assert result.returncode != 0
+        assert "not under an allowed import root" in result.stdout + result.stderr
+        assert posts(emulator) == before
+    assert not (
+        Path(workspace["staging"]) / "file-imports" / "file_import" / "2000-01-02" / "valid.ndjson"
+    ).exists()
 
 
 def test_backfill_reads_dates_as_the_stores_local_days(workspace: dict[str, Any]) -> None:

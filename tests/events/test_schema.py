@@ -127,8 +127,10 @@ def test_currency_list_is_iso_4217_upper_case() -> None:
     codes = schema.schema_documents()["defs.json"]["$defs"]["currency"]["enum"]
     assert len(codes) == len(set(codes)) > 170
     assert all(re.fullmatch("[A-Z]{3}", c) for c in codes)
-    for code in ("EUR", "USD", "GBP", "JPY", "CHF", "PLN", "SEK", "XCG", "ZWG", "SLE", "VED", "XXX"):
+    for code in ("EUR", "USD", "GBP", "JPY", "CHF", "PLN", "SEK", "XCG", "ZWG", "SLE", "VED"):
         assert code in codes
+    assert "XXX" not in codes  # "no currency": its amounts are no money (README, questionable inputs)
+    assert "XTS" not in codes  # reserved for testing
 
 
 def test_recommended_properties_are_known_to_the_schema() -> None:

@@ -15,7 +15,7 @@ from validation_helpers import NOW, minimal
 
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.schema import schema_documents
-from airflow_omnisend.events.timefmt import try_parse_instant
+from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, try_parse_instant
 from airflow_omnisend.events.validation import EventValidator, EventVerdict, Issue
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -165,6 +165,9 @@ def test_every_time_the_schema_lets_through_is_judged_by_the_one_time_rule(value
     if expected is None:
         assert [e.code for e in verdict.errors] == ["event_time_invalid"]
         assert verdict.event_instant is None
+    elif expected < EARLIEST_EVENT_TIME:
+        assert [e.code for e in verdict.errors] == ["event_time_too_old"]
+        assert verdict.event_instant is None
     else:
         assert verdict.errors == []
         assert verdict.event_instant == expected
@@ -247,3 +250,31 @@ def test_each_event_name_uses_its_own_schema(validator: EventValidator, name: st
         assert [e.code for e in errors] == ["negative_money"]
     else:
         assert errors == []
+
+
+@pytest.mark.parametrize(
+    "value", ["0002-01-01T00:00:00Z", "1900-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "1999-12-31T23:59:59Z"]
+)
+def test_placeholder_dates_before_2000_are_rejected(value: str) -> None:
+    event = minimal()
+    event["eventTime"] = value
+    (error,) = EventValidator(now=NOW).check(event).errors
+    assert (error.path, error.code) == ("eventTime", "event_time_too_old")
+    assert "2000-01-01" in error.message
+
+
+def test_the_first_instant_of_2000_is_sent() -> None:
+    event = minimal()
+    event["eventTime"] = "2000-01-01T00:00:00Z"
+    assert EventValidator(now=NOW).check(event).errors == []
+    event["eventTime"] = "2000-01-01T01:00:00+02:00"  # 1999-12-31T23:00Z
+    assert [e.code for e in EventValidator(now=NOW).check(event).errors] == ["event_time_too_old"]
+
+
+@pytest.mark.parametrize("code", ["XXX", "XTS"])
+def test_no_currency_and_test_currency_are_rejected(code: str) -> None:
+    event = minimal()
+    event["properties"]["currency"] = code
+    errors = EventValidator(now=NOW).check(event).errors
+    assert [(e.path, e.code) for e in errors] == [("properties.currency", "currency_not_iso4217")]
+    assert f"'{code}' is not an ISO 4217 currency code" in errors[0].message

@@ -641,3 +641,23 @@ def test_one_session_per_thread_reused(make_conn: Any, server: ScriptedServer) -
     assert other
     assert other[0] is not session
     hook.close()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        f"https://apiuser:{API_KEY}@api.omnisend.com:notaport",
+        f"ftp://apiuser:{API_KEY}@api.omnisend.com",
+        f"http://apiuser:{API_KEY}@10.0.0.5:8899",
+    ],
+)
+def test_a_key_in_the_host_reaches_no_error_or_log(
+    make_conn: Any, host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    hook = new_hook(make_conn, host)
+    ok, message = hook.test_connection()
+    assert not ok
+    assert "***@" in message
+    with pytest.raises(OmnisendConfigError) as caught:
+        hook.get_batch("b1")
+    assert API_KEY not in f"{message} {caught.value!s} {caught.value!r} {caplog.text}"

@@ -97,7 +97,7 @@ def test_port_and_schema_fields_fill_in_when_host_has_none() -> None:
         ("https://api.omnisend.com/v5", ["version path", "api_version"]),
         ("https://api.omnisend.com/api/", ["version path"]),
         ("https://user:pw@api.omnisend.com", ["without credentials"]),
-        ("https://api.omnisend.com:notaport", ["invalid port"]),
+        ("https://api.omnisend.com:notaport", ["valid port"]),
     ],
 )
 def test_base_url_refused(host: str, words: list[str]) -> None:
@@ -120,7 +120,7 @@ def test_base_url_refused(host: str, words: list[str]) -> None:
         ({"max_items_per_batch": -1}, ["max_items_per_batch"]),
         ({"max_items_per_batch": "lots"}, ["max_items_per_batch", "whole number"]),
         ({"max_items_per_batch": True}, ["max_items_per_batch"]),
-        ({"max_payload_bytes": 100}, ["max_payload_bytes", ">= 1024"]),
+        ({"max_payload_bytes": 100}, ["max_payload_bytes", "from 1024"]),
         ({"max_payload_bytes": "1.5"}, ["max_payload_bytes", "whole number"]),
         ({"timeout": "0"}, ["timeout", "> 0"]),
         ({"timeout": "soon"}, ["timeout", "number of seconds"]),
@@ -129,6 +129,10 @@ def test_base_url_refused(host: str, words: list[str]) -> None:
         ({"retry_budget": "5"}, ["retry_budget", ">= timeout (30)"]),
         ({"retry_budget": "soon"}, ["retry_budget", "number"]),
         ({"retry_budget": "inf"}, ["retry_budget"]),
+        ({"retry_budget": "1e20"}, ["retry_budget", "<= 86400"]),
+        ({"timeout": "1e20"}, ["timeout", "<= 3600"]),
+        ({"max_payload_bytes": "1e20"}, ["max_payload_bytes", "from 1024 to 10000000"]),
+        ({"max_items_per_batch": "1e20"}, ["max_items_per_batch", "from 1 to 1000"]),
     ],
 )
 def test_bad_extras_name_the_field_and_the_fix(extra: dict[str, Any], words: list[str]) -> None:
@@ -244,3 +248,33 @@ def test_strict_reconciliation_extra_defaults_to_bulk() -> None:
     assert strict.strict_reconciliation
     with pytest.raises(OmnisendConfigError, match="strict_reconciliation"):
         OmnisendConnectionSettings.from_connection_fields(host=None, extra={"strict_reconciliation": "often"})
+
+
+KEY = "sk_live_SECRET_KEY_1234567890"
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "schema"),
+    [
+        (f"https://apiuser:{KEY}@api.omnisend.com:notaport", None, None),
+        (f"ftp://apiuser:{KEY}@api.omnisend.com", None, None),
+        (f"apiuser:{KEY}@api.omnisend.com:99999", None, None),
+        (f"http://apiuser:{KEY}@10.0.0.5:8899", None, None),
+        (f"https://{KEY}@api.omnisend.com/v5", None, None),
+        (f"https://apiuser:{KEY}@[::1", None, None),
+        (f"https://apiuser:{KEY}@api.omnisend.com", 10**9, "https"),
+        (f"https://api.omnisend.com/?api_key={KEY}", None, None),
+        (f"https://api.omnisend.com/#{KEY}", None, None),
+        (f"https://a:{KEY[:10]}@b:{KEY[10:]}@api.omnisend.com", None, None),
+    ],
+)
+def test_a_key_in_the_host_never_reaches_the_message(host: str, port: int | None, schema: str | None) -> None:
+    with pytest.raises(OmnisendConfigError) as info:
+        OmnisendConnectionSettings.from_connection_fields(
+            host=host, extra={}, port=port, schema=schema, conn_id="omnisend_demo"
+        )
+    text = f"{info.value!s} {info.value!r}"
+    assert "omnisend_demo" in text
+    assert KEY not in text
+    assert KEY[:10] not in text
+    assert KEY[10:] not in text
