@@ -26,9 +26,12 @@ after a dry run's skipped send, never after a failed one.
 
 Timetable: ``CronPartitionTimetable``
 -------------------------------------
-A run processes one store-local calendar day, named by the run's partition key (``YYYY-MM-DD``), so
-``airflow backfill create --from-date D --to-date D`` reads its dates as the store's local days, DST
-days included; a data-interval timetable's backfill silently dropped a day at one end of the range.
+A run processes one store-local period (the stores file's ``period``: ``day``, ``week`` or ``month``),
+named by the run's partition key (``YYYY-MM-DD``, ``YYYY-Www``, ``YYYY-MM``): the cron ticks at each
+period's first local midnight and the key is written from that tick, so
+``airflow backfill create --from-date D --to-date D`` creates one run per period that starts in the
+range (read as the store's local days, DST days included); a data-interval timetable's backfill
+silently dropped a day at one end of the range.
 Partitioned runs have no ``ds``: the ``partition`` task passes the day on, and a manual run names it in
 its conf (``-c '{"partition": "2024-03-10"}'``). ``catchup`` is off; history comes from backfills, and
 the ``partition`` task refuses days outside the store's ``start_date``..``end_date``. What was tried
@@ -57,7 +60,7 @@ from airflow.sdk.definitions.timetables.trigger import CronPartitionTimetable
 
 from airflow_omnisend.events.ids import STORE_ID_PATTERN
 from airflow_omnisend.events.names import EVENT_NAMES
-from airflow_omnisend.events.partition import DAY_PATTERN, load_timezone
+from airflow_omnisend.events.partition import DAY_PATTERN, PartitionPeriod, load_timezone
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
 from airflow_omnisend.operators.import_request import IMPORT_CONF_KEYS, OmnisendImportRequestOperator
@@ -131,30 +134,36 @@ def _output(task: BaseOperator, key: str) -> Any:
 
 
 def store_timetable(store: StoreConfig) -> BaseTimetable | None:
-    """The store's timetable: daily partitions keyed ``YYYY-MM-DD`` in its timezone (module docstring),
-    or ``None`` for ``schedule: null`` (runs only when triggered with a partition)."""
+    """The store's timetable: one partition per period (day ``YYYY-MM-DD``, week ``YYYY-Www``, month
+    ``YYYY-MM``) in its timezone (module docstring), or ``None`` for ``schedule: null`` (runs only when
+    triggered with a partition)."""
     if store.schedule is None:
         return None
-    return CronPartitionTimetable("0 0 * * *", timezone=store.timezone, run_offset=-1, key_format="%Y-%m-%d")
+    period = store.period
+    return CronPartitionTimetable(
+        period.cron, timezone=store.timezone, run_offset=-1, key_format=period.key_format
+    )
 
 
 def _local_midnight(day: date, timezone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=load_timezone(timezone))
 
 
-def _day_param(title: str, description: str) -> Param:
-    return Param(
-        None, type=["null", "string"], pattern=f"^{DAY_PATTERN}$", title=title, description=description
-    )
+def _day_param(title: str, description: str, pattern: str = DAY_PATTERN) -> Param:
+    return Param(None, type=["null", "string"], pattern=f"^{pattern}$", title=title, description=description)
 
 
-def run_params(*, extra: Mapping[str, Param] | None = None) -> dict[str, Param]:
-    """The DAG params: the UI's trigger form, and what ``-c '{...}'`` overrides."""
+def run_params(
+    *, extra: Mapping[str, Param] | None = None, period: PartitionPeriod = PartitionPeriod.DAY
+) -> dict[str, Param]:
+    """The DAG params: the UI's trigger form, and what ``-c '{...}'`` overrides; ``partition`` takes the
+    key form of the store's ``period``."""
     params = {
         "partition": _day_param(
-            "Partition (store-local day)",
-            "YYYY-MM-DD: the day to import. Required for manual runs; backfill and scheduled runs "
-            "have their own and must leave it empty.",
+            f"Partition (store-local {period.noun})",
+            f"{period.form}: the {period.noun} to import. Required for manual runs; backfill and "
+            "scheduled runs have their own and must leave it empty.",
+            period.pattern,
         ),
         "dry_run": Param(
             False,
@@ -193,6 +202,7 @@ def _validate_to_report(
     min_event_age: timedelta,
     pool: str | None,
     retries: Mapping[str, Any],
+    keep_staged_events: bool = False,
 ) -> None:
     """``upstream >> validate >> automation_safety_check >> plan >> send (mapped) >> report``.
 
@@ -231,7 +241,13 @@ def _validate_to_report(
     send = OmnisendSendBatchesOperator.partial(
         task_id="send", omnisend_conn_id=omnisend_conn_id, **pool_kw, **common, **retries
     ).expand(shard=plan.output)
-    report = OmnisendReportOperator(task_id="report", dry_run=_output(run, "dry_run"), **common, **retries)
+    report = OmnisendReportOperator(
+        task_id="report",
+        dry_run=_output(run, "dry_run"),
+        keep_staged_events=keep_staged_events,
+        **common,
+        **retries,
+    )
     upstream >> validate >> safety >> plan >> send >> report
 
 
@@ -272,7 +288,7 @@ def build_store_dag(
         "end_date": end,
         "catchup": False,
         "max_active_runs": store.max_active_runs,
-        "params": run_params(),
+        "params": run_params(period=store.period),
         "tags": ["omnisend", f"store:{store.store_id}"],
         "doc_md": _store_doc(store),
         "default_args": {"owner": "omnisend", **retries},
@@ -286,6 +302,7 @@ def build_store_dag(
             first_day=store.start_date,
             last_day=store.end_date,
             min_event_age=min_event_age,
+            period=store.period,
             **retries,
         )
         common: dict[str, Any] = {
@@ -327,6 +344,7 @@ def build_store_dag(
             min_event_age=min_event_age,
             pool=store.pool,
             retries=retries,
+            keep_staged_events=store.keep_staged_events,
         )
     return dag
 
@@ -337,12 +355,14 @@ def _store_doc(store: StoreConfig) -> str:
     )
     return (
         f"### Omnisend backfill: store `{store.store_id}`\n\n"
-        f"One run = one calendar day in **{store.timezone}**, from {store.start_date}"
+        f"One run = one calendar {store.period.noun} in **{store.timezone}**, from {store.start_date}"
         f"{f' to {store.end_date}' if store.end_date else ''}. Source: {source}; Omnisend connection "
         f"`{store.omnisend_conn_id}`; pool `{store.pool}`.\n\n"
-        "* one day: `airflow dags test " + store.dag_id + ' -c \'{"partition": "YYYY-MM-DD"}\'`\n'
+        f"* one {store.period.noun}: `airflow dags test "
+        + store.dag_id
+        + f' -c \'{{"partition": "{store.period.form}"}}\'`\n'
         "* a range: `airflow backfill create --dag-id " + store.dag_id + " --from-date D --to-date D`\n"
-        "* rerun failed days: add `--reprocess-behavior failed`\n"
+        f"* rerun failed {store.period.noun}s: add `--reprocess-behavior failed`\n"
         "* conf: `partition`, `dry_run` (true: plan only), `acknowledge_automations` (a reason)\n"
     )
 

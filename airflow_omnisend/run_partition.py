@@ -1,4 +1,7 @@
-"""Which partition (store-local day) a DAG run processes, and the run's options, from what Airflow gives.
+"""Which partition (store-local period) a DAG run processes, and the run's options, from what Airflow gives.
+
+A partition is one day, ISO week or month (the store's ``period``, :class:`PartitionPeriod`); its key
+is ``YYYY-MM-DD``, ``YYYY-Www`` or ``YYYY-MM``, and a key of another form is refused with the store's.
 
 No Airflow import: the DAG's first task passes in what it read from the task context, so the rules are
 unit-testable on their own.
@@ -8,7 +11,8 @@ Rules, first match wins:
 1. ``partition`` in the run conf (``-c '{"partition": "2024-03-10"}'``; the UI form's field). Any run
    type. When the run also has a partition of its own (a backfill or scheduled run) the two must agree:
    a backfill started with a ``partition`` in ``--dag-run-conf`` would otherwise process one day N times.
-2. The run's ``partition_key`` (``CronPartitionTimetable``: scheduled and backfill runs), ``YYYY-MM-DD``.
+2. The run's ``partition_key`` (``CronPartitionTimetable``: scheduled and backfill runs), in the
+   period's form.
 3. The run's data interval (a DAG built on ``CronDataIntervalTimetable("0 0 * * *", timezone=<store tz>)``),
    for scheduled and backfill runs only. It must be exactly one store-local day. A *manual* run's data
    interval is not used: Airflow infers it as the last whole interval before the logical date, so
@@ -28,7 +32,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_omnisend.events.partition import PartitionWindow, load_timezone, parse_partition_day
+from airflow_omnisend.events.partition import (
+    PartitionPeriod,
+    PartitionWindow,
+    load_timezone,
+    parse_partition_key,
+    parse_period,
+)
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
@@ -47,7 +57,7 @@ CONF_KEYS: Final = ("partition", "dry_run", "acknowledge_automations")
 #: run types whose own partition (key or data interval) names the day
 PERIODIC_RUN_TYPES: Final = frozenset({"scheduled", "backfill"})
 HOW_TO_NAME: Final = (
-    'name the day in the run conf: airflow dags test {dag_id} -c \'{{"partition": "YYYY-MM-DD"}}\' '
+    'name the {noun} in the run conf: airflow dags test {dag_id} -c \'{{"partition": "{form}"}}\' '
     '(or airflow dags trigger {dag_id} -c ...; or the "partition" field of the UI trigger form)'
 )
 
@@ -61,11 +71,13 @@ class RunOptions:
     acknowledge_automations: str | None = None
 
 
-def _strict_day(value: object, what: str) -> date:
-    """A day named in text (conf or partition key): the day rule, without accepting ``date`` objects."""
+def _strict_key(value: object, what: str, period: PartitionPeriod = PartitionPeriod.DAY) -> date:
+    """A period named in text (conf or partition key): the period rule, without accepting ``date`` objects."""
     if not isinstance(value, str):
-        raise OmnisendConfigError(f"{what} {value!r} is not a day in the form YYYY-MM-DD (e.g. 2024-03-10)")
-    return parse_partition_day(value, what=what)
+        raise OmnisendConfigError(
+            f"{what} {value!r} is not {period.a_noun} in the form {period.form} (e.g. {period.example})"
+        )
+    return parse_partition_key(value, period, what=what)
 
 
 def parse_run_options(
@@ -73,12 +85,15 @@ def parse_run_options(
     params: Mapping[str, Any] | None = None,
     *,
     extra_keys: Sequence[str] = (),
+    period: PartitionPeriod | str = PartitionPeriod.DAY,
 ) -> RunOptions:
     """The options of a run from its conf (and the DAG params, which the conf overrides).
 
     Unknown conf keys (not in :data:`CONF_KEYS` or ``extra_keys``) are refused, ``dry_run`` must be a
-    boolean, ``acknowledge_automations`` a reason in words (non-blank text) or null.
+    boolean, ``acknowledge_automations`` a reason in words (non-blank text) or null; ``partition`` a key
+    of the store's ``period``.
     """
+    period = parse_period(period)
     conf = dict(conf or {})
     allowed = (*CONF_KEYS, *extra_keys)
     unknown = sorted(str(k) for k in conf if k not in allowed)
@@ -93,7 +108,7 @@ def parse_run_options(
     if isinstance(partition, str) and not partition.strip():
         partition = None  # the UI form's empty field
     if partition is not None:
-        partition = _strict_day(partition, "run conf partition").isoformat()
+        partition = period.label(_strict_key(partition, "run conf partition", period))
     dry_run = merged.get("dry_run", False)
     if dry_run is None:
         dry_run = False
@@ -112,7 +127,7 @@ def parse_run_options(
 
 @dataclass(frozen=True)
 class RunPartition:
-    """The day a run processes: its window in UTC and where the day came from."""
+    """The period a run processes: its window in UTC and where the period came from."""
 
     window: PartitionWindow
     source: str  # "conf" | "partition_key" | "data_interval"
@@ -135,16 +150,19 @@ class RunPartition:
         }
 
 
-def _window_of_interval(start: datetime, end: datetime, timezone: str) -> PartitionWindow:
+def _window_of_interval(
+    start: datetime, end: datetime, timezone: str, period: PartitionPeriod = PartitionPeriod.DAY
+) -> PartitionWindow:
     tz = load_timezone(timezone)
     local_start = start.astimezone(tz)
-    window = PartitionWindow.for_day(local_start.date(), timezone)
+    window = PartitionWindow.for_period(local_start.date(), period, timezone)
     if local_start.time() != time(0) or window.start_utc != start or window.end_utc != end.astimezone(UTC):
+        noun = "calendar day" if period is PartitionPeriod.DAY else period.noun
         raise OmnisendConfigError(
-            f"the run's data interval [{start.isoformat()}, {end.isoformat()}) is not one calendar day in "
-            f"{timezone} ({window}); build the DAG with CronPartitionTimetable('0 0 * * *', timezone="
-            f"'{timezone}', run_offset=-1, key_format='%Y-%m-%d') or CronDataIntervalTimetable('0 0 * * *', "
-            f"timezone='{timezone}')"
+            f"the run's data interval [{start.isoformat()}, {end.isoformat()}) is not one {noun} in "
+            f"{timezone} ({window}); build the DAG with CronPartitionTimetable('{period.cron}', timezone="
+            f"'{timezone}', run_offset=-1, key_format='{period.key_format}') or CronDataIntervalTimetable("
+            f"'{period.cron}', timezone='{timezone}')"
         )
     return window
 
@@ -166,29 +184,36 @@ def resolve_partition(
     now: datetime | None = None,
     first_day: date | None = None,
     last_day: date | None = None,
+    period: PartitionPeriod | str = PartitionPeriod.DAY,
 ) -> RunPartition:
     """Apply the module's rules; :class:`OmnisendConfigError` says what is wrong and how to fix it."""
+    period = parse_period(period)
     periodic = _run_type_name(run_type) in PERIODIC_RUN_TYPES
     own: RunPartition | None = None
     if partition_key:
         own = RunPartition(
-            PartitionWindow.for_day(_strict_day(partition_key, "the run's partition_key"), timezone),
+            PartitionWindow.for_period(
+                _strict_key(partition_key, "the run's partition_key", period), period, timezone
+            ),
             "partition_key",
         )
     elif periodic and data_interval_start is not None and data_interval_end is not None:
         own = RunPartition(
-            _window_of_interval(data_interval_start, data_interval_end, timezone), "data_interval"
+            _window_of_interval(data_interval_start, data_interval_end, timezone, period), "data_interval"
         )
 
     if conf_partition is not None:
         chosen = RunPartition(
-            PartitionWindow.for_day(_strict_day(conf_partition, "run conf partition"), timezone), "conf"
+            PartitionWindow.for_period(
+                _strict_key(conf_partition, "run conf partition", period), period, timezone
+            ),
+            "conf",
         )
         if own is not None and own.day != chosen.day:
             raise OmnisendConfigError(
                 f"run conf partition {chosen.day} differs from this run's own partition {own.day} (from its "
                 f"{own.source}); drop 'partition' from the conf of backfill and scheduled runs, or trigger a "
-                "manual run to process another day"
+                f"manual run to process another {period.noun}"
             )
     elif own is not None:
         chosen = own
@@ -200,17 +225,24 @@ def resolve_partition(
             "it, an off-by-one waiting to happen"
         )
         raise OmnisendConfigError(
-            f"{dag_id}: this run does not name the day to process: no 'partition' in its conf and no "
-            f"partition of its own ({why}); " + HOW_TO_NAME.format(dag_id=dag_id)
+            f"{dag_id}: this run does not name the {period.noun} to process: no 'partition' in its conf "
+            f"and no partition of its own ({why}); "
+            + HOW_TO_NAME.format(dag_id=dag_id, noun=period.noun, form=period.form)
         )
+    return _in_range_and_ended(dag_id, chosen, first_day, last_day, now)
 
-    day = chosen.window.day
-    if first_day is not None and day < first_day:
+
+def _in_range_and_ended(
+    dag_id: str, chosen: RunPartition, first_day: date | None, last_day: date | None, now: datetime | None
+) -> RunPartition:
+    """``chosen``, unless it reaches outside the store's dates or has not ended yet."""
+    window, day, timezone = chosen.window, chosen.day, chosen.window.timezone
+    if first_day is not None and window.day < first_day:
         raise OmnisendConfigError(
             f"{dag_id}: partition {day} is before the store's start_date {first_day}; move start_date in the "
             "stores file to import it"
         )
-    if last_day is not None and day > last_day:
+    if last_day is not None and window.last_day > last_day:
         raise OmnisendConfigError(
             f"{dag_id}: partition {day} is after the store's end_date {last_day}; move or drop end_date in "
             "the stores file to import it"
@@ -223,7 +255,8 @@ def resolve_partition(
         raise OmnisendConfigError(
             f"{dag_id}: partition {day} has not ended in {timezone} (it ends at "
             f"{chosen.ended_at.astimezone(load_timezone(timezone)).isoformat()}, in "
-            f"{_duration(left)}); nothing is sent for a day that has not ended - run it afterwards"
+            f"{_duration(left)}); nothing is sent for {window.period.a_noun} that has not ended - run it "
+            "afterwards"
         )
     return chosen
 

@@ -1,4 +1,7 @@
-"""Where a partition's data lives between tasks: ``<staging root>/<store_id>/<YYYY-MM-DD>/``.
+"""Where a partition's data lives between tasks: ``<staging root>/<store_id>/<partition key>/``.
+
+The partition key is ``YYYY-MM-DD``, ``YYYY-Www`` or ``YYYY-MM`` (the store's period,
+``events.partition``); the store's folder is the same whatever its period.
 
 Tasks of one partition may run on different workers, so they hand data over through files, and XCom
 carries only small manifests (root URL, store, day, file names, counts, hashes). The root is an
@@ -19,6 +22,11 @@ Layout of one partition::
                                                         send (retries of failed items, per round)
     dead_letters/plan.ndjson  dead_letters/send-<body>.ndjson   plan, send
     report.json                                         report
+
+Retention: once a period is sent and accounted for, the report step deletes the big copies of its
+events (:data:`DISCARDED_AFTER_SEND`: events, selected events, valid events, bodies) unless the store
+sets ``keep_staged_events: true``; receipts, reports, rejected rows and events, dead letters and
+``plan.json`` stay. A rerun re-extracts, re-plans the same bodies and skips them by their receipts.
 
 Writes are atomic where the store allows: a local file is written under a temporary name and
 renamed over the target, so a killed task never leaves half a receipt; an object store gets small
@@ -45,7 +53,7 @@ import orjson
 from airflow.sdk import ObjectStoragePath
 
 from airflow_omnisend.events.ids import check_store_id
-from airflow_omnisend.events.partition import parse_partition_day
+from airflow_omnisend.events.partition import canonical_partition_label
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 
 if TYPE_CHECKING:
@@ -72,6 +80,8 @@ FILES: dict[str, tuple[str, str]] = {
     "report": ("report.json", "report"),
 }
 BODIES_DIR = "bodies"
+#: what :meth:`PartitionStaging.discard_staged_events` deletes: the copies of the events, in the folder
+DISCARDED_AFTER_SEND: tuple[str, ...] = ("events.ndjson", "events_selected.ndjson", "valid.ndjson", "bodies")
 RECEIPTS_DIR = "receipts"
 DEAD_LETTERS_DIR = "dead_letters"
 FOLLOWUPS_DIR = "followups"
@@ -173,17 +183,17 @@ class StagingRoot:
 
 
 def _staging_day(day: object) -> str:
-    """``day`` as the ``YYYY-MM-DD`` folder name (the partition-day rule of ``events.partition``)."""
+    """``day`` (a partition key of any period, or a date) as the folder name (``events.partition``)."""
     if isinstance(day, datetime):
         raise OmnisendConfigError(
             f"day {day!r} is a datetime; pass the store-local calendar day as a date or 'YYYY-MM-DD'"
         )
     try:
-        return parse_partition_day(day).isoformat()
+        return canonical_partition_label(day)
     except OmnisendConfigError:
         raise OmnisendConfigError(
             f"day {day!r} is not a calendar day in YYYY-MM-DD form; pass e.g. '2026-03-01' "
-            "(the store-local day of the partition)"
+            "(the store-local day of the partition), or a week 'YYYY-Www' / month 'YYYY-MM' key"
         ) from None
 
 
@@ -248,6 +258,20 @@ class PartitionStaging:
     @property
     def bodies_dir(self) -> ObjectStoragePath:
         return self.dir / BODIES_DIR
+
+    def discard_staged_events(self) -> list[str]:
+        """Delete the partition's copies of its events (:data:`DISCARDED_AFTER_SEND`); return what went.
+
+        Only for a partition whose report accounted for every event: the rest (receipts, report,
+        rejected, dead letters, plan) is what a rerun and a person need.
+        """
+        removed: list[str] = []
+        for name in DISCARDED_AFTER_SEND:
+            path = self.dir / name
+            if path.exists():
+                path.fs.rm(path.path, recursive=path.is_dir())
+                removed.append(name)
+        return removed
 
     def shard(self, index: int) -> ObjectStoragePath:
         """``bodies/shard-00000.ndjson``: the planned bodies of shard ``index``, one per line."""

@@ -8,6 +8,8 @@
         source_conn_id: shop_demo      # an Airflow SQL connection (or source_path: a file)
         timezone: Europe/Vilnius       # IANA name: partitions are this timezone's calendar days
         start_date: "2024-03-04"       # first day of the backfill range
+        period: day                    # day (default), week (ISO, Mon-Sun) or month: one run's partition
+        keep_staged_events: false      # default: delete events/valid/bodies once a period is sent
 
 The DAG file parses this file on every DAG-processor loop, so loading is cheap (one small YAML file, no
 Airflow import, no connection look-up) and errors are collected per entry: one bad entry yields a
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -33,12 +36,18 @@ import yaml
 from airflow_omnisend.checks import check_int, short_repr
 from airflow_omnisend.events.ids import check_store_id
 from airflow_omnisend.events.names import EVENT_NAMES
-from airflow_omnisend.events.partition import load_timezone, parse_partition_day
+from airflow_omnisend.events.partition import (
+    PartitionPeriod,
+    load_timezone,
+    parse_partition_day,
+    parse_period,
+)
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
-    from datetime import date
+
+_ONE_DAY: Final = timedelta(days=1)
 
 __all__ = [
     "DAILY",
@@ -76,6 +85,8 @@ OPTIONAL_KEYS: Final = (
     "paramstyle",
     "retries",
     "retry_delay_seconds",
+    "period",
+    "keep_staged_events",
 )
 ALLOWED_KEYS: Final = REQUIRED_KEYS + OPTIONAL_KEYS
 
@@ -134,6 +145,31 @@ _MAX_ZONE_NAME: Final = 64
 
 def _check_day(name: str, value: object) -> date:
     return parse_partition_day(value, what=name)
+
+
+def _check_period(value: object) -> PartitionPeriod:
+    return parse_period(value)
+
+
+def _check_flag(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise OmnisendConfigError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+def _check_period_bounds(period: PartitionPeriod, start: date, end: date | None) -> None:
+    """start_date must open a period and end_date close one: a partition is imported whole or not."""
+    if period.start_of(start) != start:
+        raise OmnisendConfigError(
+            f"start_date {start} is not the first day of {period.a_noun} (period: {period}); use "
+            f"{period.start_of(start)} or {period.after(period.start_of(start))}"
+        )
+    if end is not None and period.after(period.start_of(end)) - end != _ONE_DAY:
+        last = period.after(period.start_of(end)) - _ONE_DAY
+        raise OmnisendConfigError(
+            f"end_date {end} is not the last day of {period.a_noun} (period: {period}); use {last} "
+            f"or {period.start_of(end) - _ONE_DAY}"
+        )
 
 
 def _check_events(value: object) -> tuple[str, ...]:
@@ -280,6 +316,8 @@ class StoreConfig:
     paramstyle: str | None = None  # the SQL driver's DB-API paramstyle, when its module's is wrong
     retries: int = 3
     retry_delay_seconds: int = 60
+    period: PartitionPeriod = PartitionPeriod.DAY
+    keep_staged_events: bool = False
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -323,6 +361,9 @@ class StoreConfig:
             set_(self, "paramstyle", _check_paramstyle(self.paramstyle))
         _check_int("retries", self.retries)
         _check_int("retry_delay_seconds", self.retry_delay_seconds)
+        set_(self, "period", _check_period(self.period))
+        _check_flag("keep_staged_events", self.keep_staged_events)
+        _check_period_bounds(self.period, self.start_date, self.end_date)
 
     @property
     def dag_id(self) -> str:
@@ -487,6 +528,8 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "paramstyle": lambda v: None if v is None else _check_paramstyle(v),
     "retries": lambda v: _check_int("retries", v),
     "retry_delay_seconds": lambda v: _check_int("retry_delay_seconds", v),
+    "period": _check_period,
+    "keep_staged_events": lambda v: _check_flag("keep_staged_events", v),
 }
 assert set(_CHECKS) == set(ALLOWED_KEYS)
 assert {f.name for f in fields(StoreConfig)} == set(ALLOWED_KEYS)

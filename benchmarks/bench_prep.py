@@ -1,6 +1,7 @@
 """Benchmark: the prep path of a backfill - SQL extract -> map -> validate -> NDJSON - on sample stores.
 
     .venv/bin/python benchmarks/bench_prep.py [--sizes 50000,100000,200000] [--seed 1] [--no-write]
+        [--period day|week|month]
 
 For each size, a deterministic sample store (``airflow_omnisend.testing.sample_store``, SQLite, 7 days of
 orders in Europe/Vilnius; its refunds run two weeks later) is built once, then a *fresh* child process,
@@ -44,6 +45,8 @@ START = dt.date(2024, 3, 25)
 DAYS = 7
 #: events/s the prep path must keep on one core (above what the API's rate limit lets a backfill send)
 TARGET_RATE = 10_000
+#: the partition period the child runs (``--period``): day (default), week or month
+PERIOD_ENV = "BENCH_PREP_PERIOD"
 
 
 def _child(db: Path, workdir: Path) -> dict[str, Any]:
@@ -68,10 +71,11 @@ def _child(db: Path, workdir: Path) -> dict[str, Any]:
     validator = EventValidator()
     totals = {"events": 0, "valid": 0, "rejected": 0, "rows_rejected": 0, "bytes": 0}
     extract_cpu = extract_wall = validate_cpu = validate_wall = 0.0
+    period = os.environ.get(PERIOD_ENV, "day")
     day = first
     days = 0
     while day <= last:
-        window = PartitionWindow.for_day(day, TIMEZONE)
+        window = PartitionWindow.for_period(day, period, TIMEZONE)
         events_path = workdir / "events.ndjson"
         cpu, wall = time.process_time(), time.perf_counter()
         with events_path.open("wb") as out, (workdir / "rows_rejected.ndjson").open("wb") as rejected_rows:
@@ -92,7 +96,7 @@ def _child(db: Path, workdir: Path) -> dict[str, Any]:
         totals["bytes"] += summary.bytes_written
         totals["valid"] += verdicts.valid
         totals["rejected"] += verdicts.rejected
-        day += dt.timedelta(days=1)
+        day = window.end_day
         days += 1
     # The SQL alone (the same default queries, executed and fetched, nothing mapped): its share of extract.
     from airflow_omnisend.sources.sql_queries import KINDS, SqlQueries, bind, window_parameters
@@ -101,12 +105,13 @@ def _child(db: Path, workdir: Path) -> dict[str, Any]:
     sql_cpu = time.process_time()
     day = first
     while day <= last:
-        params = window_parameters(PartitionWindow.for_day(day, TIMEZONE), "sqlite")
+        window = PartitionWindow.for_period(day, period, TIMEZONE)
+        params = window_parameters(window, "sqlite")
         for kind in KINDS:
             cur = conn.execute(*bind(getattr(queries, kind), params, "named"))
             while cur.fetchmany(2000):
                 pass
-        day += dt.timedelta(days=1)
+        day = window.end_day
     sql_cpu = time.process_time() - sql_cpu
     return {
         **totals,
@@ -308,11 +313,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cache", default=str(REPO / ".benchmarks-out"), help="where the stores are kept")
     parser.add_argument("--no-write", action="store_true", help="do not update BENCHMARKS.md")
+    parser.add_argument("--period", default="day", choices=("day", "week", "month"), help="partition period")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--build", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if not args.child:
+        os.environ[PERIOD_ENV] = args.period  # the child inherits it
     if args.build:
         _build_here(args.build, args.seed, Path(args.cache))
         return 0

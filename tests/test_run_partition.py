@@ -216,3 +216,88 @@ def test_dry_run_must_be_a_boolean(value: object) -> None:
 def test_acknowledgement_must_be_words(value: object) -> None:
     with pytest.raises(OmnisendConfigError, match="acknowledge_automations must be the reason"):
         parse_run_options({"acknowledge_automations": value})
+
+
+# -- weeks and months ---------------------------------------------------------------------------------------
+
+
+def test_a_month_store_takes_a_month_from_the_conf() -> None:
+    options = parse_run_options({"partition": "2024-03"}, period="month")
+    assert options.partition == "2024-03"
+    run = resolve(conf_partition=options.partition, period="month")
+    assert run.day == "2024-03"
+    assert run.to_dict()["start_utc"] == "2024-02-29T22:00:00+00:00"
+    assert run.to_dict()["end_utc"] == "2024-03-31T21:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("period", "bad", "form"),
+    [
+        ("month", "2024-03-04", "YYYY-MM"),
+        ("month", "2024-13", "YYYY-MM"),
+        ("week", "2024-W54", "YYYY-Www"),
+        ("day", "2024-03", "YYYY-MM-DD"),
+        ("week", "2024-03", "YYYY-Www"),
+    ],
+)
+def test_a_key_of_another_period_is_refused_with_the_stores_form(period: str, bad: str, form: str) -> None:
+    with pytest.raises(OmnisendConfigError, match=f"form {form} ") as err:
+        parse_run_options({"partition": bad}, period=period)
+    assert "run conf partition" in str(err.value)
+    with pytest.raises(OmnisendConfigError, match=f"form {form} "):
+        resolve(conf_partition=None, partition_key=bad, run_type="backfill", period=period)
+
+
+def test_a_backfill_week_key_and_the_period_bounds() -> None:
+    run = resolve(
+        conf_partition=None, partition_key="2020-W53", run_type="backfill", tz=NEW_YORK, period="week"
+    )
+    assert (run.day, run.source) == ("2020-W53", "partition_key")
+    assert run.window.last_day == date(2021, 1, 3)
+
+
+def test_a_month_that_has_not_ended_is_refused() -> None:
+    with pytest.raises(OmnisendConfigError, match="nothing is sent for a month that has not ended"):
+        resolve_partition(
+            dag_id="d",
+            timezone=VILNIUS,
+            conf_partition="2024-03",
+            period="month",
+            now=datetime(2024, 3, 31, 20, 59, tzinfo=UTC),
+        )
+    ended = resolve_partition(
+        dag_id="d",
+        timezone=VILNIUS,
+        conf_partition="2024-03",
+        period="month",
+        now=datetime(2024, 3, 31, 21, 0, tzinfo=UTC),
+    )
+    assert ended.day == "2024-03"
+
+
+def test_a_month_must_lie_inside_the_stores_dates() -> None:
+    with pytest.raises(OmnisendConfigError, match="after the store's end_date"):
+        resolve(conf_partition="2024-03", period="month", last_day=date(2024, 3, 30))
+    assert (
+        resolve(
+            conf_partition="2024-03", period="month", first_day=date(2024, 3, 1), last_day=date(2024, 3, 31)
+        ).day
+        == "2024-03"
+    )
+
+
+def test_a_month_run_without_a_partition_says_how_to_name_the_month() -> None:
+    with pytest.raises(OmnisendConfigError, match=r'name the month in the run conf: .*"YYYY-MM"'):
+        resolve(conf_partition=None, period="month")
+
+
+def test_a_monthly_data_interval_is_one_month() -> None:
+    tz = ZoneInfo(VILNIUS)
+    run = resolve(
+        conf_partition=None,
+        run_type="scheduled",
+        period="month",
+        data_interval_start=datetime(2024, 3, 1, tzinfo=tz),
+        data_interval_end=datetime(2024, 4, 1, tzinfo=tz),
+    )
+    assert run.day == "2024-03"

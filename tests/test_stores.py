@@ -514,3 +514,41 @@ def test_integer_too_long_for_python_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(OmnisendConfigError, match=r"stores file .* is not valid YAML") as caught:
         load_stores(path)
     assert len(str(caught.value)) < 600
+
+
+# -- periods and staging retention --------------------------------------------------------------------------
+
+
+def test_period_and_retention_default_to_days_and_deleting(tmp_path: Path) -> None:
+    (store,) = load_entries(tmp_path, entry()).stores
+    assert store.period == "day"
+    assert store.keep_staged_events is False
+
+
+def test_a_month_store(tmp_path: Path) -> None:
+    stores = load_entries(
+        tmp_path,
+        entry(period="month", start_date='"2023-01-01"', end_date="2024-12-31", keep_staged_events="true"),
+    )
+    (store,) = stores.stores
+    assert (store.period, store.keep_staged_events) == ("month", True)
+    assert store.dag_id == "omnisend_orders__shop"  # one identity whatever the period
+    assert store.pool == "omnisend_shop"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"period": "monthly"}, "day (default), week (ISO weeks, Monday to Sunday), month"),
+        ({"period": "month"}, "start_date 2024-03-04 is not the first day of a month"),
+        ({"period": "week", "start_date": '"2024-03-06"'}, "use 2024-03-04 or 2024-03-11"),
+        (
+            {"period": "month", "start_date": '"2024-03-01"', "end_date": '"2024-04-15"'},
+            "use 2024-04-30 or 2024-03-31",
+        ),
+        ({"keep_staged_events": '"no"'}, "keep_staged_events must be true or false"),
+    ],
+)
+def test_bad_period_settings_name_the_fix(tmp_path: Path, fields: dict[str, object], expected: str) -> None:
+    bad = only_bad(load_entries(tmp_path, entry(**fields)))
+    assert expected in bad.describe(), bad.describe()

@@ -29,9 +29,7 @@ from airflow.sdk import ObjectStoragePath
 from airflow_omnisend.events.lines import capped_lines
 from airflow_omnisend.events.partition import (
     PartitionWindow,
-    day_has_ended,
     load_timezone,
-    parse_partition_day,
 )
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
 from airflow_omnisend.operators._failures import input_failure
@@ -206,12 +204,17 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
                 )
 
     def _window(self, now: datetime) -> PartitionWindow:
-        day = parse_partition_day(self.partition)
-        window = PartitionWindow.for_day(day, self.timezone)
-        if not day_has_ended(day, self.timezone, now):
+        partition = self.partition
+        window = (
+            PartitionWindow.for_key(partition, self.timezone)
+            if isinstance(partition, str)
+            else PartitionWindow.for_day(partition, self.timezone)
+        )
+        if window.end_utc > now:
             local_now = now.astimezone(load_timezone(self.timezone))
             raise OmnisendConfigError(
-                f"{type(self).__name__}: the day {day.isoformat()} has not ended in the store's timezone "
+                f"{type(self).__name__}: the {window.period.noun} {window.label} has not ended in the "
+                "store's timezone "
                 f"{self.timezone}: it is {local_now.isoformat(timespec='seconds')} there now. Its orders "
                 f"are not all there yet; extract it after {window.end_utc.astimezone(local_now.tzinfo)} "
                 "(local midnight)"

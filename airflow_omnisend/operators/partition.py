@@ -1,4 +1,4 @@
-"""OmnisendPartitionOperator: the first task of a store DAG - which day this run imports, and how.
+"""OmnisendPartitionOperator: the first task of a store DAG - which period this run imports, and how.
 
 It resolves the run's partition and options with :mod:`airflow_omnisend.run_partition` (the rules live
 there, free of Airflow) and returns them; the later tasks read their day and options from it, so the
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from airflow.sdk import BaseOperator
 
+from airflow_omnisend.events.partition import parse_period
 from airflow_omnisend.operators.base import DEFAULT_RETRY_POLICY, push_keys
 from airflow_omnisend.operators.safety import check_acknowledgement
 from airflow_omnisend.run_partition import parse_run_options, resolve_partition
@@ -36,7 +37,8 @@ class OmnisendPartitionOperator(BaseOperator):
     Returns (XCom) ``{"partition", "timezone", "start_utc", "end_utc", "source", "dry_run",
     "acknowledge_automations", "store_id"}``, and pushes each key as its own XCom. When the day ended
     less than ``min_event_age`` ago (a scheduled run at local midnight) it defers until then instead of
-    letting the safety check refuse young events.
+    letting the safety check refuse young events. ``period`` (``day``, ``week``, ``month``) is the
+    store's: a partition key of another form is refused.
     """
 
     template_fields: Sequence[str] = ("store_id", "timezone")
@@ -50,6 +52,7 @@ class OmnisendPartitionOperator(BaseOperator):
         first_day: date | None = None,
         last_day: date | None = None,
         min_event_age: timedelta = DEFAULT_MIN_EVENT_AGE,
+        period: str = "day",
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retry_policy", DEFAULT_RETRY_POLICY)
@@ -59,10 +62,11 @@ class OmnisendPartitionOperator(BaseOperator):
         self.first_day = first_day
         self.last_day = last_day
         self.min_event_age = min_event_age
+        self.period = parse_period(period)
 
     def _resolve(self, context: Context) -> dict[str, Any]:
         dag_run = context["dag_run"]
-        options = parse_run_options(dag_run.conf, context.get("params"))
+        options = parse_run_options(dag_run.conf, context.get("params"), period=self.period)
         check_acknowledgement(options.acknowledge_automations, type(self).__name__)
         resolved = resolve_partition(
             dag_id=dag_run.dag_id,
@@ -74,6 +78,7 @@ class OmnisendPartitionOperator(BaseOperator):
             run_type=getattr(dag_run, "run_type", None),
             first_day=self.first_day,
             last_day=self.last_day,
+            period=self.period,
         )
         result = resolved.to_dict()
         result.update(

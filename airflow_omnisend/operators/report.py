@@ -415,6 +415,8 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
 
     ``store_id``, ``partition``, ``staging``: see :class:`OmnisendPartitionBaseOperator`.
 
+    :param keep_staged_events: keep events, valid events and bodies after a real run accounted for every
+        event (default: delete them, ``staging.DISCARDED_AFTER_SEND``; a dry run keeps them).
     :param dry_run: the run planned but sent nothing (pass the same value as the plan task's
         ``dry_run``): plan and receipts are not read, valid events count as planned. Templated.
     :param trigger_rule: default ``none_failed`` (see the module docstring); pass another to override.
@@ -473,11 +475,13 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
         *,
         dry_run: bool | str = False,
         trigger_rule: str = RECOMMENDED_TRIGGER_RULE,
+        keep_staged_events: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(trigger_rule=trigger_rule, **kwargs)
         # not ``self.dry_run``: BaseOperator has a dry_run() method
         self.dry_run_mode = dry_run
+        self.keep_staged_events = keep_staged_events
 
     def execute(self, context: Context) -> dict[str, Any]:
         dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
@@ -496,6 +500,9 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
                 f"{report['events_extracted']} extracted events are unaccounted for "
                 f"({'; '.join(_first(report['problems'], 5))}). See {partition.report}"
             )
+        if not dry_run and not self.keep_staged_events:
+            removed = partition.discard_staged_events()
+            self.log.info("deleted the staged copies of the events (%s)", ", ".join(removed) or "none")
         manifest = partition.manifest(
             files={"report": "report"},
             counts={

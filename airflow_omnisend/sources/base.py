@@ -1,6 +1,6 @@
 """What every order source shares: the source protocol, rejected rows, and placing a row in a partition.
 
-A source turns the rows of one partition (a store-local day, :class:`PartitionWindow`) into events. Two
+A source turns the rows of one partition (a store-local period, :class:`PartitionWindow`) into events. Two
 things can go wrong with a row, and they are reported differently:
 
 * the row can become an event, but not a valid one (no contact, a bad currency, a negative price): the
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from airflow_omnisend.events.timefmt import InstantCache, InstantError, date_prefix, parse_instant
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Collection, Iterator
     from datetime import datetime
 
     from airflow_omnisend.events.partition import PartitionWindow
@@ -91,7 +91,7 @@ class OrderSource(Protocol):
 def place(
     value: Any,
     window: PartitionWindow,
-    day_label: str,
+    day_labels: Collection[str],
     *,
     exact_source: bool = False,
     times: InstantCache | None = None,
@@ -102,6 +102,8 @@ def place(
         ``timestamptz``: each row is returned for one window only), so whatever it returned is reported
         here; elsewhere (SQLite text under a widened prefilter, files read whole) a text value is reported
         by the day it starts with and any other value is left to the sweep.
+    :param day_labels: the window's days (``window.day_labels``): an unparseable text time is reported
+        by the partition that holds the day it starts with.
     :param times: a memo of parsed times (the mapper's), so that each time is parsed once.
     :returns: ``(instant, canonical eventTime)`` when it belongs to the window; ``None`` when it belongs
         elsewhere (or is unplaceable but reported by another partition); the reason text when it is
@@ -114,7 +116,7 @@ def place(
         return found if window.start_utc <= found[0] < window.end_utc else None
     if value is None:
         return None  # no event (paid_at null); a null created_at is the sweep's to report
-    if exact_source or (type(value) is str and date_prefix(value) == day_label):
+    if exact_source or (type(value) is str and date_prefix(value) in day_labels):
         try:
             parse_instant(value)
         except InstantError as exc:

@@ -73,7 +73,7 @@ class NdjsonEventSource:
     ) -> Iterator[dict[str, Any]]:
         del store_id  # the events carry their own ids
         mapper_times = InstantCache()
-        day = window.day.isoformat()
+        day = window.day_labels
         for number, line in _ndjson_lines(self.path):
             try:
                 event = orjson.loads(line)
@@ -164,7 +164,7 @@ def order_events_in_window(
 
     ``refunds`` are ``refunds`` rows, each with its ``refund_lines`` rows under ``"lines"``.
     """
-    day = window.day.isoformat()
+    day = window.day_labels
     order_t = order_tuple(order)
     refund_rows = list(refunds)
     found: list[tuple[Any, ...]] = []
@@ -395,7 +395,7 @@ class OrderCsvSource:
 
     def _wanted(self, window: PartitionWindow, mapper: OrderEventMapper) -> set[Any]:
         """Pass 1: the orders with an event in the window (or a time this window must report)."""
-        day = window.day.isoformat()
+        day = window.day_labels
         wanted: set[Any] = set()
         for _number, row in self._rows(self.orders):
             for column in ORDER_TIME_COLUMN.values():

@@ -8,9 +8,10 @@ written ``:name`` whatever the driver's paramstyle (they are rewritten for it):
                     ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` text (SQLite)
 ``:scan_start,``    ``YYYY-MM-DD`` text bounds of a range of whole days that contains every
 ``:scan_end``       instant of the window written with any offset (for text columns)
-``:day, :next_day`` the partition's day and the next, ``YYYY-MM-DD`` (a text time that cannot be parsed
-                    is reported by the day it starts with, so include ``col >= :day AND col <
-                    :next_day`` when you prefilter text columns)
+``:day, :next_day`` the partition's first day and the day after its last (for a day partition: the
+                    day and the next), ``YYYY-MM-DD`` (a text time that cannot be parsed is reported
+                    by the day it starts with, so include ``col >= :day AND col < :next_day`` when
+                    you prefilter text columns)
 ``:julian_start,``  the window as Julian day numbers, widened by one second (SQLite ``julianday()``)
 ``:julian_end``
 =================== ===============================================================================
@@ -381,7 +382,7 @@ def window_parameters(window: PartitionWindow, dialect: str) -> dict[str, Any]:
         "scan_start": (start - timedelta(days=1)).date().isoformat(),
         "scan_end": (end + timedelta(days=2)).date().isoformat(),
         "day": window.day.isoformat(),
-        "next_day": (window.day + timedelta(days=1)).isoformat(),
+        "next_day": window.end_day.isoformat(),
         "julian_start": start.timestamp() / 86400 + _JULIAN_UNIX_EPOCH - _MARGIN_DAYS,
         "julian_end": end.timestamp() / 86400 + _JULIAN_UNIX_EPOCH + _MARGIN_DAYS,
     }

@@ -91,7 +91,7 @@ class KindStream:
         self.query = query
         self.event_name, self.time_column = KINDS[kind]
         self.rank = LIFECYCLE_RANK[self.event_name]
-        self.day_label = extraction.window.day.isoformat()
+        self.day_labels = extraction.window.day_labels
         # the group being read: its key, its rows (empty: no event is made of it) and its placed time
         self._current: Any = _NO_KEY
         self._rows: list[Sequence[Any]] = []
@@ -240,7 +240,7 @@ class KindStream:
         placed = place(
             value,
             extraction.window,
-            self.day_label,
+            self.day_labels,
             exact_source=extraction.dialect == "postgres",
             times=extraction.orders.mapper.times,
         )

@@ -23,6 +23,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_omnisend.events.partition import PartitionPeriod, PartitionWindow
+from airflow_omnisend.stores import load_stores
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
 from airflow_omnisend.testing.local_airflow import ExecutorProfile, LocalAirflow, LocalAirflowError
 from airflow_omnisend.testing.sample_store import build_sample_store
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"starting Airflow in {airflow.home} (logs: {airflow.logs_dir}) ...", flush=True)
         try:
             with airflow:
-                runs = _backfill(airflow, FIRST_DAY, last_day, args.timeout)
+                period = load_stores(dags_folder / "stores.yaml").get(STORE_ID).period
+                runs = _backfill(airflow, FIRST_DAY, last_day, args.timeout, period)
                 lines = [_day_line(airflow, staging, run_info) for run_info in runs]
         except LocalAirflowError as exc:
             print(f"demo: {exc}\n{airflow.diagnostics()}", file=sys.stderr)
@@ -119,7 +122,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _backfill(airflow: LocalAirflow, first: date, last: date, timeout: float) -> list[DagRunInfo]:
+def _backfill(
+    airflow: LocalAirflow, first: date, last: date, timeout: float, period: PartitionPeriod
+) -> list[DagRunInfo]:
     airflow.wait_for_dag(DAG_ID)
     airflow.set_pool(f"omnisend_{STORE_ID}", 4, "Omnisend demo store: one rate budget")
     airflow.unpause(DAG_ID)
@@ -128,7 +133,12 @@ def _backfill(airflow: LocalAirflow, first: date, last: date, timeout: float) ->
         DAG_ID, first.isoformat(), last.isoformat(), reprocess_behavior="completed"
     )
     airflow.wait_for_backfill(backfill_id, timeout=timeout)
-    days = {(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)}
+    # the keys of the store's periods (day, week or month) that start in the range: what backfill runs
+    days = {
+        PartitionWindow.for_period(first + timedelta(days=n), period, TIMEZONE).label
+        for n in range((last - first).days + 1)
+        if period.start_of(first + timedelta(days=n)) == first + timedelta(days=n)
+    }
     # each backfill of a partitioned DAG creates new runs: the latest run of each day is this one's
     latest: dict[str, DagRunInfo] = {}
     for run_info in airflow.dag_runs(DAG_ID):

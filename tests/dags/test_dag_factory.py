@@ -4,6 +4,7 @@ here), both DAGs share one validate -> report chain, and the later steps read th
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,3 +62,31 @@ def test_the_params_use_the_shared_patterns(store_dag: DAG) -> None:
     assert store_dag.params.get_param("partition").schema["pattern"] == day
     assert imported.params.get_param("partition").schema["pattern"] == day
     assert imported.params.get_param("store_id").schema["pattern"] == r"^[a-z0-9_]+$"
+
+
+@pytest.mark.parametrize(
+    ("period", "cron", "key_format", "pattern"),
+    [
+        ("day", "0 0 * * *", "%Y-%m-%d", r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"),
+        ("week", "0 0 * * 1", "%G-W%V", r"^[0-9]{4}-W[0-9]{2}$"),
+        ("month", "0 0 1 * *", "%Y-%m", r"^[0-9]{4}-[0-9]{2}$"),
+    ],
+)
+def test_a_store_dag_follows_its_period(period: str, cron: str, key_format: str, pattern: str) -> None:
+    from airflow_omnisend.stores import StoreConfig
+
+    store = StoreConfig(
+        store_id="shop",
+        omnisend_conn_id="omnisend_shop",
+        source_conn_id="shop_db",
+        timezone="Europe/Vilnius",
+        start_date=date(2024, 1, 1),  # a Monday and a month's first day
+        period=period,  # type: ignore[arg-type]
+    )
+    timetable: Any = dag_factory.store_timetable(store)
+    assert (timetable.expression, timetable.key_format, timetable.run_offset) == (cron, key_format, -1)
+    dag = dag_factory.build_store_dag(store)
+    assert dag.params.get_param("partition").schema["pattern"] == pattern
+    assert dag.get_task("partition").period == period
+    assert dag.dag_id == "omnisend_orders__shop"
+    assert dag.get_task("send").partial_kwargs["pool"] == "omnisend_shop"

@@ -48,6 +48,14 @@ stores:
     start_date: "2024-03-04"
     max_reject_ratio: 0.1   # the sample store is 1% dirty on purpose; small days go above 1%
     pool: omnisend_demo_never_created   # dags test must not need the store's pool
+  - store_id: demo_month
+    omnisend_conn_id: omnisend_demo
+    source_conn_id: shop_demo
+    timezone: Europe/Vilnius
+    start_date: "2024-03-01"
+    period: month
+    max_reject_ratio: 0.1
+    pool: omnisend_demo_never_created
 """
 POOL = "omnisend_demo_never_created"
 
@@ -367,3 +375,38 @@ def test_import_file_dag_fails_at_once_on_a_file_no_retry_can_fix(
     assert "not retried" in output, explain(result)
     assert "up_for_retry" not in output.lower(), explain(result)
     assert posts(emulator) == 0
+
+
+def test_a_month_partition_runs_whole_under_dags_test(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    wrong = dags_test(workspace, emulator, {"partition": "2024-03-26"}, dag_id="omnisend_orders__demo_month")
+    assert wrong.returncode != 0
+    # the DAG's partition Param takes the month form, so Airflow refuses a day before any task runs
+    assert "^[0-9]{4}-[0-9]{2}$" in wrong.stdout + wrong.stderr
+    assert "Partition (store-local month)" in wrong.stdout + wrong.stderr
+
+    result = dags_test(workspace, emulator, {"partition": "2024-03"}, dag_id="omnisend_orders__demo_month")
+    assert result.returncode == 0, explain(result)
+    folder = partition_dir(workspace, "2024-03", store="demo_month")
+    report = json.loads((folder / "report.json").read_text())
+    out = io.BytesIO()
+    with sqlite3.connect(workspace["shop"]) as conn:
+        window = PartitionWindow.for_period("2024-03", "month", TZ)
+        extract_partition(DbApiOrderSource(conn), "demo_month", window, out)
+    month_ids = [orjson.loads(line)["eventID"] for line in out.getvalue().splitlines()]
+    rejected = {r["event"]["eventID"] for r in read_ndjson(folder / "rejected.ndjson")}
+    accepted = [e.event_id for e in emulator.store.accepted_events()]
+    assert report["partition"] == "2024-03"
+    assert report["events_extracted"] == len(month_ids) > 0
+    assert report["accounted"] is True
+    assert sorted(accepted) == sorted(set(month_ids) - rejected)
+    assert not (folder / "valid.ndjson").exists()  # retention: the copies go once the month is sent
+    assert not (folder / "bodies").exists()
+    # the month holds exactly the days' events: the same rule, the same eventIDs
+    days = [f"2024-03-{d:02d}" for d in range(25, 32)]
+    out = io.BytesIO()
+    with sqlite3.connect(workspace["shop"]) as conn:
+        for day in days:
+            extract_partition(DbApiOrderSource(conn), "demo_month", PartitionWindow.for_day(day, TZ), out)
+    assert sorted(orjson.loads(line)["eventID"] for line in out.getvalue().splitlines()) == sorted(month_ids)

@@ -79,6 +79,8 @@ def store_entry(store_id: str, **overrides: Any) -> dict[str, Any]:
         "retry_delay_seconds": 1,
         # about 1% of the sample shop's orders are dirty on purpose; a day may reject a few more than 1%
         "max_reject_ratio": 0.1,
+        # the tests read valid.ndjson after the runs (by default the report step deletes it)
+        "keep_staged_events": True,
     }
     entry.update(overrides)
     return entry
@@ -133,8 +135,10 @@ def by_partition(runs: Iterable[DagRunInfo]) -> dict[str, list[DagRunInfo]]:
     return days
 
 
-def build_shop(path: Path) -> Path:
-    build_sample_store(path, SHOP_ORDERS, SHOP_SEED, timezone=TIMEZONE, start=SHOP_START, days=SHOP_DAYS)
+def build_shop(
+    path: Path, start: date = SHOP_START, days: int = SHOP_DAYS, orders: int = SHOP_ORDERS
+) -> Path:
+    build_sample_store(path, orders, SHOP_SEED, timezone=TIMEZONE, start=start, days=days)
     return path
 
 
@@ -165,10 +169,13 @@ def e2e_world(
     *,
     profile: ExecutorProfile | None = None,
     extra_env: dict[str, str] | None = None,
+    shop_span: tuple[date, int, int] | None = None,
 ) -> Iterator[E2EWorld]:
     """Shop, stores file, staging and a started deployment whose store DAGs are parsed, unpaused and
-    have their pools; stopped (and checked for leftover processes) on exit."""
-    shop = build_shop(root / "shop.sqlite")
+    have their pools; stopped (and checked for leftover processes) on exit.
+
+    :param shop_span: ``(first day, days, orders)`` of the sample shop (default: the shared shop)."""
+    shop = build_shop(root / "shop.sqlite", *(shop_span or ()))
     stores_file = root / "stores.yaml"
     stores_file.write_text(yaml.safe_dump({"stores": stores}, sort_keys=False))
     staging = root / "staging"

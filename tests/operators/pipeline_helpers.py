@@ -89,8 +89,12 @@ def run_partition(
     max_reject_ratio: float = 0.05,
     acknowledge: str | None = None,
     min_bodies_per_shard: int = 2,
+    keep_staged_events: bool = True,
 ) -> PartitionRun:
-    """extract -> validate -> safety -> plan -> send (sync, every shard) -> report, as the DAG runs them."""
+    """extract -> validate -> safety -> plan -> send (sync, every shard) -> report, as the DAG runs them.
+
+    ``keep_staged_events`` defaults to True here (not the operator's False) so tests can read the files.
+    """
     from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
     from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
     from airflow_omnisend.operators.report import OmnisendReportOperator
@@ -121,7 +125,9 @@ def run_partition(
         ).execute({})
         for shard in shards
     ]
-    report = OmnisendReportOperator(task_id="report", dry_run=dry_run, **common).execute({})
+    report = OmnisendReportOperator(
+        task_id="report", dry_run=dry_run, keep_staged_events=keep_staged_events, **common
+    ).execute({})
     partition = StagingRoot(str(staging)).partition(SHOP, day)
     return PartitionRun(partition, extract, validate, safety, shards, sends, report)
 

@@ -448,3 +448,44 @@ def test_the_extract_step_can_feed_the_report_directly(tmp_path: Path, conns: di
     report = StagingRoot(str(tmp_path / "s")).partition(SHOP, SHOP_DAY).read_json("report")
     assert report["extracted_from"] == f"sql:{conns['source_conn_id']}"
     assert manifest["counts"]["events_extracted"] == report["events_extracted"] > 0
+
+
+def test_a_finished_period_drops_its_event_copies_and_a_rerun_sends_nothing(
+    tmp_path: Path, conns: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    kwargs: dict[str, Any] = {
+        "source_conn_id": conns["source_conn_id"],
+        "omnisend_conn_id": conns["omnisend_conn_id"],
+        "keep_staged_events": False,
+    }
+    first = run_partition(tmp_path / "staging", **kwargs)
+    partition = first.partition
+    kept = ["extract.json", "validation.json", "rejected.ndjson", "plan.json", "report.json"]
+    assert not partition.events.exists()
+    assert not partition.valid.exists()
+    assert not partition.bodies_dir.exists()
+    assert all((partition.dir / name).exists() for name in kept)
+    assert list(partition.receipts_dir.iterdir())
+    assert partition.dead_letters("plan").exists()
+    accepted = emulator.store.accepted_count()
+    posts = emulator.store.request_count("/v5/batches", method="POST")
+    assert posts > 0
+
+    second = run_partition(tmp_path / "staging", **kwargs)
+
+    assert emulator.store.request_count("/v5/batches", method="POST") == posts
+    assert emulator.store.accepted_count() == accepted
+    assert second.report["counts"] == first.report["counts"]
+    assert not partition.events.exists()
+
+
+def test_a_dry_run_keeps_its_event_copies(tmp_path: Path, conns: dict[str, Any]) -> None:
+    run = run_partition(
+        tmp_path / "staging",
+        source_conn_id=conns["source_conn_id"],
+        omnisend_conn_id=conns["omnisend_conn_id"],
+        dry_run=True,
+        keep_staged_events=False,
+    )
+    assert run.partition.events.exists()
+    assert run.partition.valid.exists()
