@@ -24,8 +24,12 @@ AIRFLOW_MAX_MAP_LENGTH = 1024
 DEFAULT_MAX_SHARDS = 64
 #: small partitions get few shards: a mapped task costs seconds of scheduling, a body ~0.3 s of budget
 DEFAULT_MIN_BODIES_PER_SHARD = 16
+#: the largest min_bodies_per_shard accepted (a partition of more bodies than this is rare)
+MAX_MIN_BODIES_PER_SHARD = 100_000
 #: Omnisend's default rate limit per brand (requests per minute, all endpoints together)
 DEFAULT_RATE_PER_MINUTE = 400.0
+#: the largest rate accepted: well above any Omnisend plan, low enough to catch a typo such as 1e20
+MAX_RATE_PER_MINUTE = 100_000.0
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from airflow_omnisend.events.chunk_plan import (
     AIRFLOW_MAX_MAP_LENGTH,
     DEFAULT_MAX_SHARDS,
     DEFAULT_MIN_BODIES_PER_SHARD,
+    MAX_MIN_BODIES_PER_SHARD,
     BatchLimits,
     BodyPlan,
     ChunkPlan,
@@ -206,6 +207,7 @@ def plan_batches(
         "plan_batches.min_bodies_per_shard",
         min_bodies_per_shard,
         minimum=1,
+        maximum=MAX_MIN_BODIES_PER_SHARD,
         fix=f"use a positive count (default {DEFAULT_MIN_BODIES_PER_SHARD})",
     )
     seekable = False

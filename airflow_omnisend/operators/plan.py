@@ -22,6 +22,8 @@ from airflow_omnisend.events.chunk_plan import (
     DEFAULT_MAX_SHARDS,
     DEFAULT_MIN_BODIES_PER_SHARD,
     DEFAULT_RATE_PER_MINUTE,
+    MAX_MIN_BODIES_PER_SHARD,
+    MAX_RATE_PER_MINUTE,
     estimate_requests,
 )
 from airflow_omnisend.events.planning import plan_batches
@@ -114,13 +116,16 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
             f"{type(self).__name__}: min_bodies_per_shard",
             min_bodies_per_shard,
             minimum=1,
+            maximum=MAX_MIN_BODIES_PER_SHARD,
             fix=f"the default is {DEFAULT_MIN_BODIES_PER_SHARD}",
         )
         if isinstance(rate_limit_per_minute, bool) or not (
-            isinstance(rate_limit_per_minute, int | float) and rate_limit_per_minute > 0
+            isinstance(rate_limit_per_minute, int | float)
+            and 0 < rate_limit_per_minute <= MAX_RATE_PER_MINUTE
         ):
             raise OmnisendConfigError(
-                f"{type(self).__name__}: rate_limit_per_minute must be > 0 (Omnisend: 400), got "
+                f"{type(self).__name__}: rate_limit_per_minute must be > 0 and <= {MAX_RATE_PER_MINUTE} "
+                f"(Omnisend: 400), got "
                 f"{rate_limit_per_minute!r}"
             )
 

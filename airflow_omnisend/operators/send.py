@@ -140,12 +140,17 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         self.deferrable = bool(deferrable)
         self.poll_interval, self.max_poll_interval = check_intervals(poll_interval, max_poll_interval, owner)
         self.max_item_retry_rounds = check_int(
-            f"{owner}: max_item_retry_rounds", max_item_retry_rounds, minimum=0, fix="the default is 3"
+            f"{owner}: max_item_retry_rounds",
+            max_item_retry_rounds,
+            minimum=0,
+            maximum=20,
+            fix="the default is 3",
         )
         self.max_lost_response_resubmits = check_int(
             f"{owner}: max_lost_response_resubmits",
             max_lost_response_resubmits,
             minimum=0,
+            maximum=20,
             fix="the default is 3",
         )
         self.strict_reconciliation = (

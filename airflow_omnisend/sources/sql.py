@@ -302,7 +302,9 @@ class DbApiOrderSource:
             raise OmnisendConfigError(
                 "dialect 'generic' has no default queries: pass queries=SqlQueries(...)"
             )
-        check_int("fetch_size", fetch_size, minimum=1, fix="pass the rows per fetch, e.g. 2000")
+        check_int(
+            "fetch_size", fetch_size, minimum=1, maximum=1_000_000, fix="pass the rows per fetch, e.g. 2000"
+        )
         self._connection = connection
         self.dialect = dialect
         self.queries = queries

@@ -157,3 +157,18 @@ def test_plans_the_valid_events_the_validate_manifest_names(tmp_path: Path, conn
     shards = _plan(tmp_path / "elsewhere", conn, validated=validated).execute({})
     assert shards == [s.index for s in ChunkPlan.from_dict(partition.read_json("plan")).shards]
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("min_bodies_per_shard", 10**20, r"min_bodies_per_shard must be from 1 to 100000"),
+        ("rate_limit_per_minute", 1e20, r"rate_limit_per_minute must be > 0 and <= 100000"),
+    ],
+)
+def test_integer_and_rate_arguments_are_bounded(
+    tmp_path: Path, conn: str, argument: str, value: object, message: str
+) -> None:
+    """A typo such as ``1e20`` is refused where it is set, naming the range, not overflowing later."""
+    with pytest.raises(OmnisendConfigError, match=message):
+        _plan(tmp_path, conn, **{argument: value})

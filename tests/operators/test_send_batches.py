@@ -16,6 +16,7 @@ from send_helpers import DAY, STORE, connect, make_events, refused_event, stage_
 
 from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import (
+    OmnisendConfigError,
     OmnisendInputError,
     OmnisendResponseLostError,
     OmnisendValidationError,
@@ -486,3 +487,10 @@ def test_templated_fields_and_defaults() -> None:
     assert operator.deferrable is False  # [operators] default_deferrable
     assert (operator.poll_interval, operator.max_poll_interval) == (5.0, 60.0)
     assert (operator.max_item_retry_rounds, operator.max_lost_response_resubmits) == (3, 3)
+
+
+@pytest.mark.parametrize("argument", ["max_item_retry_rounds", "max_lost_response_resubmits"])
+def test_retry_counts_are_bounded(argument: str) -> None:
+    """``1e20`` rounds of retries would never end a task: the range is named where it is set."""
+    with pytest.raises(OmnisendConfigError, match=rf"{argument} must be from 0 to 20"):
+        OmnisendSendBatchesOperator(task_id="s", store_id=STORE, partition=DAY, shard=0, **{argument: 10**20})

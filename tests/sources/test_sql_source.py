@@ -214,6 +214,8 @@ def test_source_configuration_errors() -> None:
         DbApiOrderSource(object(), fetch_size=0)
     with pytest.raises(OmnisendConfigError, match="fetch_size must be an integer"):
         DbApiOrderSource(object(), fetch_size=True)
+    with pytest.raises(OmnisendConfigError, match="fetch_size must be from 1 to 1000000"):
+        DbApiOrderSource(object(), fetch_size=10**20)
     with pytest.raises(OmnisendConfigError, match="conn_id"):
         SqlOrderSource("")
 
