@@ -28,7 +28,7 @@ import orjson
 from airflow_omnisend.events.columns import ORDER_TIME_COLUMN, line_tuple, order_tuple, refund_tuple
 from airflow_omnisend.events.lines import capped_lines, capped_text_lines
 from airflow_omnisend.events.mapping import OrderEventMapper, refunded_lines
-from airflow_omnisend.events.names import LIFECYCLE_RANK, REFUNDED
+from airflow_omnisend.events.names import LIFECYCLE_RANK, PLACED, REFUNDED
 from airflow_omnisend.events.statuses import history_of
 from airflow_omnisend.events.timefmt import InstantCache, date_prefix, try_parse_instant
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
@@ -458,15 +458,52 @@ class OrderCsvSource:
             )
 
     def find_unplaceable(self, reject: Callable[[RowRejection], None]) -> int:
+        """Store-wide: undated times, and rows of a table whose parent row does not exist (a line of an
+        order, a refund line of a refund), which no partition would ever read."""
         found: list[RowRejection] = []
+        order_ids: set[Any] = set()
         for number, row in self._rows(self.orders):
             found += _undated_order_times(row, number)
+            order_ids.add(row.get("order_id"))
+        if self.lines is not None:
+            found += self._orphans(self.lines, "order_id", order_ids, PLACED, "line_without_order", "order")
         if self.refunds is not None:
+            refund_ids: set[Any] = set()
             for number, row in self._rows(self.refunds):
                 found += _undated_refund(row, None, number)
+                refund_ids.add(row.get("refund_id"))
+            if self.refund_lines is not None:
+                found += self._orphans(
+                    self.refund_lines,
+                    "refund_id",
+                    refund_ids - {None},
+                    REFUNDED,
+                    "refund_line_without_refund",
+                    "refund",
+                )
         for rejection in found:
             reject(rejection)
         return len(found)
+
+    def _orphans(
+        self, path: Path, column: str, parents: set[Any], event_name: str, code: str, parent: str
+    ) -> list[RowRejection]:
+        """Rows of ``path`` whose ``column`` names no row of the parent table."""
+        return [
+            RowRejection(
+                event_name,
+                row.get("order_id"),
+                column,
+                row.get(column),
+                f"{path.name} line {number} names {parent} {row.get(column)!r}, which does not exist: "
+                f"add the {parent} or delete the line",
+                code=code,
+                refund_id=row.get("refund_id"),
+                line=number,
+            )
+            for number, row in self._rows(path)
+            if row.get(column) not in parents or row.get(column) is None
+        ]
 
 
 def _line_number_key(row: Mapping[str, Any]) -> tuple[int, Any]:

@@ -144,6 +144,33 @@ def test_csv_orders_alone(tmp_path: Path) -> None:
     assert events[0]["properties"]["lineItems"] == []
 
 
+def test_csv_rows_without_their_parent_row_are_reported_store_wide(tmp_path: Path) -> None:
+    """Issue 14, item 1, for CSV tables: a line of an order that does not exist (or of none) and a refund
+    line of a missing refund are read by no partition; the store-wide sweep reports each with a code."""
+    orders = tmp_path / "orders.csv"
+    orders.write_text(
+        "order_id,email,currency,total_price,created_at\nA,a@example.com,EUR,5.00,2024-03-31T00:30:00Z\n",
+        encoding="utf-8",
+    )
+    lines = tmp_path / "order_lines.csv"
+    lines.write_text("order_id,line_number,price\nA,1,5.00\nZ,1,2.00\n,2,1.00\n", encoding="utf-8")
+    refunds = tmp_path / "refunds.csv"
+    refunds.write_text(
+        "refund_id,order_id,created_at,amount\nR1,A,2024-04-01T10:00:00Z,5\n", encoding="utf-8"
+    )
+    refund_lines = tmp_path / "refund_lines.csv"
+    refund_lines.write_text("refund_id,line_number,quantity\nR1,1,1\nR9,1,1\n", encoding="utf-8")
+    found: list[Any] = []
+    source = OrderCsvSource(orders, lines, refunds, refund_lines)
+    assert source.find_unplaceable(found.append) == 3
+    assert [(r.code, r.order_id, r.refund_id, r.line, r.value) for r in found] == [
+        ("line_without_order", "Z", None, 3, "Z"),
+        ("line_without_order", None, None, 4, None),
+        ("refund_line_without_refund", None, "R9", 3, "R9"),
+    ]
+    assert "order_lines.csv line 3 names order 'Z', which does not exist" in found[0].reason
+
+
 def test_csv_problems_are_reported(tmp_path: Path) -> None:
     orders = tmp_path / "orders.csv"
     orders.write_text("order_id,created_at\nA,2024-03-31T00:00:00Z\n", encoding="utf-8")
