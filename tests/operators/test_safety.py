@@ -434,3 +434,33 @@ def test_reads_what_the_validate_manifest_names(
     assert op.execute({})["outcome"] == "passed"  # type: ignore[arg-type]
     assert validated.read_json("automation_check")["event_names"] == IMPORTED
     assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "https://apiuser:sk_live_IN_THE_HOST_42@api.omnisend.com:notaport",
+        "ftp://apiuser:sk_live_IN_THE_HOST_42@api.omnisend.com",
+    ],
+)
+def test_a_key_in_the_connection_host_reaches_no_error_log_or_record(
+    validated: PartitionStaging,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    host: str,
+) -> None:
+    """Issue 14, item 6: userinfo in the host plus a bad port or scheme; the check fails (it cannot be
+    made), and neither its error, the task log nor automation_check.json renders the key."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_OMNISEND_USERINFO",
+        json.dumps({"conn_type": "omnisend", "host": host, "password": "pw"}),
+    )
+    with pytest.raises(OmnisendAutomationRiskError, match="could not be made") as caught:
+        _safety(validated, "omnisend_userinfo").execute({})
+    assert "sk_live_IN_THE_HOST_42" not in str(caught.value)
+    printed = capsys.readouterr()
+    assert "sk_live_IN_THE_HOST_42" not in caplog.text + printed.out + printed.err
+    record = validated.file("automation_check")
+    assert record.exists()
+    assert "sk_live_IN_THE_HOST_42" not in record.read_text()
