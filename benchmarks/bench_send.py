@@ -75,6 +75,8 @@ def main() -> int:
 
     work = Path(args.keep or tempfile.mkdtemp(prefix="bench-send-"))
     os.environ.setdefault("AIRFLOW_HOME", str(work / "airflow-home"))
+    # a budget of its own: a run started within a minute of another must not inherit its window
+    os.environ["AIRFLOW_OMNISEND_BRAND_BUDGET_DIR"] = str(work / "brand-budget")
     os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
     # the operators log every batch; the table below is the output
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from airflow_omnisend.hooks._brand_budget import DIR_ENV as BRAND_BUDGET_DIR_ENV
 from airflow_omnisend.testing.local_airflow_config import (
     HOSTNAME_ENV,
     TERMINAL_RUN_STATES,
@@ -201,6 +202,8 @@ class LocalAirflow:
             }
         env = inherited | {f"AIRFLOW__{k}": v for k, v in settings.items()}
         env |= {"AIRFLOW_HOME": str(self.home), DEPLOYMENT_MARKER_ENV: self.deployment_id}
+        # the brand budget of this deployment's processes, not of every deployment on the machine
+        env[BRAND_BUDGET_DIR_ENV] = str(self.home / "brand-budget")
         env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
         return env | self._extra_env
 

@@ -73,6 +73,7 @@ def test_environment_is_the_deployments_own(tmp_path: Path, monkeypatch: pytest.
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "KubernetesExecutor")
     monkeypatch.setenv("AIRFLOW_CONN_LEAKED", "http://leak")
     monkeypatch.setenv("AIRFLOW_OMNISEND_STORES", "/leaked/stores.yaml")
+    monkeypatch.setenv("AIRFLOW_OMNISEND_BRAND_BUDGET_DIR", "/leaked/budget")
     deployment = _deployment(
         tmp_path,
         env={"AIRFLOW_CONN_MINE": "http://mine", "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True"},
@@ -96,6 +97,8 @@ def test_environment_is_the_deployments_own(tmp_path: Path, monkeypatch: pytest.
     assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "True"
     assert len(env["AIRFLOW__API_AUTH__JWT_SECRET"]) >= 32
     assert env[DEPLOYMENT_MARKER_ENV] == deployment.deployment_id
+    # one brand budget per deployment: another deployment's 429 holds do not reach this one's senders
+    assert env["AIRFLOW_OMNISEND_BRAND_BUDGET_DIR"] == str(tmp_path / "home" / "brand-budget")
     assert env["PATH"].split(os.pathsep)[0] == str(deployment.airflow_bin.parent)
 
 
