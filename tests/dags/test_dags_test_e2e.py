@@ -365,7 +365,8 @@ def test_import_file_dag_fails_at_once_on_a_file_no_retry_can_fix(
 ) -> None:
     """Issue 14, item 8: a file that is not NDJSON fails the validate task at once (no up_for_retry,
     no 60 s waits), naming the line and saying it is not retried; nothing is sent."""
-    source = Path(workspace["root"]) / "not-ndjson.ndjson"
+    source = Path(workspace["root"]) / "imports" / "not-ndjson.ndjson"
+    source.parent.mkdir(exist_ok=True)
     source.write_bytes(b"<html>a login page, not events</html>\n")
     conf = {"path": str(source), "store_id": "demo", "partition": "2000-01-02"}
     result = dags_test(workspace, emulator, conf, dag_id="omnisend_import_file")

@@ -336,7 +336,7 @@ def test_text_mode_input_is_refused() -> None:
     [
         ({"max_shards": 1024}, "below Airflow's max_map_length \\(1024\\), got 1024; use at most 1023"),
         ({"max_shards": 0}, "max_shards must be >= 1"),
-        ({"min_bodies_per_shard": 0}, "min_bodies_per_shard must be >= 1"),
+        ({"min_bodies_per_shard": 0}, "min_bodies_per_shard must be from 1 to 100000"),
     ],
 )
 def test_shard_settings_are_validated(kwargs: dict[str, Any], message: str) -> None:

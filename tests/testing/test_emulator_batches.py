@@ -289,6 +289,7 @@ def test_list_carries_the_counters_and_pages_past_a_hundred(
     emu = start_emulator(faults=FaultConfig(omit_counters_next_batches=1, item_400_rate=1.0))
     api = Api(emu, version)
     first = api.post_batch([make_event(0), make_event(1)]).json()["batchID"]
+    emu.wait_until_idle()  # the items are judged when the batch is processed: under the faults above
     emu.set_faults(FaultConfig())
     ids = [first, *(api.post_batch([make_event(10 + i)]).json()["batchID"] for i in range(104))]
     emu.wait_until_idle()
