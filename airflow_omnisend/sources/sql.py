@@ -132,29 +132,36 @@ def find_unplaceable_sql(
     decoding = TextDecoding(conn)
     if dialect == "sqlite" and hasattr(conn, "text_factory"):
         decoding.switch(announce=False)  # the sweep returns few rows: decode them all leniently
-    cur = open_cursor(conn, 1000)
     count = 0
     try:
-        cur.execute(queries.unplaceable)
-        while rows := cur.fetchmany(1000):
-            for event_name, order_id, refund_id, column, value in rows:
-                count += 1
-                reject(
-                    RowRejection(
-                        event_name=event_name,
-                        order_id=order_id,
-                        refund_id=refund_id,
-                        column=column,
-                        value=value,
-                        reason=f"{column} {value!r} has no date, so no partition can hold this row",
-                        code="no_date",
-                    )
+        for event_name, order_id, refund_id, column, value in _sweep_rows(conn, queries.unplaceable):
+            count += 1
+            reject(
+                RowRejection(
+                    event_name=event_name,
+                    order_id=order_id,
+                    refund_id=refund_id,
+                    column=column,
+                    value=value,
+                    reason=f"{column} {value!r} has no date, so no partition can hold this row",
+                    code="no_date",
                 )
+            )
     finally:
-        cur.close()
         decoding.restore()
         end_read(conn)
     return count
+
+
+def _sweep_rows(conn: Any, sql: str) -> Iterator[tuple[Any, ...]]:
+    """Every row of a store-wide sweep query, fetched 1,000 at a time on a cursor closed afterwards."""
+    cur = open_cursor(conn, 1000)
+    try:
+        cur.execute(sql)
+        while rows := cur.fetchmany(1000):
+            yield from rows
+    finally:
+        cur.close()
 
 
 #: Store-wide checks of the reference schema for rows no event query can return (each row: order_id,
@@ -209,27 +216,19 @@ def find_orphans_sql(conn: Any, reject: Callable[[RowRejection], None]) -> int:
     count = 0
     try:
         for code, event_name, sql, reason in ORPHAN_QUERIES:
-            cur = open_cursor(conn, 1000)
-            try:
-                cur.execute(sql)
-                while rows := cur.fetchmany(1000):
-                    for order_id, refund_id, line, column, value in rows:
-                        count += 1
-                        reject(
-                            RowRejection(
-                                event_name=event_name,
-                                order_id=order_id,
-                                refund_id=refund_id,
-                                column=column,
-                                value=value,
-                                reason=reason.format(
-                                    order_id=order_id, refund_id=refund_id, line=line, value=value
-                                ),
-                                code=code,
-                            )
-                        )
-            finally:
-                cur.close()
+            for order_id, refund_id, line, column, value in _sweep_rows(conn, sql):
+                count += 1
+                reject(
+                    RowRejection(
+                        event_name=event_name,
+                        order_id=order_id,
+                        refund_id=refund_id,
+                        column=column,
+                        value=value,
+                        reason=reason.format(order_id=order_id, refund_id=refund_id, line=line, value=value),
+                        code=code,
+                    )
+                )
     finally:
         end_read(conn)
     return count

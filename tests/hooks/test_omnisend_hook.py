@@ -646,8 +646,8 @@ def test_one_session_per_thread_reused(make_conn: Any, server: ScriptedServer) -
 @pytest.mark.parametrize(
     "host",
     [
-        f"https://apiuser:{API_KEY}@api.omnisend.com:notaport",
-        f"ftp://apiuser:{API_KEY}@api.omnisend.com",
+        f"https://apiuser:{API_KEY}@omnisend.invalid:notaport",
+        f"ftp://apiuser:{API_KEY}@omnisend.invalid",
         f"http://apiuser:{API_KEY}@10.0.0.5:8899",
     ],
 )

@@ -256,16 +256,16 @@ KEY = "sk_live_SECRET_KEY_1234567890"
 @pytest.mark.parametrize(
     ("host", "port", "schema"),
     [
-        (f"https://apiuser:{KEY}@api.omnisend.com:notaport", None, None),
-        (f"ftp://apiuser:{KEY}@api.omnisend.com", None, None),
-        (f"apiuser:{KEY}@api.omnisend.com:99999", None, None),
+        (f"https://apiuser:{KEY}@omnisend.invalid:notaport", None, None),
+        (f"ftp://apiuser:{KEY}@omnisend.invalid", None, None),
+        (f"apiuser:{KEY}@omnisend.invalid:99999", None, None),
         (f"http://apiuser:{KEY}@10.0.0.5:8899", None, None),
-        (f"https://{KEY}@api.omnisend.com/v5", None, None),
+        (f"https://{KEY}@omnisend.invalid/v5", None, None),
         (f"https://apiuser:{KEY}@[::1", None, None),
-        (f"https://apiuser:{KEY}@api.omnisend.com", 10**9, "https"),
-        (f"https://api.omnisend.com/?api_key={KEY}", None, None),
-        (f"https://api.omnisend.com/#{KEY}", None, None),
-        (f"https://a:{KEY[:10]}@b:{KEY[10:]}@api.omnisend.com", None, None),
+        (f"https://apiuser:{KEY}@omnisend.invalid", 10**9, "https"),
+        (f"https://omnisend.invalid/?api_key={KEY}", None, None),
+        (f"https://omnisend.invalid/#{KEY}", None, None),
+        (f"https://a:{KEY[:10]}@b:{KEY[10:]}@omnisend.invalid", None, None),
     ],
 )
 def test_a_key_in_the_host_never_reaches_the_message(host: str, port: int | None, schema: str | None) -> None:

@@ -439,8 +439,8 @@ def test_reads_what_the_validate_manifest_names(
 @pytest.mark.parametrize(
     "host",
     [
-        "https://apiuser:sk_live_IN_THE_HOST_42@api.omnisend.com:notaport",
-        "ftp://apiuser:sk_live_IN_THE_HOST_42@api.omnisend.com",
+        "https://apiuser:sk_live_IN_THE_HOST_42@omnisend.invalid:notaport",
+        "ftp://apiuser:sk_live_IN_THE_HOST_42@omnisend.invalid",
     ],
 )
 def test_a_key_in_the_connection_host_reaches_no_error_log_or_record(
