@@ -30,7 +30,12 @@ sets ``keep_staged_events: true``; receipts, reports, rejected rows and events, 
 
 Writes are atomic where the store allows: a local file is written under a temporary name and
 renamed over the target, so a killed task never leaves half a receipt; an object store gets small
-files in one PUT and streams under a temporary key that is moved into place on success.
+files in one PUT and streams under a temporary key that is moved into place on success (a task
+killed mid-stream leaves at most a ``.<name>.<random>.tmp`` key, which no reader takes for a file).
+
+An object store's folder listings are not cached in the process (fsspec's ``use_listings_cache`` is
+off for the root's protocol, unless set otherwise): another worker's receipt written after a listing
+must still be found, or a retry would send its body again.
 
 Only ``airflow.sdk`` is imported from Airflow.
 """
@@ -49,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 from urllib.parse import urlsplit
 
+import fsspec.config
 import orjson
 from airflow.sdk import ObjectStoragePath
 
@@ -109,6 +115,12 @@ def is_local(path: ObjectStoragePath) -> bool:
 # the root
 
 
+def _no_listings_cache(protocol: str) -> None:
+    """Make filesystems of ``protocol`` created from now on list folders afresh each time (fsspec
+    applies its config to every new instance); an explicit setting of the user's wins."""
+    fsspec.config.conf.setdefault(protocol, {}).setdefault("use_listings_cache", False)
+
+
 @dataclass(frozen=True)
 class StagingRoot:
     """The staging root, as a URL string (keeps the connection id: ``s3://conn@bucket/prefix``).
@@ -139,6 +151,8 @@ class StagingRoot:
                 f"staging root {self.url!r} is not an absolute path; use file:///absolute/path"
             )
         object.__setattr__(self, "url", url.rstrip("/") or url)
+        if parts.scheme not in _LOCAL_PROTOCOLS:
+            _no_listings_cache(parts.scheme)
 
     @classmethod
     def from_env(cls, override: str | None = None) -> StagingRoot:

@@ -1,12 +1,15 @@
 """Staging: partition layout, validation with fixes, atomic writes, roots from the
-environment, file:// and remote (in-memory fsspec) roots, local copies, XCom manifests."""
+environment, file:// and remote (in-memory fsspec) roots, local copies, XCom manifests; and the same
+behaviours on s3:// against a real S3-compatible server (moto_server on 127.0.0.1, through an Airflow
+AWS connection), where another writer's files must be seen after a listing."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
@@ -19,6 +22,10 @@ from airflow_omnisend.staging import (
     StagingRoot,
     utc_timestamp,
 )
+from airflow_omnisend.testing.local_servers import S3Server, ServerUnavailableError, moto_s3_server
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 BODY = "ab" * 32
 
@@ -292,3 +299,124 @@ def test_manifest_is_validated(staging: PartitionStaging) -> None:
     with pytest.raises(OmnisendInputError, match="not a staging manifest"):
         StagingManifest.from_dict({"root": staging.root.url})
     assert isinstance(staging.manifest(files={"plan": "plan"}).path("plan"), ObjectStoragePath)
+
+
+# --------------------------------------------------------------------------------------------------
+# s3:// on a real S3-compatible server (moto_server)
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[S3Server]:
+    try:
+        with moto_s3_server() as server:
+            yield server
+    except ServerUnavailableError as exc:
+        pytest.skip(f"s3 staging tests need moto_server: {exc}")
+
+
+@pytest.fixture
+def s3(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch) -> PartitionStaging:
+    """A partition under a fresh prefix of the bucket, reached through the server's AWS connection."""
+    for name, value in s3_server.env.items():
+        monkeypatch.setenv(name, value)
+    root = StagingRoot(s3_server.staging_url(f"t-{uuid.uuid4().hex[:8]}"))
+    return root.partition("shop_1", "2026-03-01")
+
+
+def s3_key(partition: PartitionStaging, name: str = "") -> str:
+    """The object key of a partition file (``name`` relative to its folder), as the bucket lists it."""
+    prefix = str(partition.dir).split("@", 1)[1].split("/", 1)[1]
+    return f"{prefix}/{name}" if name else prefix
+
+
+def test_s3_root_uses_the_connection_and_checks(s3: PartitionStaging, s3_server: S3Server) -> None:
+    assert not s3.is_local
+    assert s3.dir.conn_id == s3_server.conn_id
+    s3.root.check()
+    assert s3.dir.fs.endpoint_url == s3_server.endpoint_url  # type: ignore[attr-defined]
+    assert not s3.dir.exists()  # building paths wrote nothing
+
+
+def test_s3_json_round_trip_is_one_object_and_leaves_no_temp_key(
+    s3: PartitionStaging, s3_server: S3Server
+) -> None:
+    path = s3.write_json("plan", {"b": [1, 2], "a": "x"})
+    assert path == s3.plan
+    assert s3.read_json("plan") == {"a": "x", "b": [1, 2]}
+    assert s3_server.read(s3_key(s3, "plan.json")).startswith(b'{\n  "a": "x"')
+    s3.write_json("plan", {"a": "y"})
+    assert s3.read_json("plan") == {"a": "y"}
+    assert s3_server.keys(s3_key(s3)) == [s3_key(s3, "plan.json")]
+
+
+def test_s3_stream_appears_whole_and_a_failed_one_leaves_nothing(
+    s3: PartitionStaging, s3_server: S3Server
+) -> None:
+    s3.write_json("plan", {"version": 1})
+    with pytest.raises(RuntimeError, match="worker died"):
+        write_then_die(s3, s3.plan)
+    with pytest.raises(RuntimeError, match="worker died"):
+        write_then_die(s3, s3.shard(0))
+    assert s3.read_json("plan") == {"version": 1}
+    assert not s3.shard(0).exists()
+    assert s3_server.keys(s3_key(s3)) == [s3_key(s3, "plan.json")]  # no temporary key either
+    body = b'{"eventID": "1"}\n' * 200_000  # 3.4 MB: several parts of a streamed upload
+    with s3.open_write(s3.shard(0)) as out:
+        out.write(body)
+    assert s3_server.read(s3_key(s3, "bodies/shard-00000.ndjson")) == body
+    assert s3_server.keys(s3_key(s3)) == [s3_key(s3, "bodies/shard-00000.ndjson"), s3_key(s3, "plan.json")]
+
+
+def test_s3_missing_or_broken_json_names_the_step_that_writes_it(s3: PartitionStaging) -> None:
+    with pytest.raises(
+        OmnisendInputError, match=r"validation\.json does not exist; the validate step writes it"
+    ):
+        s3.read_json("validation")
+    s3.write_bytes(s3.plan, b"{not json")
+    with pytest.raises(OmnisendInputError, match=r"plan\.json is not valid JSON .*the plan step writes it"):
+        s3.read_json("plan")
+
+
+def test_s3_local_copy_is_a_temporary_download(s3: PartitionStaging) -> None:
+    s3.write_bytes(s3.valid, b'{"eventID": "1"}\n' * 1000)
+    with s3.local_copy("valid") as local:
+        assert local.read_bytes() == b'{"eventID": "1"}\n' * 1000
+        copy = local
+    assert not copy.exists()
+    assert s3.valid.exists()
+
+
+def test_s3_another_writers_files_are_seen_after_a_listing(s3: PartitionStaging, s3_server: S3Server) -> None:
+    """A listing is not cached: a receipt another worker wrote after it is found (else a retry would
+    take the body for unsent and POST it again)."""
+    s3.write_json(s3.receipt_path(BODY), {"status": "submitted"})
+    assert [p.name for p in s3.receipts_dir.iterdir()] == [f"{BODY}.json"]
+    other = "cd" * 32
+    s3_server.client().put_object(
+        Bucket=s3_server.bucket, Key=s3_key(s3, f"receipts/{other}.json"), Body=b'{"status": "finished"}'
+    )
+    assert sorted(p.name for p in s3.receipts_dir.iterdir()) == [f"{BODY}.json", f"{other}.json"]
+    assert s3.receipt_path(other).exists()
+    assert s3.read_json(s3.receipt_path(other)) == {"status": "finished"}
+    s3_server.client().delete_object(Bucket=s3_server.bucket, Key=s3_key(s3, f"receipts/{BODY}.json"))
+    assert not s3.receipt_path(BODY).exists()
+
+
+def test_s3_discard_staged_events_keeps_receipts_and_plan(s3: PartitionStaging, s3_server: S3Server) -> None:
+    s3.write_bytes(s3.events, b"e\n")
+    s3.write_bytes(s3.valid, b"v\n")
+    s3.write_bytes(s3.shard(0), b"b\n")
+    s3.write_json("plan", {})
+    s3.write_json(s3.receipt_path(BODY), {})
+    assert s3.discard_staged_events() == ["events.ndjson", "valid.ndjson", "bodies"]
+    assert s3_server.keys(s3_key(s3)) == [s3_key(s3, "plan.json"), s3_key(s3, f"receipts/{BODY}.json")]
+    assert s3.discard_staged_events() == []
+
+
+def test_s3_manifest_round_trip_reads_the_same_objects(s3: PartitionStaging) -> None:
+    s3.write_json("validation", {"valid": 3})
+    manifest = StagingManifest.from_dict(
+        json.loads(json.dumps(s3.manifest(files={"validation": "validation"}).to_dict()))
+    )
+    assert manifest.partition == s3
+    assert manifest.partition.read_json(manifest.path("validation")) == {"valid": 3}
