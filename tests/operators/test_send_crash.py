@@ -19,6 +19,10 @@ Attempt 1 dies after submitting 3 of the shard's bodies; one of those receipts i
 the task state store knows its batch. Attempt 2 must reconnect to all 3 (no POST for them), submit the
 rest, and dies after finishing its first body. Attempt 3 must skip the finished body and reconnect to
 all the others: no POST at all. Every body is POSTed exactly once in total.
+
+The same crash and resume runs with staging on ``s3://`` (moto_server on 127.0.0.1, an Airflow AWS
+connection): the receipts are objects in the bucket, and the last attempt, with the task state store
+emptied, knows the batches from them alone.
 """
 
 from __future__ import annotations
@@ -39,9 +43,12 @@ from send_helpers import DAY, STORE, make_events, stage_valid
 from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.operators.receipts import PartitionReceipts
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
+from airflow_omnisend.testing.local_servers import S3Server, ServerUnavailableError, moto_s3_server
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
+
+    from airflow_omnisend.staging import PartitionStaging
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -150,6 +157,37 @@ def _wait_for(
 
 
 def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None:
+    crash_and_resume(tmp_path, str(tmp_path / "staging"))
+
+
+@pytest.fixture
+def s3_server() -> Iterator[S3Server]:
+    try:
+        with moto_s3_server() as server:
+            yield server
+    except ServerUnavailableError as exc:
+        pytest.skip(f"the s3 staging case needs moto_server: {exc}")
+
+
+def test_a_killed_send_task_resumes_from_receipts_in_the_bucket(
+    tmp_path: Path, s3_server: S3Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staging on s3:// (moto_server): the attempts read the receipts back from the bucket. Before the
+    last attempt the task state store is emptied, so only the bucket's receipts know the batches."""
+    for name, value in s3_server.env.items():  # this process reads the bucket through the connection too
+        monkeypatch.setenv(name, value)
+    partition = crash_and_resume(tmp_path, s3_server.staging_url("crash"), forget_task_state=True)
+    assert not (tmp_path / "staging").exists()
+    folder = f"crash/{STORE}/{DAY}"
+    receipts = s3_server.keys(f"{folder}/receipts/")
+    bodies = PartitionReceipts(partition).all()
+    assert receipts == sorted(f"{folder}/receipts/{r.body_id}.json" for r in bodies)
+    assert not [k for k in s3_server.keys("crash/") if k.endswith(".tmp")]  # no temporary key left
+
+
+def crash_and_resume(tmp_path: Path, staging: str, *, forget_task_state: bool = False) -> PartitionStaging:
+    """Three attempts of the send task (killed after 3 submits, killed after 1 finish, to success) with
+    staging at ``staging``; every body POSTed once. Returns the partition."""
     home = tmp_path / "airflow-home"
     dags = home / "dags"
     dags.mkdir(parents=True)
@@ -157,7 +195,6 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
     dag_file.write_text(DAG_FILE)
     retry_script = tmp_path / "retry_send.py"
     retry_script.write_text(RETRY_SCRIPT)
-    staging = tmp_path / "staging"
     events = make_events(300)
     partition = stage_valid(staging, events)
 
@@ -170,7 +207,7 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW_OMNISEND_STAGING": str(staging),
+            "AIRFLOW_OMNISEND_STAGING": staging,
             "AIRFLOW_CONN_OMNISEND_CRASH": json.dumps(conn),
         }
         migrate = subprocess.run(
@@ -235,6 +272,10 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
         assert statuses.count("finished") == 1
         assert statuses.count("submitted") == len(bodies) - 1
 
+        if forget_task_state:
+            with sqlite3.connect(home / "airflow.db") as db:
+                db.execute("DELETE FROM task_state_store WHERE dag_id = ?", (DAG_ID,))
+
         # attempt 3: skips the finished body, reconnects to the others, runs to success
         final = attempt(3, None)
         assert final.wait(timeout=300) == 0, (tmp_path / "attempt-3.log").read_text()[-5000:]
@@ -251,3 +292,4 @@ def test_a_killed_send_task_resumes_without_resubmitting(tmp_path: Path) -> None
                 db.execute("SELECT task_id, state FROM task_instance WHERE dag_id = ?", (DAG_ID,)).fetchall()
             )
         assert states == {"plan": "success", "send": "success"}
+    return partition
