@@ -4,6 +4,8 @@ here), both DAGs share one validate -> report chain, and the later steps read th
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -90,3 +92,24 @@ def test_a_store_dag_follows_its_period(period: str, cron: str, key_format: str,
     assert dag.get_task("partition").period == period
     assert dag.dag_id == "omnisend_orders__shop"
     assert dag.get_task("send").partial_kwargs["pool"] == "omnisend_shop"
+
+
+def test_parsing_the_dags_leaves_the_http_stack_unloaded() -> None:
+    # every task process parses the DAG file: the hooks' HTTP clients load only in the tasks that call
+    heavy = (
+        "requests",
+        "aiohttp",
+        "airflow.providers.http.hooks.http",
+        "airflow_omnisend.hooks.omnisend",
+        "airflow_omnisend.hooks.omnisend_async",
+        "airflow_omnisend.triggers.batches",
+    )
+    code = (
+        "import sys\nfrom pathlib import Path\nfrom airflow_omnisend import dag_factory\n"
+        f"dag_factory.build_store_dags(default_stores_path=Path({str(STORES)!r}))\n"
+        "dag_factory.build_import_file_dag()\n"
+        f"print(','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != STORES_ENV}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert done.stdout.strip() == ""
