@@ -11,8 +11,11 @@ Use it from any dags folder::
 
 One DAG per store, ``omnisend_orders__<store_id>``::
 
-    partition -> extract -> [select_events] -> validate -> automation_safety_check -> plan
+    extract -> [select_events] -> validate -> automation_safety_check -> plan
         -> send (mapped, one task per shard) -> report
+
+``extract`` first resolves the run's partition and options (``OmnisendExtractPartitionOperator``) and
+pushes them as XComs for the later tasks.
 
 ``select_events`` only exists when the store imports a subset of the five event names. The tasks that
 call Omnisend (``automation_safety_check``, ``send``) run in the pool ``omnisend_<store_id>`` (``pool`` in
@@ -32,9 +35,9 @@ period's first local midnight and the key is written from that tick, so
 ``airflow backfill create --from-date D --to-date D`` creates one run per period that starts in the
 range (read as the store's local days, DST days included); a data-interval timetable's backfill
 silently dropped a day at one end of the range.
-Partitioned runs have no ``ds``: the ``partition`` task passes the day on, and a manual run names it in
+Partitioned runs have no ``ds``: the ``extract`` task passes the day on, and a manual run names it in
 its conf (``-c '{"partition": "2024-03-10"}'``). ``catchup`` is off; history comes from backfills, and
-the ``partition`` task refuses days outside the store's ``start_date``..``end_date``. What was tried
+the ``extract`` task refuses days outside the store's ``start_date``..``end_date``. What was tried
 and what it showed: ``docs/timetable.md``.
 
 Broken stores-file entries
@@ -62,9 +65,12 @@ from airflow_omnisend.events.ids import STORE_ID_PATTERN
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.partition import DAY_PATTERN, PartitionPeriod, load_timezone
 from airflow_omnisend.exceptions import OmnisendConfigError
-from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
 from airflow_omnisend.operators.import_request import IMPORT_CONF_KEYS, OmnisendImportRequestOperator
-from airflow_omnisend.operators.partition import DEFAULT_MIN_EVENT_AGE, OmnisendPartitionOperator
+from airflow_omnisend.operators.partition import (
+    DEFAULT_MIN_EVENT_AGE,
+    OmnisendExtractPartitionOperator,
+    OmnisendPartitionOperator,
+)
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
 from airflow_omnisend.operators.report import OmnisendReportOperator
 from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator
@@ -93,6 +99,7 @@ __all__ = [
     "IMPORT_FILE_DAG_ID",
     "TASK_IDS",
     "BrokenStoreDag",
+    "OmnisendExtractPartitionOperator",
     "OmnisendImportRequestOperator",
     "OmnisendPartitionOperator",
     "OmnisendSelectEventsOperator",
@@ -106,7 +113,6 @@ __all__ = [
 IMPORT_FILE_DAG_ID: Final = "omnisend_import_file"
 #: task ids of a store DAG, in order (``select_events`` only for a subset of event names)
 TASK_IDS: Final = (
-    "partition",
     "extract",
     "select_events",
     "validate",
@@ -118,9 +124,9 @@ TASK_IDS: Final = (
 
 
 def _pulled(task_id: str, key: str) -> str:
-    """A template reading one key of a task's returned dict, for operator arguments that must be text
-    when the DAG is parsed (the safety operator checks its acknowledgement right away)."""
-    return "{{ ti.xcom_pull(task_ids='" + task_id + "')['" + key + "'] }}"
+    """A template reading the XCom ``key`` a task pushed (``push_keys``), for operator arguments that
+    must be text when the DAG is parsed (the safety operator checks its acknowledgement right away)."""
+    return "{{ ti.xcom_pull(task_ids='" + task_id + "', key='" + key + "') }}"
 
 
 def _returned(task: BaseOperator) -> Any:
@@ -207,7 +213,7 @@ def _validate_to_report(
     """``upstream >> validate >> automation_safety_check >> plan >> send (mapped) >> report``.
 
     :param run: the first task, whose XCom keys ``dry_run`` and ``acknowledge_automations`` hold the
-        run's options (``partition`` or ``prepare``).
+        run's options (``extract`` or ``prepare``).
     :param common: ``store_id``, ``partition`` and ``staging`` of every step.
     :param pool: the pool of the steps that call Omnisend (safety, send); ``None``: the default pool.
     """
@@ -295,32 +301,26 @@ def build_store_dag(
     }
     kwargs.update(dag_kwargs or {})
     with DAG(**kwargs) as dag:
-        partition = OmnisendPartitionOperator(
-            task_id="partition",
+        extract = OmnisendExtractPartitionOperator(
+            task_id="extract",
             store_id=store.store_id,
+            staging=store.staging,
             timezone=store.timezone,
             first_day=store.start_date,
             last_day=store.end_date,
             min_event_age=min_event_age,
             period=store.period,
-            **retries,
-        )
-        common: dict[str, Any] = {
-            "store_id": store.store_id,
-            "partition": _output(partition, "partition"),
-            "staging": store.staging,
-        }
-        extract = OmnisendExtractOrdersOperator(
-            task_id="extract",
-            timezone=store.timezone,
             source_conn_id=store.source_conn_id,
             source_path=store.source_path,
             queries=SqlQueries(**store.queries_dict) if store.queries else None,
             paramstyle=store.paramstyle,
-            **common,
             **retries,
         )
-        partition >> extract
+        common: dict[str, Any] = {
+            "store_id": store.store_id,
+            "partition": _output(extract, "partition"),
+            "staging": store.staging,
+        }
         events_path: Any = None
         upstream_of_validate: BaseOperator = extract
         if set(store.events) != set(EVENT_NAMES):
@@ -335,7 +335,7 @@ def build_store_dag(
             upstream_of_validate = select
         _validate_to_report(
             upstream_of_validate,
-            partition,
+            extract,
             common=common,
             omnisend_conn_id=store.omnisend_conn_id,
             max_reject_ratio=store.max_reject_ratio,

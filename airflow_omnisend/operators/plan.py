@@ -29,7 +29,6 @@ from airflow_omnisend.events.chunk_plan import (
 from airflow_omnisend.events.planning import plan_batches
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
-from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 
 if TYPE_CHECKING:
@@ -146,6 +145,8 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
         self._check_max_shards()  # max_map_length may differ on the worker
         dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
         partition = self.partition_staging(self.validated)
+        from airflow_omnisend.hooks.omnisend import OmnisendHook  # the HTTP stack: only when run
+
         limits = OmnisendHook(self.omnisend_conn_id).batch_limits
         valid = self.upstream_file(partition, self.validated, "valid")
         if not valid.exists():

@@ -50,7 +50,6 @@ from airflow_omnisend.exceptions import (
     OmnisendServerError,
     OmnisendTransportError,
 )
-from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators._failures import AutomationRiskFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.staging import utc_timestamp
@@ -61,6 +60,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_omnisend.hooks._pacing import RetryConfig
+    from airflow_omnisend.hooks.omnisend import OmnisendHook
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = [
@@ -296,6 +296,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             self._names_given()
 
     def get_hook(self) -> OmnisendHook:
+        from airflow_omnisend.hooks.omnisend import OmnisendHook  # the HTTP stack: only when run
+
         return OmnisendHook(self.omnisend_conn_id, retry=self.api_retry)
 
     # -- inputs --------------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
-from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators._shard_sender import (
     BatchOutcome,
     SendSettings,
@@ -43,7 +42,6 @@ from airflow_omnisend.operators._shard_sender import (
 )
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
-from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger, exception_from_event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_omnisend.events.chunk_plan import ShardPlan
+    from airflow_omnisend.hooks.omnisend import OmnisendHook
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendSendBatchesOperator"]
@@ -183,6 +182,8 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         return plan.shards[index]
 
     def get_hook(self) -> OmnisendHook:
+        from airflow_omnisend.hooks.omnisend import OmnisendHook  # the HTTP stack: only when run
+
         return OmnisendHook(self.omnisend_conn_id)
 
     # -- the step ------------------------------------------------------------------------------------
@@ -218,6 +219,8 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
                 )
                 outstanding = sender.advance(ended)
                 if outstanding and self.deferrable:
+                    from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger
+
                     self.log.info(
                         "Shard %d: deferring until %d batch(es) end (oldest %s)",
                         shard.index, len(outstanding), outstanding[0],
@@ -278,6 +281,8 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         counters = SendStats.from_dict(stats)
         counters.requests += int(event.get("polls") or 0)
         if event["status"] == "error":
+            from airflow_omnisend.triggers.batches import exception_from_event
+
             raise exception_from_event(event)
         batches = event.get("batches") or {}
         ended = {

@@ -78,7 +78,6 @@ def upstream_ids(dag: DAG, task_id: str) -> set[str]:
 def test_store_dag_tasks_and_order(demo_bag: Any) -> None:
     dag = demo_bag.dags["omnisend_orders__demo"]
     assert [t.task_id for t in dag.topological_sort()] == [
-        "partition",
         "extract",
         "validate",
         "automation_safety_check",
@@ -86,11 +85,11 @@ def test_store_dag_tasks_and_order(demo_bag: Any) -> None:
         "send",
         "report",
     ]
-    chain = ["partition", "extract", "validate", "automation_safety_check", "plan", "send", "report"]
+    chain = ["extract", "validate", "automation_safety_check", "plan", "send", "report"]
     for before, after in itertools.pairwise(chain):
         assert before in upstream_ids(dag, after), (before, after)
     # nothing skips a step: every task's upstreams are earlier steps only
-    assert upstream_ids(dag, "extract") == {"partition"}
+    assert upstream_ids(dag, "extract") == set()  # it resolves the run's partition itself
     assert upstream_ids(dag, "report") >= {"send"}
 
 
@@ -102,7 +101,6 @@ def test_store_dag_pools_mapping_retries_and_trigger_rules(demo_bag: Any) -> Non
     dag = demo_bag.dags["omnisend_orders__demo"]
     pools = {t.task_id: t.pool for t in dag.tasks}
     assert pools == {
-        "partition": "default_pool",
         "extract": "default_pool",
         "validate": "default_pool",
         "automation_safety_check": "omnisend_demo",  # calls Omnisend
@@ -189,7 +187,7 @@ def test_optional_keys_change_the_dag(stores_file: Any, tmp_path: Path) -> None:
     assert bag.import_errors == {}
     good = bag.dags["omnisend_orders__good"]
     order = [t.task_id for t in good.topological_sort()]
-    assert order[:4] == ["partition", "extract", "select_events", "validate"]
+    assert order[:3] == ["extract", "select_events", "validate"]
     assert good.get_task("validate").max_reject_ratio == 0.5
     assert good.get_task("select_events").event_names == ("placed order", "order refunded")
     assert {good.get_task("send").pool, good.get_task("automation_safety_check").pool} == {"brand_x"}
