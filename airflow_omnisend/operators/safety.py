@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from airflow_omnisend.approvals import automation_set, load_approval
 from airflow_omnisend.events.automation_risk import IMPORT_ORIGIN, AutomationVerdict, assess_automations
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.timefmt import parse_instant
@@ -77,7 +78,8 @@ _NOT_A_REASON = frozenset(
 )  # fmt: skip
 #: how Jinja renders a missing/None param: treated as "no acknowledgement"
 _RENDERED_NONE = "None"
-_OUTCOMES = ("passed", "blocked", "acknowledged")
+_OUTCOMES = ("passed", "blocked", "acknowledged", "approved", "awaiting_approval")
+APPROVAL_MODES = ("none", "ui")
 
 
 def check_acknowledgement(value: object, owner: str = "OmnisendAutomationSafetyOperator") -> str | None:
@@ -197,10 +199,16 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         event_names: Sequence[str] | None = None,
         api_retry: RetryConfig | None = None,
         validated: Mapping[str, Any] | None = None,
+        approval: str = "none",
+        approval_valid_for: timedelta = timedelta(days=30),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         owner = type(self).__name__
+        if approval not in APPROVAL_MODES:
+            raise OmnisendConfigError(f"{owner}: approval must be one of {APPROVAL_MODES}, got {approval!r}")
+        self.approval = approval
+        self.approval_valid_for = approval_valid_for
         self.omnisend_conn_id = omnisend_conn_id
         self.acknowledge_automations = acknowledge_automations
         self.min_event_age = min_event_age
@@ -294,6 +302,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             also = f" Also: {risk}." if risk is not None else ""
             raise self._block(partition, record, f"{time_problem}.{also}", check_error)
         if risk is not None and acknowledgement is None:
+            if matches and check_error is None and self.approval == "ui":
+                return self._approval_route(partition, record, risk)
             raise self._block(partition, record, f"{risk}. {fix}", check_error)
         if risk is not None:
             record["outcome"] = "acknowledged"
@@ -386,7 +396,14 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         matches = assessment.blocking
         record["automations"] = [v.to_dict() for v in assessment.verdicts]
         record["automations_matched"] = [
-            {"id": m.id, "name": m.name, "event": m.event, "origin": m.origin, "reasons": list(m.reasons)}
+            {
+                "id": m.id,
+                "name": m.name,
+                "event": m.event,
+                "origin": m.origin,
+                "updatedAt": m.updated_at,
+                "reasons": list(m.reasons),
+            }
             for m in matches
         ]
         record["warnings"] = assessment.warnings
@@ -409,6 +426,26 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             )
             return risk, f"Disable them in Omnisend for the backfill and run again, {way_past}"
         return None, ""
+
+    def _approval_route(
+        self, partition: PartitionStaging, record: dict[str, Any], risk: str
+    ) -> dict[str, Any]:
+        """``approval: ui``: go on under a kept approval of the same automations, else ask a person
+        (the ``automation_approval`` task reads ``awaiting_approval`` and waits for the answer)."""
+        pairs = automation_set(record["automations_matched"])
+        kept = load_approval(partition)
+        if kept is not None and kept.holds_for(pairs):
+            record["outcome"], record["approval"] = "approved", {**kept.to_dict(), "kept": True}
+            record["reason"] = (
+                f"{risk}. Approved by {kept.approved_by} at {kept.approved_at} for these automations "
+                f"(kept until {kept.expires_at}): {kept.reason}"
+            )
+            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
+        else:
+            record["outcome"], record["approval"] = "awaiting_approval", {"automations": pairs}
+            record["reason"] = f"{risk}. Waiting for a person's answer in Airflow's UI (automation_approval)"
+            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
+        return self._finish(partition, record)
 
     def _passed(
         self,
