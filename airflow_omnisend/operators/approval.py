@@ -83,6 +83,7 @@ class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOper
             raise OmnisendConfigError(
                 f"approval_timeout must be a positive timedelta, got {approval_timeout!r}"
             )
+        kwargs.pop("params", None)  # the DAG's params: the form asks only for the reason
         super().__init__(
             subject="Send this period although automations could fire?",
             options=[SEND_ANYWAY, STOP],

@@ -90,3 +90,29 @@ def test_a_store_dag_follows_its_period(period: str, cron: str, key_format: str,
     assert dag.get_task("partition").period == period
     assert dag.dag_id == "omnisend_orders__shop"
     assert dag.get_task("send").partial_kwargs["pool"] == "omnisend_shop"
+
+
+def test_a_store_that_asks_for_approval_gets_the_approval_step_between_check_and_plan() -> None:
+    from airflow_omnisend.stores import StoreConfig
+
+    common: dict[str, Any] = {
+        "omnisend_conn_id": "omnisend_shop",
+        "source_conn_id": "shop_db",
+        "timezone": "Europe/Vilnius",
+        "start_date": date(2024, 1, 1),
+    }
+    asks = dag_factory.build_store_dag(
+        StoreConfig(store_id="shop", approval="ui", approval_timeout_hours=6, approval_valid_days=7, **common)
+    )
+    approval = asks.get_task("automation_approval")
+    assert "automation_safety_check" in approval.upstream_task_ids
+    assert "automation_approval" in asks.get_task("plan").upstream_task_ids
+    assert "automation_safety_check" not in asks.get_task("plan").upstream_task_ids
+    assert _xcom_source(asks, "automation_approval", "checked") == "automation_safety_check"
+    assert str(approval.response_timeout) == "6:00:00"
+    assert asks.get_task("automation_safety_check").approval == "ui"
+    assert asks.get_task("automation_safety_check").approval_valid_for.days == 7
+
+    plain = dag_factory.build_store_dag(StoreConfig(store_id="shop", **common))
+    assert "automation_approval" not in plain.task_ids
+    assert plain.get_task("automation_safety_check").approval == "none"
