@@ -209,15 +209,20 @@ def _validate_to_report(
     pool: str | None,
     retries: Mapping[str, Any],
     keep_staged_events: bool = False,
+    approval: StoreConfig | None = None,
 ) -> None:
-    """``upstream >> validate >> automation_safety_check >> plan >> send (mapped) >> report``.
+    """``upstream >> validate >> automation_safety_check [>> automation_approval] >> plan >> send
+    (mapped) >> report``.
 
     :param run: the first task, whose XCom keys ``dry_run`` and ``acknowledge_automations`` hold the
         run's options (``extract`` or ``prepare``).
     :param common: ``store_id``, ``partition`` and ``staging`` of every step.
     :param pool: the pool of the steps that call Omnisend (safety, send); ``None``: the default pool.
+    :param approval: the store whose ``approval: ui`` adds the approval step (``None``: no approval step).
     """
     pool_kw: dict[str, Any] = {"pool": pool} if pool else {}
+    asks = approval is not None and approval.approval == "ui"
+    valid_for = timedelta(days=approval.approval_valid_days) if approval is not None else timedelta(days=30)
     validate = OmnisendValidateEventsOperator(
         task_id="validate",
         max_reject_ratio=max_reject_ratio,
@@ -232,10 +237,26 @@ def _validate_to_report(
         acknowledge_automations=_pulled(run.task_id, "acknowledge_automations"),
         min_event_age=min_event_age,
         validated=_returned(validate),
+        approval="ui" if asks else "none",
+        approval_valid_for=valid_for,
         **pool_kw,
         **common,
         **retries,
     )
+    gate: BaseOperator = safety
+    if asks:
+        assert approval is not None
+        # only stores that ask pay for the standard provider's HITL import when the DAG file is parsed
+        from airflow_omnisend.operators.approval import OmnisendAutomationApprovalOperator
+
+        gate = OmnisendAutomationApprovalOperator(
+            task_id="automation_approval",
+            checked=_returned(safety),
+            approval_timeout=timedelta(hours=approval.approval_timeout_hours),
+            approval_valid_for=valid_for,
+            **common,
+        )
+        safety >> gate
     plan = OmnisendPlanBatchesOperator(
         task_id="plan",
         omnisend_conn_id=omnisend_conn_id,
@@ -254,7 +275,8 @@ def _validate_to_report(
         **common,
         **retries,
     )
-    upstream >> validate >> safety >> plan >> send >> report
+    upstream >> validate >> safety
+    gate >> plan >> send >> report
 
 
 # -- store DAGs ------------------------------------------------------------------------------------------
@@ -345,6 +367,7 @@ def build_store_dag(
             pool=store.pool,
             retries=retries,
             keep_staged_events=store.keep_staged_events,
+            approval=store,
         )
     return dag
 

@@ -43,6 +43,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_omnisend.operators.select_events",
                     "airflow_omnisend.operators.validate",
                     "airflow_omnisend.operators.safety",
+                    "airflow_omnisend.operators.approval",
                     "airflow_omnisend.operators.plan",
                     "airflow_omnisend.operators.send",
                     "airflow_omnisend.operators.report",

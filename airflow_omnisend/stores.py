@@ -10,6 +10,7 @@
         start_date: "2024-03-04"       # first day of the backfill range
         period: day                    # day (default), week (ISO, Mon-Sun) or month: one run's partition
         keep_staged_events: false      # default: delete events/valid/bodies once a period is sent
+        approval: none                 # ui: a blocked check waits for a person in Airflow's UI
 
 The DAG file parses this file on every DAG-processor loop, so loading is cheap (one small YAML file, no
 Airflow import, no connection look-up) and errors are collected per entry: one bad entry yields a
@@ -87,6 +88,9 @@ OPTIONAL_KEYS: Final = (
     "retry_delay_seconds",
     "period",
     "keep_staged_events",
+    "approval",
+    "approval_timeout_hours",
+    "approval_valid_days",
 )
 ALLOWED_KEYS: Final = REQUIRED_KEYS + OPTIONAL_KEYS
 
@@ -151,6 +155,19 @@ def _check_period(value: object) -> PartitionPeriod:
     return parse_period(value)
 
 
+#: ``approval``: ``none`` (a blocked check fails the run) or ``ui`` (it waits for a person's answer)
+APPROVAL_MODES: Final = ("none", "ui")
+
+
+def _check_approval(value: object) -> str:
+    if value not in APPROVAL_MODES:
+        raise OmnisendConfigError(
+            f"approval must be one of {', '.join(APPROVAL_MODES)}, got {short_repr(value)}; ui makes a "
+            "blocked automation check wait for a person in Airflow's UI"
+        )
+    return str(value)
+
+
 def _check_flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
         raise OmnisendConfigError(f"{name} must be true or false, got {value!r}")
@@ -202,6 +219,8 @@ def _check_schedule(value: object) -> str | None:
 
 #: the range of each integer setting: (minimum, maximum, default)
 INT_BOUNDS: Final = {
+    "approval_timeout_hours": (1, 24 * 14, 24),
+    "approval_valid_days": (1, 365, 30),
     "max_active_runs": (1, 64, 4),
     "retries": (0, 10, 3),
     "retry_delay_seconds": (0, 86_400, 60),
@@ -318,6 +337,9 @@ class StoreConfig:
     retry_delay_seconds: int = 60
     period: PartitionPeriod = PartitionPeriod.DAY
     keep_staged_events: bool = False
+    approval: str = "none"
+    approval_timeout_hours: int = 24
+    approval_valid_days: int = 30
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -363,6 +385,9 @@ class StoreConfig:
         _check_int("retry_delay_seconds", self.retry_delay_seconds)
         set_(self, "period", _check_period(self.period))
         _check_flag("keep_staged_events", self.keep_staged_events)
+        _check_approval(self.approval)
+        _check_int("approval_timeout_hours", self.approval_timeout_hours)
+        _check_int("approval_valid_days", self.approval_valid_days)
         _check_period_bounds(self.period, self.start_date, self.end_date)
 
     @property
@@ -530,6 +555,9 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "retry_delay_seconds": lambda v: _check_int("retry_delay_seconds", v),
     "period": _check_period,
     "keep_staged_events": lambda v: _check_flag("keep_staged_events", v),
+    "approval": _check_approval,
+    "approval_timeout_hours": lambda v: _check_int("approval_timeout_hours", v),
+    "approval_valid_days": lambda v: _check_int("approval_valid_days", v),
 }
 assert set(_CHECKS) == set(ALLOWED_KEYS)
 assert {f.name for f in fields(StoreConfig)} == set(ALLOWED_KEYS)

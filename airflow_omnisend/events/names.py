@@ -24,6 +24,10 @@ REFUNDED: Final = "order refunded"
 #: The five event names, in lifecycle order.
 EVENT_NAMES: Final[tuple[str, ...]] = (PLACED, PAID, FULFILLED, CANCELED, REFUNDED)
 
+#: Events Omnisend derives from imported ones: derived name -> the imported names it comes from
+#: (``ordered product``, one per line item of a ``placed order``; omnisend-api.md 6.1 and 7.1).
+DERIVED_EVENT_NAMES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({"ordered product": (PLACED,)})
+
 #: eventName -> its position in an order's life (0 for placed order ... 4 for order refunded).
 LIFECYCLE_RANK: Final[Mapping[str, int]] = MappingProxyType({name: r for r, name in enumerate(EVENT_NAMES)})
 

@@ -193,6 +193,7 @@ def _automation_summary(check: Mapping[str, Any] | None) -> dict[str, Any] | Non
         "reason": check.get("reason"),
         "acknowledgement": check.get("acknowledgement"),
         "automations_matched": check.get("automations_matched") or [],
+        "automations": check.get("automations") or [],
         "warnings": len(check.get("warnings") or []),
         "checked_at": check.get("checked_at"),
     }

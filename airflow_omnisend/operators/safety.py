@@ -3,16 +3,13 @@
 Historic order events look like new orders to Omnisend's automations: an enabled "order confirmation"
 flow triggered by ``placed order`` would email every customer of the backfill about an order they placed
 years ago. Before a partition is planned and sent, this task pages through the brand's *enabled*
-automations (``GET /api/automations?isEnabled=true``) and blocks - fails without retrying - when any of
-them is triggered by an event name being imported (exact, case-sensitive ``trigger.condition.event``;
-``origin`` ``api`` - what the import sends - or empty). Each one is named, with its id.
-
-Also reported, as warnings that do not block:
-
-* exit conditions on an imported event name (a historic ``placed order`` can remove a contact from a
-  running abandoned-cart flow);
-* a trigger on an imported name from another origin (``shopify``), or on a name that differs only in
-  case: Omnisend matches names exactly, but a person should look.
+automations (``GET /api/automations?isEnabled=true``) and judges each one
+(:mod:`airflow_omnisend.events.automation_risk`): it blocks - fails without retrying - on every one
+the imported data can start (a trigger on an imported event name or on one Omnisend derives from it,
+a segment-entry trigger, a shape it does not know), naming each by name and id with why, and warns
+(log and report) on those it can change while they run (exit conditions, audience filters and split
+blocks reading order data, other origins, names in another case). ``automation_check.json`` lists
+every automation considered with its verdict.
 
 When the check cannot be made (401, 403 - the key lacks ``automations.read`` -, 404 - an API root
 without the 2026 automations endpoint -, 5xx after the hook's retries, no response, any other error),
@@ -33,12 +30,13 @@ policy).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from airflow_omnisend.approvals import automation_set, load_approval
+from airflow_omnisend.events.automation_risk import IMPORT_ORIGIN, AutomationVerdict, assess_automations
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.timefmt import parse_instant
 from airflow_omnisend.exceptions import (
@@ -55,7 +53,7 @@ from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Mapping, Sequence
 
     from airflow.sdk import Context
 
@@ -64,18 +62,11 @@ if TYPE_CHECKING:
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = [
-    "IMPORT_ORIGIN",
     "MIN_ACKNOWLEDGEMENT_CHARS",
-    "AutomationMatch",
     "OmnisendAutomationSafetyOperator",
-    "assess_automations",
     "check_acknowledgement",
 ]
 
-#: the ``origin`` the import sends (every event the mapping writes has it)
-IMPORT_ORIGIN = "api"
-#: trigger origins that match the import: ours, or none named (built-in / any origin)
-_MATCHING_ORIGINS = frozenset({IMPORT_ORIGIN, ""})
 MIN_ACKNOWLEDGEMENT_CHARS = 10
 #: words that acknowledge without saying why (compared lower-case, without trailing punctuation)
 _NOT_A_REASON = frozenset(
@@ -87,7 +78,8 @@ _NOT_A_REASON = frozenset(
 )  # fmt: skip
 #: how Jinja renders a missing/None param: treated as "no acknowledgement"
 _RENDERED_NONE = "None"
-_OUTCOMES = ("passed", "blocked", "acknowledged")
+_OUTCOMES = ("passed", "blocked", "acknowledged", "approved", "awaiting_approval")
+APPROVAL_MODES = ("none", "ui")
 
 
 def check_acknowledgement(value: object, owner: str = "OmnisendAutomationSafetyOperator") -> str | None:
@@ -126,76 +118,6 @@ def check_acknowledgement(value: object, owner: str = "OmnisendAutomationSafetyO
             f"{MIN_ACKNOWLEDGEMENT_CHARS} characters); {example}"
         )
     return text
-
-
-@dataclass(frozen=True)
-class AutomationMatch:
-    """One enabled automation triggered by an imported event name."""
-
-    id: str
-    name: str
-    event: str
-    origin: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "event": self.event, "origin": self.origin}
-
-    def describe(self) -> str:
-        origin = repr(self.origin) if self.origin else "any origin"
-        return f"{self.name!r} (id {self.id}, triggered by {self.event!r} from {origin})"
-
-
-def _condition(block: Any) -> tuple[str | None, str]:
-    """``(event, origin)`` of a trigger condition or an exit condition (missing values tolerated)."""
-    if not isinstance(block, dict):
-        return None, ""
-    event = block.get("event")
-    origin = block.get("origin")
-    return (event if isinstance(event, str) else None), (origin if isinstance(origin, str) else "")
-
-
-def assess_automations(
-    automations: Iterable[Mapping[str, Any]], event_names: Iterable[str]
-) -> tuple[list[AutomationMatch], list[str]]:
-    """The enabled automations the import could trigger, and the warnings (see the module docstring).
-
-    An automation counts as enabled unless it says ``"isEnabled": false`` (the list was asked for
-    enabled ones; one that does not say is not trusted to be off).
-    """
-    names = set(event_names)
-    lowered = {name.lower(): name for name in names}
-    matches: list[AutomationMatch] = []
-    warnings: list[str] = []
-    for automation in automations:
-        if automation.get("isEnabled") is False:
-            continue
-        ident = str(automation.get("id") or "(no id)")
-        name = str(automation.get("name") or "(unnamed)")
-        trigger = automation.get("trigger")
-        event, origin = _condition(trigger.get("condition") if isinstance(trigger, dict) else None)
-        if event in names:
-            if origin in _MATCHING_ORIGINS:
-                matches.append(AutomationMatch(ident, name, event, origin))
-            else:
-                warnings.append(
-                    f"automation {name!r} (id {ident}) is triggered by {event!r} from origin {origin!r}; "
-                    f"the import sends origin {IMPORT_ORIGIN!r}, so it should not fire - check it in Omnisend"
-                )
-        elif event is not None and event.lower() in lowered:
-            warnings.append(
-                f"automation {name!r} (id {ident}) is triggered by {event!r}, which differs from the "
-                f"imported {lowered[event.lower()]!r} only in case; Omnisend matches names exactly, so it "
-                "should not fire - check it in Omnisend"
-            )
-        exits = automation.get("exitConditions")
-        for exit_condition in exits if isinstance(exits, list) else []:
-            exit_event, exit_origin = _condition(exit_condition)
-            if exit_event in names and exit_origin in _MATCHING_ORIGINS:
-                warnings.append(
-                    f"automation {name!r} (id {ident}) has an exit condition on {exit_event!r}: contacts "
-                    "in that flow who appear in the imported events may be removed from it"
-                )
-    return matches, warnings
 
 
 def explain_check_error(error: BaseException, conn_id: str) -> str:
@@ -249,7 +171,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
 
     Writes ``automation_check.json`` into the partition: ``{"store_id", "partition", "outcome"
     ("passed" | "blocked" | "acknowledged"), "reason", "acknowledgement", "checked_at", "event_names",
-    "origin", "automations_checked", "automations_matched": [{"id", "name", "event", "origin"}],
+    "origin", "automations_checked", "automations": [{"id", "name", "verdict", "reasons", "event",
+    "origin", "updatedAt"}], "automations_matched": [{"id", "name", "event", "origin", "reasons"}],
     "warnings", "check_error", "event_time": {"newest", "min_event_age_seconds", "cutoff",
     "too_recent"}, "omnisend_conn_id"}``.
 
@@ -276,10 +199,16 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         event_names: Sequence[str] | None = None,
         api_retry: RetryConfig | None = None,
         validated: Mapping[str, Any] | None = None,
+        approval: str = "none",
+        approval_valid_for: timedelta = timedelta(days=30),
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         owner = type(self).__name__
+        if approval not in APPROVAL_MODES:
+            raise OmnisendConfigError(f"{owner}: approval must be one of {APPROVAL_MODES}, got {approval!r}")
+        self.approval = approval
+        self.approval_valid_for = approval_valid_for
         self.omnisend_conn_id = omnisend_conn_id
         self.acknowledge_automations = acknowledge_automations
         self.min_event_age = min_event_age
@@ -375,6 +304,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             also = f" Also: {risk}." if risk is not None else ""
             raise self._block(partition, record, f"{time_problem}.{also}", check_error)
         if risk is not None and acknowledgement is None:
+            if matches and check_error is None and self.approval == "ui":
+                return self._approval_route(partition, record, risk)
             raise self._block(partition, record, f"{risk}. {fix}", check_error)
         if risk is not None:
             record["outcome"] = "acknowledged"
@@ -401,6 +332,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             "event_names": [],
             "origin": IMPORT_ORIGIN,
             "automations_checked": None,
+            "automations": [],
             "automations_matched": [],
             "warnings": [],
             "check_error": None,
@@ -446,7 +378,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
 
     def _check_automations(
         self, names: list[str], record: dict[str, Any]
-    ) -> tuple[list[AutomationMatch], BaseException | None]:
+    ) -> tuple[list[AutomationVerdict], BaseException | None]:
         """List the enabled automations and match them to ``names``; any failure to check is returned
         (it counts as a risk). Nothing is asked when no event will be imported."""
         if not names:
@@ -462,14 +394,26 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             if hook is not None:
                 hook.close()
         record["automations_checked"] = len(automations)
-        matches, warnings = assess_automations(automations, names)
-        record["automations_matched"] = [m.to_dict() for m in matches]
-        record["warnings"] = warnings
+        assessment = assess_automations(automations, names)
+        matches = assessment.blocking
+        record["automations"] = [v.to_dict() for v in assessment.verdicts]
+        record["automations_matched"] = [
+            {
+                "id": m.id,
+                "name": m.name,
+                "event": m.event,
+                "origin": m.origin,
+                "updatedAt": m.updated_at,
+                "reasons": list(m.reasons),
+            }
+            for m in matches
+        ]
+        record["warnings"] = assessment.warnings
         return matches, None
 
     @staticmethod
     def _risk(
-        matches: list[AutomationMatch], check_error: BaseException | None, record: Mapping[str, Any]
+        matches: list[AutomationVerdict], check_error: BaseException | None, record: Mapping[str, Any]
     ) -> tuple[str | None, str]:
         """The automation risk in words and its fix, or ``(None, "")`` when there is none."""
         way_past = "or accept the risk with acknowledge_automations='<why, in words>'"
@@ -479,11 +423,31 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         if matches:
             listed = "; ".join(m.describe() for m in matches)
             risk = (
-                f"{len(matches)} enabled automation(s) could message customers about the imported "
+                f"{len(matches)} enabled automation(s) could message customers from the imported "
                 f"historic events: {listed}"
             )
             return risk, f"Disable them in Omnisend for the backfill and run again, {way_past}"
         return None, ""
+
+    def _approval_route(
+        self, partition: PartitionStaging, record: dict[str, Any], risk: str
+    ) -> dict[str, Any]:
+        """``approval: ui``: go on under a kept approval of the same automations, else ask a person
+        (the ``automation_approval`` task reads ``awaiting_approval`` and waits for the answer)."""
+        pairs = automation_set(record["automations_matched"])
+        kept = load_approval(partition)
+        if kept is not None and kept.holds_for(pairs):
+            record["outcome"], record["approval"] = "approved", {**kept.to_dict(), "kept": True}
+            record["reason"] = (
+                f"{risk}. Approved by {kept.approved_by} at {kept.approved_at} for these automations "
+                f"(kept until {kept.expires_at}): {kept.reason}"
+            )
+            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
+        else:
+            record["outcome"], record["approval"] = "awaiting_approval", {"automations": pairs}
+            record["reason"] = f"{risk}. Waiting for a person's answer in Airflow's UI (automation_approval)"
+            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
+        return self._finish(partition, record)
 
     def _passed(
         self,
@@ -494,8 +458,9 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
     ) -> None:
         record["outcome"] = "passed"
         record["reason"] = (
-            f"no enabled automation of {record['automations_checked']} is triggered by "
-            f"{', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r} or empty)"
+            f"none of {record['automations_checked']} enabled automation(s) can be started by the "
+            f"imported {', '.join(repr(n) for n in names)} (origin {IMPORT_ORIGIN!r}), what Omnisend "
+            "derives from them, or a segment entry"
             if names
             else "no valid events: nothing will be sent"
         )

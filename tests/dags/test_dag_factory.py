@@ -156,3 +156,29 @@ def test_which_keys_airflow_reads_back(period: str, key: str) -> None:
             timetable.resolve_partition_date(key)
     else:
         assert timetable.resolve_partition_date(key).date() == date(2024, 3, 4 if period == "day" else 1)
+
+
+def test_a_store_that_asks_for_approval_gets_the_approval_step_between_check_and_plan() -> None:
+    from airflow_omnisend.stores import StoreConfig
+
+    common: dict[str, Any] = {
+        "omnisend_conn_id": "omnisend_shop",
+        "source_conn_id": "shop_db",
+        "timezone": "Europe/Vilnius",
+        "start_date": date(2024, 1, 1),
+    }
+    asks = dag_factory.build_store_dag(
+        StoreConfig(store_id="shop", approval="ui", approval_timeout_hours=6, approval_valid_days=7, **common)
+    )
+    approval = asks.get_task("automation_approval")
+    assert "automation_safety_check" in approval.upstream_task_ids
+    assert "automation_approval" in asks.get_task("plan").upstream_task_ids
+    assert "automation_safety_check" not in asks.get_task("plan").upstream_task_ids
+    assert _xcom_source(asks, "automation_approval", "checked") == "automation_safety_check"
+    assert str(approval.response_timeout) == "6:00:00"
+    assert asks.get_task("automation_safety_check").approval == "ui"
+    assert asks.get_task("automation_safety_check").approval_valid_for.days == 7
+
+    plain = dag_factory.build_store_dag(StoreConfig(store_id="shop", **common))
+    assert "automation_approval" not in plain.task_ids
+    assert plain.get_task("automation_safety_check").approval == "none"

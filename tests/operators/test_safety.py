@@ -103,13 +103,11 @@ def test_blocks_on_an_enabled_automation_triggered_by_an_imported_event(
 
     assert "2 enabled automation(s) could message customers" in message
     assert (
-        "'Order confirmation' (id 65f000000000000000000001, triggered by 'placed order' from 'api')"
-        in message
-    )
-    assert (
-        "'Shipping update' (id 65f000000000000000000002, triggered by 'order fulfilled' from any origin)"
+        "'Order confirmation' (id 65f000000000000000000001): triggered by imported 'placed order' from 'api'"
         in (message)
     )
+    shipping = "'Shipping update' (id 65f000000000000000000002): triggered by imported 'order fulfilled'"
+    assert f"{shipping} from any origin" in message
     for not_matching in ("Old confirmation", "Browse abandonment", "Cancellation"):
         assert not_matching not in message
     assert "acknowledge_automations" in message  # the way past it
@@ -119,14 +117,23 @@ def test_blocks_on_an_enabled_automation_triggered_by_an_imported_event(
             "name": "Order confirmation",
             "event": "placed order",
             "origin": "api",
+            "reasons": ["triggered by imported 'placed order' from 'api'"],
         },
         {
             "id": "65f000000000000000000002",
             "name": "Shipping update",
             "event": "order fulfilled",
             "origin": "",
+            "reasons": ["triggered by imported 'order fulfilled' from any origin"],
         },
     ]
+    verdicts = {a["name"]: a["verdict"] for a in record["automations"]}
+    assert verdicts == {
+        "Order confirmation": "block",
+        "Shipping update": "block",
+        "Browse abandonment": "pass",
+        "Cancellation": "pass",
+    }
     assert record["event_names"] == IMPORTED
     assert record["automations_checked"] == 4  # the emulator filtered the disabled one out
     assert record["acknowledgement"] is None
@@ -223,7 +230,7 @@ def test_exit_conditions_and_near_misses_are_warnings_not_blocks(
     assert record["outcome"] == "passed"
     warnings = record["warnings"]
     exit_warning = (
-        "'Abandoned checkout' (id 65f0000000000000000000a1) has an exit condition on 'placed order'"
+        "'Abandoned checkout' (id 65f0000000000000000000a1): it has an exit condition on 'placed order'"
     )
     assert any(exit_warning in w for w in warnings)
     assert any("'Shopify confirmation'" in w and "origin 'shopify'" in w for w in warnings)
@@ -243,7 +250,8 @@ def test_passes_with_no_matching_automation(
     record = validated.read_json("automation_check")
     assert record["automations_matched"] == []
     assert record["warnings"] == []
-    assert "no enabled automation of 1 is triggered by" in record["reason"]
+    assert "none of 1 enabled automation(s) can be started by the imported" in record["reason"]
+    assert [(a["name"], a["verdict"]) for a in record["automations"]] == [("Welcome", "pass")]
     assert record["event_time"]["too_recent"] is False
     assert record["event_time"]["newest"] == validated.read_json("validation")["last_event_time"]
     assert datetime.fromisoformat(record["checked_at"]) <= datetime.now(UTC)
@@ -464,3 +472,144 @@ def test_a_key_in_the_connection_host_reaches_no_error_log_or_record(
     record = validated.file("automation_check")
     assert record.exists()
     assert "sk_live_IN_THE_HOST_42" not in record.read_text()
+
+
+# -- issue 11 §1: every automation the imported data could start or change ---------------------------
+
+SEGMENT_ENTRY = {
+    "id": "65f0000000000000000000c2",
+    "name": "VIP welcome",
+    "isEnabled": True,
+    "updatedAt": "2026-11-02T10:00:00Z",
+    "trigger": {
+        "condition": {
+            "event": "entered segment",
+            "origin": "omnisend",
+            "segmentID": "6600000000000000000000aa",
+            "segmentName": "Bought twice",
+        }
+    },
+    "blocks": [{"type": "email"}],
+}
+SPLIT_ON_ORDERS = {
+    **automation("65f0000000000000000000d1", "Browse follow-up", "viewed product"),
+    "blocks": [
+        {"type": "email"},
+        {"type": "conditionalSplit", "filterGroup": {"event": "placed order", "property": "totalPrice"}},
+    ],
+}
+AUDIENCE_ON_ORDERS = {
+    **automation("65f0000000000000000000d2", "Cart reminder", "added product to cart"),
+    "trigger": {
+        "condition": {"event": "added product to cart", "origin": "api"},
+        "audienceFilterGroup": {"filters": [{"event": "placed order", "count": {"lessThan": 1}}]},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("listed", "why"),
+    [
+        pytest.param(
+            automation("65f0000000000000000000c1", "Product review ask", "ordered product"),
+            "triggered by 'ordered product', which Omnisend derives from imported 'placed order' from 'api'",
+            id="derived-event",
+        ),
+        pytest.param(
+            automation("65f0000000000000000000c3", "Cross-sell", "ordered product", origin="omnisend"),
+            "which Omnisend derives from imported 'placed order' from 'omnisend'",
+            id="derived-event-omnisend-origin",
+        ),
+        pytest.param(
+            SEGMENT_ENTRY,
+            "triggered when a contact enters segment 'Bought twice'; a segment can be built on order data",
+            id="segment-entry-named",
+        ),
+        pytest.param(
+            {**SEGMENT_ENTRY, "trigger": {"condition": {"event": "entered segment", "origin": "omnisend"}}},
+            "enters a segment (the API does not name it)",
+            id="segment-entry-unnamed",
+        ),
+        pytest.param(
+            {"id": "65f0000000000000000000c4", "name": "Odd", "isEnabled": True, "trigger": ["placed order"]},
+            "its trigger has a shape the check does not know (list",
+            id="unknown-trigger-shape",
+        ),
+        pytest.param(
+            {"id": "65f0000000000000000000c5", "name": "No trigger", "isEnabled": True},
+            "its trigger has a shape the check does not know (missing)",
+            id="no-trigger",
+        ),
+        pytest.param(
+            {**automation("65f0000000000000000000c6", "Exits", "viewed product"), "exitConditions": {"x": 1}},
+            "its exitConditions have a shape the check does not know",
+            id="unknown-exit-shape",
+        ),
+    ],
+)
+def test_each_kind_the_import_can_start_blocks_with_its_reason(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator, listed: dict[str, Any], why: str
+) -> None:
+    emulator.set_automations(
+        [listed, automation("65f0000000000000000000cf", "Birthday", "birthday", origin="")]
+    )
+    message, record = _blocked(validated, conn)
+
+    assert "1 enabled automation(s) could message customers" in message
+    assert f"{listed['name']!r} (id {listed['id']}): " in message
+    assert why in message
+    (matched,) = record["automations_matched"]
+    assert matched["id"] == listed["id"]
+    assert any(why in reason for reason in matched["reasons"])
+    verdicts = {a["id"]: a["verdict"] for a in record["automations"]}
+    assert verdicts == {listed["id"]: "block", "65f0000000000000000000cf": "pass"}
+
+
+def test_splits_and_audience_filters_on_order_data_warn_and_say_so(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    plain_split = {
+        **automation("65f0000000000000000000d3", "A/B welcome", "subscribed to marketing", origin=""),
+        "blocks": [{"type": "abSplit", "ratio": 50}],
+    }
+    emulator.set_automations([SPLIT_ON_ORDERS, AUDIENCE_ON_ORDERS, plain_split])
+    manifest = _safety(validated, conn).execute({})
+
+    assert manifest["outcome"] == "passed"
+    record = validated.read_json("automation_check")
+    by_name = {a["name"]: a for a in record["automations"]}
+    assert by_name["Browse follow-up"]["verdict"] == "warn"
+    assert by_name["Browse follow-up"]["reasons"] == [
+        "a 'conditionalSplit' block splits on order data ('placed order'): imported orders can change "
+        "which path its contacts take"
+    ]
+    assert by_name["Cart reminder"]["verdict"] == "warn"
+    assert (
+        "its trigger's audience filter reads order data ('placed order')"
+        in (by_name["Cart reminder"]["reasons"][0])
+    )
+    assert by_name["A/B welcome"]["verdict"] == "pass"
+    assert len(record["warnings"]) == 2
+    assert manifest["counts"]["warnings"] == 2
+
+
+def test_a_blocking_kind_stops_the_partition_before_any_post_and_a_warning_reaches_the_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, emulator: OmnisendEmulator
+) -> None:
+    from pipeline_helpers import run_partition, sample_shop, sqlite_connection
+
+    source = sqlite_connection(monkeypatch, sample_shop(tmp_path, orders=60))
+    omnisend = connect(monkeypatch, emulator, "omnisend_kinds")
+    emulator.set_automations([SEGMENT_ENTRY, SPLIT_ON_ORDERS])
+    with pytest.raises(OmnisendAutomationRiskError, match="segment 'Bought twice'"):
+        run_partition(tmp_path / "staging", source_conn_id=source, omnisend_conn_id=omnisend)
+    assert emulator.store.batches() == []
+    assert not [r for r in emulator.store.request_log() if r.method == "POST"]
+
+    emulator.set_automations([SPLIT_ON_ORDERS])
+    run = run_partition(tmp_path / "staging", source_conn_id=source, omnisend_conn_id=omnisend)
+    check = run.partition.read_json("report")["automation_check"]
+    assert check["outcome"] == "passed"
+    assert check["warnings"] == 1
+    assert [(a["name"], a["verdict"]) for a in check["automations"]] == [("Browse follow-up", "warn")]
+    assert emulator.store.batches()
