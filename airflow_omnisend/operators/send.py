@@ -258,7 +258,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             outstanding, poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval
         )
         rounds = SharedRounds(poller, hook.settings, hook._secret)
-        time.sleep(rounds.first_wait())
+        time.sleep(rounds.first_wait(sender.earliest_submission()))
         while poller.pending:
             date_from = sender.earliest_submission()
             plan = rounds.plan(date_from)

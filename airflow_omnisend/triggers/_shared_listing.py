@@ -184,6 +184,13 @@ class SharedListing:
         self.clock = clock
         self._leased = False
 
+    def register(self, pending: Sequence[str]) -> None:
+        """Ask for ``pending`` in the next fetch of any poller (before this one's first round)."""
+        now = self.clock()
+        with self.store.locked() as state:
+            for batch_id in pending:
+                state.wanted[batch_id] = now
+
     def plan(self, pending: Sequence[str], since: float) -> RoundPlan:
         """The round for ``pending`` (this poller's unfinished batches; registered as wanted): a
         listing fetched at or after wall time ``since`` answers it as well as one of its own."""
@@ -277,8 +284,10 @@ class SharedRounds:
         self._plan = RoundPlan({}, [], 0.0)
         self._started = self._due
 
-    def first_wait(self) -> float:
-        """Seconds before the first round (the last batch submitted needs that long to end)."""
+    def first_wait(self, date_from: str | None) -> float:
+        """Seconds before the first round (the last batch submitted needs that long to end). The
+        pending batches are registered now, so a poller that fetches meanwhile lists them too."""
+        shared_listing(self._settings, self._secret, date_from).register(self.poller.pending)
         wait = min(FIRST_POLL_WAIT, self.poller.poll_interval)
         self._due = self.clock() + wait
         return wait

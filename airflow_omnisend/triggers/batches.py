@@ -133,7 +133,7 @@ class OmnisendBatchesTrigger(BaseTrigger):
         settings = await hook.get_settings()
         assert hook._secret is not None
         rounds = SharedRounds(poller, settings, hook._secret)
-        await asyncio.sleep(rounds.first_wait())
+        await asyncio.sleep(rounds.first_wait(self.date_from))
         while poller.pending:
             plan = rounds.plan(self.date_from)
             if plan.fetch:
