@@ -30,7 +30,7 @@ from airflow.sdk import conf
 
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.chunk_plan import ChunkPlan
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError, OmnisendNotFoundError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
 from airflow_omnisend.hooks.omnisend import OmnisendHook
@@ -73,6 +73,20 @@ def _outcome(batch: Mapping[str, Any]) -> BatchOutcome:
     """An ended batch as the sender reconciles it: status, counters, and items when it carries them."""
     counters = {name: batch[name] for name in COUNTER_FIELDS if name in batch}
     return BatchOutcome(str(batch.get("status")), _embedded_items(batch), counters)
+
+
+def _find_batches(
+    hook: OmnisendHook, rounds: SharedRounds, ids: list[str], date_from: str | None
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """``find_batches`` for a shared round; when another poller's batch is gone (404), this shard's
+    own batches only."""
+    try:
+        return hook.find_batches(ids, date_from)
+    except OmnisendNotFoundError:
+        own = rounds.own(ids)
+        if own == ids:
+            raise
+        return hook.find_batches(own, date_from)
 
 
 class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
@@ -264,7 +278,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             plan = rounds.plan(date_from)
             if plan.fetch:
                 try:
-                    listed, requests = hook.find_batches(plan.fetch, date_from)
+                    listed, requests = _find_batches(hook, rounds, plan.fetch, date_from)
                 except BaseException:
                     rounds.release()
                     raise

@@ -318,6 +318,12 @@ class SharedRounds:
             self._due = self.clock() + wait
         return dict(plan.known), wait
 
+    def own(self, ids: Sequence[str]) -> list[str]:
+        """The ids of ``ids`` this poller waits for: what to list again when a read of another
+        poller's batch failed (404: gone), so that poller's trouble never fails this one."""
+        pending = set(self.poller.pending)
+        return [b for b in ids if b in pending]
+
     def release(self) -> None:
         """The fetch failed: let another poller fetch at once."""
         if self._listing is not None:

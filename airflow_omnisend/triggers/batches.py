@@ -29,6 +29,7 @@ from airflow_omnisend.exceptions import (
     OmnisendBatchStoppedError,
     OmnisendConfigError,
     OmnisendError,
+    OmnisendNotFoundError,
 )
 from airflow_omnisend.hooks.omnisend_async import OmnisendAsyncHook
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals
@@ -128,6 +129,19 @@ class OmnisendBatchesTrigger(BaseTrigger):
     def _hook(self) -> OmnisendAsyncHook:
         return OmnisendAsyncHook(self.omnisend_conn_id)
 
+    async def _find(
+        self, hook: OmnisendAsyncHook, rounds: SharedRounds, ids: list[str]
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """``find_batches`` for a shared round; when another poller's batch is gone (404), this
+        trigger's own batches only."""
+        try:
+            return await hook.find_batches(ids, self.date_from)
+        except OmnisendNotFoundError:
+            own = rounds.own(ids)
+            if own == ids:
+                raise
+            return await hook.find_batches(own, self.date_from)
+
     async def _wait(self, hook: OmnisendAsyncHook, poller: BatchPoller) -> None:
         """Poll rounds over the brand's shared listing (``_shared_listing``) until no batch is pending."""
         settings = await hook.get_settings()
@@ -138,7 +152,7 @@ class OmnisendBatchesTrigger(BaseTrigger):
             plan = rounds.plan(self.date_from)
             if plan.fetch:
                 try:
-                    found, requests = await hook.find_batches(plan.fetch, self.date_from)
+                    found, requests = await self._find(hook, rounds, plan.fetch)
                 except BaseException:
                     rounds.release()
                     raise
