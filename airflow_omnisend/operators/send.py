@@ -30,7 +30,7 @@ from airflow.sdk import conf
 
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.chunk_plan import ChunkPlan
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError, OmnisendNotFoundError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
 from airflow_omnisend.operators._shard_sender import (
@@ -42,6 +42,7 @@ from airflow_omnisend.operators._shard_sender import (
 )
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
+from airflow_omnisend.triggers._shared_listing import SharedRounds
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -73,6 +74,20 @@ def _outcome(batch: Mapping[str, Any]) -> BatchOutcome:
     return BatchOutcome(str(batch.get("status")), _embedded_items(batch), counters)
 
 
+def _find_batches(
+    hook: OmnisendHook, rounds: SharedRounds, ids: list[str], date_from: str | None
+) -> tuple[dict[str, dict[str, Any]], int]:
+    """``find_batches`` for a shared round; when another poller's batch is gone (404), this shard's
+    own batches only."""
+    try:
+        return hook.find_batches(ids, date_from)
+    except OmnisendNotFoundError:
+        own = rounds.own(ids)
+        if own == ids:
+            raise
+        return hook.find_batches(own, date_from)
+
+
 class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     """Submit the planned bodies of one shard, wait for their batches, reconcile per-item results.
 
@@ -102,8 +117,9 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         counters say every item finished without error is accepted without reading its items; items
         are read only for batches with errors, stopped ones, or counters missing or inconsistent.
 
-    Waiting costs a small constant per poll round, not a GET per body: each round lists the shard's
-    outstanding batches with paged ``GET /batches?endpoint=events&dateFrom=<earliest submission>``.
+    Waiting costs a small constant per poll round of the brand, not a GET per body nor per shard: the
+    shards (and runs) of one brand share one listing per round (``triggers._shared_listing``), paged
+    ``GET /batches?endpoint=events&dateFrom=<earliest submission>``; see ``docs/rate-limit.md``.
 
     Defaults that differ from ``BaseOperator``: ``retries=3`` (a retry is how a dead worker's shard
     resumes) and ``retry_policy=OmnisendRetryPolicy()``; both can be overridden, also via default_args.
@@ -251,15 +267,29 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         return manifest
 
     def _poll_until_done(self, hook: OmnisendHook, sender: ShardSender, outstanding: list[str]) -> None:
-        """Sync waiting in rounds: list every outstanding batch in bulk (paged ``GET /batches``),
-        reconcile the ended ones (which may submit follow-ups or unblock split orders), wait, repeat."""
+        """Sync waiting in rounds over the brand's shared listing (``triggers._shared_listing``): a
+        round another shard's listing answers costs nothing, else this one lists (paged ``GET
+        /batches``) every batch any poller of the brand waits for; reconcile the ended ones (which may
+        submit follow-ups or unblock split orders), wait, repeat."""
         poller = BatchPoller(
             outstanding, poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval
         )
+        rounds = SharedRounds(poller, hook.settings, hook._secret)
+        time.sleep(rounds.first_wait(sender.earliest_submission()))
         while poller.pending:
-            found, requests = hook.find_batches(poller.pending, sender.earliest_submission())
-            sender.stats.requests += requests
-            wait = poller.observe_round(found, requests)
+            date_from = sender.earliest_submission()
+            plan = rounds.plan(date_from)
+            if plan.fetch:
+                try:
+                    listed, requests = _find_batches(hook, rounds, plan.fetch, date_from)
+                except BaseException:
+                    rounds.release()
+                    raise
+                sender.stats.requests += requests
+                found, wait = rounds.fetched(listed, requests)
+                del listed
+            else:
+                found, wait = rounds.shared()
             ended = {b: _outcome(found[b]) for b in found if b in poller.summaries and is_terminal(found[b])}
             del found
             if ended:

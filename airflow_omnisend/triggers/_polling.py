@@ -120,11 +120,7 @@ class BatchPoller:
         self.interval = self.poll_interval
         return 0.0
 
-    def observe_round(self, found: Mapping[str, Mapping[str, Any]], requests: int) -> float:
-        """Record one bulk poll round (``find_batches``: every pending batch in ``requests`` list
-        pages); return the seconds to wait before the next round: ``poll_interval`` when some batch
-        ended, else the backed-off interval."""
-        self.polls += requests
+    def _take_ended(self, found: Mapping[str, Mapping[str, Any]]) -> int:
         ended = 0
         for batch_id in self.pending:
             batch = found.get(batch_id)
@@ -134,6 +130,20 @@ class BatchPoller:
                 ended += 1
         if ended:
             self.interval = self.poll_interval
+        return ended
+
+    def observe_shared(self, found: Mapping[str, Mapping[str, Any]], wait: float) -> float:
+        """Record a round another poller's listing answered (no request of this one: no back-off);
+        return ``wait``, the seconds until that listing is due again."""
+        self._take_ended(found)
+        return wait
+
+    def observe_round(self, found: Mapping[str, Mapping[str, Any]], requests: int) -> float:
+        """Record one bulk poll round (``find_batches``: every pending batch in ``requests`` list
+        pages); return the seconds to wait before the next round: ``poll_interval`` when some batch
+        ended, else the backed-off interval."""
+        self.polls += requests
+        if self._take_ended(found):
             return self.interval
         wait = self.interval
         self.interval = min(self.interval * self.backoff, self.max_poll_interval)

@@ -1,8 +1,9 @@
 """OmnisendBatchesTrigger: wait in the triggerer until a set of Omnisend batches has ended.
 
-The trigger only reads (paged ``GET /batches`` through :class:`OmnisendAsyncHook`, one round per poll
-for every pending batch), so running it twice (a triggerer restart) has no side effect. It polls in
-bulk with back-off (``_polling``) and yields exactly one small event:
+The trigger only reads (paged ``GET /batches`` through :class:`OmnisendAsyncHook`, one listing per
+poll round shared with every other poller of the brand, ``_shared_listing``), so running it twice (a
+triggerer restart) has no side effect. It polls in bulk with back-off (``_polling``) and yields
+exactly one small event:
 
 * ``{"status": "done", "batches": {id: {status, totalCount, finishedCount, errorsCount}}, "polls": n}``
   when every batch is ``finished`` or ``stopped`` (the operator decides what a stop means);
@@ -28,9 +29,11 @@ from airflow_omnisend.exceptions import (
     OmnisendBatchStoppedError,
     OmnisendConfigError,
     OmnisendError,
+    OmnisendNotFoundError,
 )
 from airflow_omnisend.hooks.omnisend_async import OmnisendAsyncHook
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals
+from airflow_omnisend.triggers._shared_listing import SharedRounds
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
@@ -126,6 +129,40 @@ class OmnisendBatchesTrigger(BaseTrigger):
     def _hook(self) -> OmnisendAsyncHook:
         return OmnisendAsyncHook(self.omnisend_conn_id)
 
+    async def _find(
+        self, hook: OmnisendAsyncHook, rounds: SharedRounds, ids: list[str]
+    ) -> tuple[dict[str, dict[str, Any]], int]:
+        """``find_batches`` for a shared round; when another poller's batch is gone (404), this
+        trigger's own batches only."""
+        try:
+            return await hook.find_batches(ids, self.date_from)
+        except OmnisendNotFoundError:
+            own = rounds.own(ids)
+            if own == ids:
+                raise
+            return await hook.find_batches(own, self.date_from)
+
+    async def _wait(self, hook: OmnisendAsyncHook, poller: BatchPoller) -> None:
+        """Poll rounds over the brand's shared listing (``_shared_listing``) until no batch is pending."""
+        settings = await hook.get_settings()
+        assert hook._secret is not None
+        rounds = SharedRounds(poller, settings, hook._secret)
+        await asyncio.sleep(rounds.first_wait(self.date_from))
+        while poller.pending:
+            plan = rounds.plan(self.date_from)
+            if plan.fetch:
+                try:
+                    found, requests = await self._find(hook, rounds, plan.fetch)
+                except BaseException:
+                    rounds.release()
+                    raise
+                wait = rounds.fetched(found, requests)[1]
+            else:
+                wait = rounds.shared()[1]
+            if poller.pending:
+                self.log.debug("%d batch(es) still running; next poll in %.1fs", len(poller.pending), wait)
+                await asyncio.sleep(wait)
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
         poller = BatchPoller(
             self.batch_ids, poll_interval=self.poll_interval, max_poll_interval=self.max_poll_interval
@@ -133,14 +170,7 @@ class OmnisendBatchesTrigger(BaseTrigger):
         payload: dict[str, Any]
         try:
             hook = self._hook()
-            while poller.pending:
-                found, requests = await hook.find_batches(poller.pending, self.date_from)
-                wait = poller.observe_round(found, requests)
-                if poller.pending:
-                    self.log.debug(
-                        "%d batch(es) still running; next poll in %.1fs", len(poller.pending), wait
-                    )
-                    await asyncio.sleep(wait)
+            await self._wait(hook, poller)
             payload = {"status": "done", "batches": poller.summaries, "polls": poller.polls}
         except Exception as exc:  # one event either way: the worker decides (typed) what it means
             self.log.warning("Waiting for Omnisend batches failed: %s: %s", type(exc).__name__, exc)

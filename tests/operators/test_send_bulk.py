@@ -4,6 +4,7 @@ paged ``GET /batches`` and their counters, ``/items`` only where the counters do
 from __future__ import annotations
 
 import random
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -134,4 +135,46 @@ def test_a_clean_send_costs_one_post_per_body_and_a_few_gets(
         assert kinds["batch"] == 0
         # a round or two of one list page each, whatever the number of bodies
         assert 1 <= kinds["list"] <= 4
+        assert sum(m["requests"] for m in manifests) == emu.store.request_count()
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_shards_sent_at_once_share_the_list_pages_of_one_run(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, deferrable: bool
+) -> None:
+    """Six mapped shards of a run, each in its own thread as in its own task process, polling at the
+    same time: the list pages stay a small constant of the run, not a few per shard."""
+    with OmnisendEmulator(EmulatorConfig(processing_delay=0.05)) as emu:
+        conn_id = connect(monkeypatch, emu, max_items_per_batch=5)
+        events = single_event_orders(300)
+        partition = stage_valid(tmp_path, events)
+        shards = plan(tmp_path, conn_id, max_shards=6, min_bodies_per_shard=1)
+        assert len(shards) == 6
+        with ThreadPoolExecutor(len(shards)) as pool:
+            manifests = list(
+                pool.map(
+                    lambda shard: send_all(
+                        tmp_path,
+                        conn_id,
+                        [shard],
+                        deferrable=deferrable,
+                        poll_interval=0.5,
+                        max_poll_interval=1,
+                    )[0],
+                    shards,
+                )
+            )
+
+        bodies = len(body_ids(partition))
+        assert bodies == 60
+        accepted = [e.event_id for e in emu.store.accepted_events()]
+        assert sorted(accepted) == sorted(e["eventID"] for e in events)
+        assert emu.store.duplicate_count() == 0
+        receipts = PartitionReceipts(partition).all()
+        assert len(receipts) == bodies
+        assert all(r.status == "finished" and r.accepted == r.items for r in receipts)
+        assert emu.store.request_count(method="POST") == bodies
+        kinds = gets(emu)
+        assert kinds["items"] == kinds["batch"] == 0
+        assert 1 <= kinds["list"] <= 3  # one round, two or three when the youngest batches still ran
         assert sum(m["requests"] for m in manifests) == emu.store.request_count()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 import uuid
@@ -20,6 +21,7 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.testing.emulator import EmulatorConfig, FaultConfig, OmnisendEmulator
+from airflow_omnisend.triggers._shared_listing import shared_listing
 from airflow_omnisend.triggers.batches import (
     OmnisendBatchesTrigger,
     error_event,
@@ -203,3 +205,57 @@ def test_error_events_round_trip_to_the_same_exception_type() -> None:
     assert "KeyError" in str(unknown)
     not_ours = exception_from_event({"status": "error", "error": "ValueError", "message": "m"})
     assert type(not_ours) is OmnisendError
+
+
+async def test_concurrent_triggers_of_one_brand_share_one_listing_per_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Six triggers (six deferred shards) waiting at once cost the list pages of one poller, not six."""
+    with OmnisendEmulator(EmulatorConfig(processing_delay=0.1)) as emu:
+        conn_id = _connect(monkeypatch, emu)
+        hook = OmnisendHook(conn_id)
+        groups = [[hook.create_batch([_event(10 * g + n)]) for n in range(5)] for g in range(6)]
+        today = datetime.now(UTC).date().isoformat()
+        triggers = [
+            OmnisendBatchesTrigger(
+                batch_ids=ids,
+                date_from=today,
+                omnisend_conn_id=conn_id,
+                poll_interval=0.5,
+                max_poll_interval=1,
+            )
+            for ids in groups
+        ]
+        events = await asyncio.gather(*(anext(t.run()) for t in triggers))
+        lists = [r for r in emu.store.request_log() if r.method == "GET"]
+    for ids, event in zip(groups, events, strict=True):
+        assert event.payload["status"] == "done"
+        assert set(event.payload["batches"]) == set(ids)
+        assert all(s["status"] == "finished" for s in event.payload["batches"].values())
+    assert all(r.path.endswith("/batches") for r in lists)
+    assert sum(e.payload["polls"] for e in events) == len(lists)
+    assert 1 <= len(lists) <= 2  # one round, or two when the youngest batch was still running
+
+
+async def test_another_pollers_vanished_batch_does_not_fail_this_trigger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with OmnisendEmulator(EmulatorConfig(processing_delay=0.01)) as emu:
+        conn_id = _connect(monkeypatch, emu)
+        hook = OmnisendHook(conn_id)
+        mine = [hook.create_batch([_event(n)]) for n in range(2)]
+        today = datetime.now(UTC).date().isoformat()
+        # another poller of the brand waits for a batch Omnisend no longer has (404 on its own read)
+        shared_listing(hook.settings, emu.api_key, today).register(["ffffffffffffffffffffffff"])
+        trigger = OmnisendBatchesTrigger(
+            batch_ids=mine,
+            date_from=today,
+            omnisend_conn_id=conn_id,
+            poll_interval=0.05,
+            max_poll_interval=0.1,
+        )
+        event = await anext(trigger.run())
+        tried = [r for r in emu.store.request_log() if r.path.endswith("/ffffffffffffffffffffffff")]
+    assert tried  # the shared fetch read it, got a 404, and listed this trigger's batches alone
+    assert event.payload["status"] == "done"
+    assert set(event.payload["batches"]) == set(mine)
