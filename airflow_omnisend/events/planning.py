@@ -456,7 +456,7 @@ def _lay_out_bodies(index: _Index, limits: BatchLimits) -> _Layout:
         array("q", (groups.count(g) for g in split.whole)),
         limits.body_capacity,
         limits.max_items,
-        tie_keys=None,  # the groups are in name order already: position breaks ties by content
+        # the groups are in name order, so their order breaks packing ties by content
         preloaded=split.preloaded,
         target=bound - fixed,
     )
