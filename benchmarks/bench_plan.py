@@ -85,9 +85,10 @@ def _event(rng: random.Random, name: str, order: int, step: int, target: int) ->
     return orjson.dumps(event)
 
 
-def write_realistic_partition(path: Path, n_events: int, seed: int = 7) -> None:
-    """``n_events`` compact event lines; an order's events are spread over the file like a real day's
-    (the file is written in 64 interleaved streams, so no order's events sit next to each other)."""
+def write_realistic_partition(path: Path, n_events: int, seed: int = 7, median: int = 1200) -> None:
+    """``n_events`` compact event lines (``median`` bytes for the median order's events); an order's
+    events are spread over the file like a real day's (the file is written in 64 interleaved streams, so
+    no order's events sit next to each other)."""
     rng = random.Random(seed)
     weights = [w for w, _ in LIFECYCLES]
     streams: list[list[bytes]] = [[] for _ in range(64)]
@@ -97,7 +98,7 @@ def write_realistic_partition(path: Path, n_events: int, seed: int = 7) -> None:
         while written < n_events:
             order += 1
             names = rng.choices([names for _, names in LIFECYCLES], weights)[0]
-            base = min(10_000, max(500, int(rng.lognormvariate(math.log(1200), 0.6))))
+            base = min(10_000, max(500, int(rng.lognormvariate(math.log(median), 0.6))))
             for step, name in enumerate(names[: n_events - written]):
                 size = min(10_000, max(500, int(base * rng.uniform(0.95, 1.1))))
                 streams[rng.randrange(64)].append(_event(rng, name, order, step, size) + b"\n")

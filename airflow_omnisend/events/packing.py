@@ -6,6 +6,7 @@ strategies, the lower bound and the guarantees are explained in docs/planning.md
 
 from __future__ import annotations
 
+from array import array
 from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING
 from airflow_omnisend.exceptions import OmnisendConfigError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Sequence
 
     from airflow_omnisend.events.chunk_plan import BatchLimits
 
@@ -47,7 +48,6 @@ def _best_fit_decreasing(
     counts: Sequence[int],
     capacity: int,
     max_items: int,
-    tie: Sequence[str],
     preloaded: Sequence[tuple[int, int]],
 ) -> list[list[int]]:
     """Best-fit decreasing in the partition's dominant limit (the second opinion).
@@ -59,10 +59,8 @@ def _best_fit_decreasing(
     total_cost = sum(costs) + sum(c for c, _ in preloaded)
     total_count = sum(counts) + sum(c for _, c in preloaded)
     by_bytes = total_cost * max_items >= total_count * capacity
-    if by_bytes:
-        order = sorted(range(len(costs)), key=lambda g: (-costs[g], -counts[g], tie[g]))
-    else:
-        order = sorted(range(len(costs)), key=lambda g: (-counts[g], -costs[g], tie[g]))
+    first, then = (costs, counts) if by_bytes else (counts, costs)
+    order = _sorted_groups(range(len(costs)), first, then, descending=True)
     rem_b = [capacity - cost for cost, _ in preloaded]
     rem_c = [max_items - count for _, count in preloaded]
     bodies: list[list[int]] = [[] for _ in preloaded]
@@ -70,8 +68,8 @@ def _best_fit_decreasing(
     fit_size, other_size = (costs, counts) if by_bytes else (counts, costs)
     n = len(order)
     # suffix minima: a body that cannot take the smallest remaining group can leave the search for good
-    min_b = [_INFINITY] * (n + 1)
-    min_c = [_INFINITY] * (n + 1)
+    min_b = array("q", [_INFINITY]) * (n + 1)
+    min_c = array("q", [_INFINITY]) * (n + 1)
     for k in range(n - 1, -1, -1):
         group = order[k]
         min_b[k] = min(min_b[k + 1], costs[group])
@@ -110,21 +108,29 @@ def _best_fit_decreasing(
     return bodies
 
 
-class _FitIndex:
-    """Groups sorted ascending by ``(primary, secondary, tie)``; :meth:`take` removes and returns the
-    largest group with ``primary <= a`` and ``secondary <= b`` in ``O(log n)``: ``bisect`` bounds the
-    primary, a segment tree of secondary minima finds the rightmost position under the bound."""
+def _sorted_groups(
+    groups: Iterable[int], primary: Sequence[int], secondary: Sequence[int], *, descending: bool = False
+) -> array[int]:
+    """Groups sorted by ``(primary, secondary)``, equal ones in their given order: two stable sorts
+    on one int each, which keeps no key tuple per group."""
+    by_secondary = sorted(groups, key=secondary.__getitem__, reverse=descending)
+    return array("q", sorted(by_secondary, key=primary.__getitem__, reverse=descending))
 
-    def __init__(
-        self, groups: Sequence[int], primary: Sequence[int], secondary: Sequence[int], tie: Sequence[str]
-    ) -> None:
-        ordered = sorted(groups, key=lambda g: (primary[g], secondary[g], tie[g]))
+
+class _FitIndex:
+    """Groups sorted ascending by ``(primary, secondary)``, then by number; :meth:`take` removes and
+    returns the largest group with ``primary <= a`` and ``secondary <= b`` in ``O(log n)``: ``bisect``
+    bounds the primary, a segment tree of secondary minima finds the rightmost position under the bound.
+    """
+
+    def __init__(self, groups: Iterable[int], primary: Sequence[int], secondary: Sequence[int]) -> None:
+        ordered = _sorted_groups(groups, primary, secondary)
         self.groups = ordered
-        self.keys = [primary[g] for g in ordered]
+        self.keys = array("q", (primary[g] for g in ordered))
         size = 1
         while size < len(ordered):
             size *= 2
-        tree = [_INFINITY] * (2 * size)
+        tree = array("q", [_INFINITY]) * (2 * size)
         for i, group in enumerate(ordered):
             tree[size + i] = secondary[group]
         for i in range(size - 1, 0, -1):
@@ -167,7 +173,6 @@ def _ffd_balanced(
     counts: Sequence[int],
     capacity: int,
     max_items: int,
-    tie: Sequence[str],
     preloaded: Sequence[tuple[int, int]],
 ) -> list[list[int]]:
     """First-fit decreasing, one body at a time, with the two limits kept in balance.
@@ -178,10 +183,12 @@ def _ffd_balanced(
     ahead of its item share takes from the item-heavy side next, and vice versa, so both limits fill
     together instead of the small events piling up, item-bound, in the last bodies.
     """
-    heavy_groups = [g for g in range(len(costs)) if costs[g] * max_items > counts[g] * capacity]
-    light_groups = [g for g in range(len(costs)) if costs[g] * max_items <= counts[g] * capacity]
-    heavy = _FitIndex(heavy_groups, costs, counts, tie)
-    light = _FitIndex(light_groups, counts, costs, tie)
+    heavy = _FitIndex(
+        (g for g in range(len(costs)) if costs[g] * max_items > counts[g] * capacity), costs, counts
+    )
+    light = _FitIndex(
+        (g for g in range(len(costs)) if costs[g] * max_items <= counts[g] * capacity), counts, costs
+    )
     left = len(costs)
     bodies: list[list[int]] = []
     loads = list(preloaded)
@@ -216,7 +223,6 @@ def pack_groups(
     capacity: int,
     max_items: int,
     *,
-    tie_keys: Sequence[str] | None = None,
     preloaded: Sequence[tuple[int, int]] = (),
     target: int = 0,
     strategies: Sequence[str] = STRATEGIES,
@@ -224,18 +230,18 @@ def pack_groups(
     """Pack indivisible groups (byte cost, item count) into as few bodies as the heuristics find.
 
     Every group must fit an empty body. ``preloaded`` are partly filled bodies (cost, count) that
-    groups may join (the last pieces of split orders). ``tie_keys`` order equal-sized groups (content
-    keys make the result independent of input order). Strategies run in turn and the fewest bodies
-    win; the search stops at the first whose body count is ``<= target`` (pass the lower bound).
+    groups may join (the last pieces of split orders). Equal-sized groups keep their given order (give
+    them in a content order for a result independent of input order). Strategies run in turn and the
+    fewest bodies win; the search stops at the first whose body count is ``<= target`` (pass the lower
+    bound).
     """
-    tie: Sequence[str] = tie_keys if tie_keys is not None else [""] * len(costs)
     best: list[list[int]] | None = None
     best_name = ""
     for name in strategies:
         if name == "ffd-balanced":
-            bodies = _ffd_balanced(costs, counts, capacity, max_items, tie, preloaded)
+            bodies = _ffd_balanced(costs, counts, capacity, max_items, preloaded)
         elif name == "bfd":
-            bodies = _best_fit_decreasing(costs, counts, capacity, max_items, tie, preloaded)
+            bodies = _best_fit_decreasing(costs, counts, capacity, max_items, preloaded)
         else:
             raise OmnisendConfigError(
                 f"unknown packing strategy {name!r}; use one of {', '.join(STRATEGIES)}"

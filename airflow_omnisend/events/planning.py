@@ -56,19 +56,56 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # index pass
 
 
+class _Texts:
+    """Many short strings in one buffer: ``texts[i]`` decodes the i-th (an eventID costs its UTF-8 bytes
+    and one offset instead of a str object)."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends: array[int] = array("q")
+
+    def append(self, text: str) -> None:
+        self._data += text.encode("utf-8", "surrogatepass")
+        self._ends.append(len(self._data))
+
+    def __getitem__(self, number: int) -> str:
+        start = self._ends[number - 1] if number else 0
+        return self._data[start : self._ends[number]].decode("utf-8", "surrogatepass")
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+
 @dataclass
 class _Index:
-    """Per event: where its bytes are and how it sorts (typed arrays; the eventID string costs most)."""
+    """Per event: where its bytes are, how it sorts and its order, in typed arrays (no object per event).
+
+    An order's events are a linked list: ``group_heads[g]`` is the last event indexed of the order
+    numbered ``g`` in ``order_names``, ``next_in_group[e]`` the one indexed before ``e`` (-1: none).
+    """
 
     offsets: array[int] = field(default_factory=lambda: array("q"))
     lengths: array[int] = field(default_factory=lambda: array("q"))
     ranks: array[int] = field(default_factory=lambda: array("b"))
     times: array[int] = field(default_factory=lambda: array("q"))
-    crcs: array[int] = field(default_factory=lambda: array("L"))
-    event_ids: list[str] = field(default_factory=list)
-    orders: dict[str, list[int]] = field(default_factory=dict)
-    lone: list[int] = field(default_factory=list)
-    oversized: list[int] = field(default_factory=list)
+    crcs: array[int] = field(default_factory=lambda: array("I"))
+    event_ids: _Texts = field(default_factory=_Texts)
+    order_names: dict[str, int] = field(default_factory=dict)
+    group_heads: array[int] = field(default_factory=lambda: array("q"))
+    next_in_group: array[int] = field(default_factory=lambda: array("q"))
+    lone: array[int] = field(default_factory=lambda: array("q"))
+    oversized: array[int] = field(default_factory=lambda: array("q"))
+
+    @property
+    def events(self) -> int:
+        return len(self.offsets)
+
+    def add_to_order(self, key: str, event: int) -> None:
+        group = self.order_names.setdefault(key, len(self.group_heads))
+        if group == len(self.group_heads):
+            self.group_heads.append(-1)
+        self.next_in_group.append(self.group_heads[group])
+        self.group_heads[group] = event
 
 
 def _time_key(value: object) -> int:
@@ -117,7 +154,7 @@ def _index_events(src: BinaryIO, spool: BinaryIO | None, limits: BatchLimits) ->
     position = spool.tell() if spool is not None else src.tell()
     add_offset, add_length = index.offsets.append, index.lengths.append
     add_rank, add_time, add_crc = index.ranks.append, index.times.append, index.crcs.append
-    add_id, orders, lone = index.event_ids.append, index.orders, index.lone
+    add_id, add_to_order, no_order = index.event_ids.append, index.add_to_order, index.next_in_group.append
     number = 0
     for lineno, raw in enumerate(src, 1):
         if not isinstance(raw, bytes):
@@ -149,18 +186,12 @@ def _index_events(src: BinaryIO, spool: BinaryIO | None, limits: BatchLimits) ->
         add_crc(zlib.crc32(memoryview(raw)[start:end]))
         event_id = event.get("eventID")
         add_id(event_id if isinstance(event_id, str) else "")
-        if length > max_event:
-            index.oversized.append(number)
+        key = _order_key(event) if length <= max_event else None
+        if key is not None:
+            add_to_order(key, number)
         else:
-            key = _order_key(event)
-            if key is None:
-                lone.append(number)
-            else:
-                members = orders.get(key)
-                if members is None:
-                    orders[key] = [number]
-                else:
-                    members.append(number)
+            no_order(-1)
+            (index.oversized if length > max_event else index.lone).append(number)
         number += 1
     return index
 
@@ -253,7 +284,7 @@ def _write_plan(
     plan = ChunkPlan(
         limits=limits,
         shards=tuple(shards),
-        events=len(index.event_ids),
+        events=index.events,
         dead_lettered=len(index.oversized),
         lower_bound=layout.lower_bound,
         split_orders=layout.split_orders,
@@ -307,36 +338,58 @@ def _write_dead_letters(
 class _Groups:
     """The indivisible groups (an order, or an event without one), sorted by their content names.
 
-    ``members[g]`` are the events of group ``g`` in lifecycle order, ``tie_keys[g]`` its name (which
-    breaks packing ties by content, not by position), ``costs[g]`` its bytes in a body.
+    Group ``g`` holds ``events[starts[g]:starts[g + 1]]`` in lifecycle order and costs ``costs[g]``
+    bytes in a body. Because groups are numbered in name order, a group's number breaks packing ties by
+    content, not by position in the file.
     """
 
-    tie_keys: list[str]
-    members: list[list[int]]
-    costs: list[int]
+    starts: array[int] = field(default_factory=lambda: array("q", [0]))
+    events: array[int] = field(default_factory=lambda: array("q"))
+    costs: array[int] = field(default_factory=lambda: array("q"))
+
+    def __len__(self) -> int:
+        return len(self.costs)
+
+    def members(self, group: int) -> array[int]:
+        return self.events[self.starts[group] : self.starts[group + 1]]
+
+    def count(self, group: int) -> int:
+        return self.starts[group + 1] - self.starts[group]
+
+    def add(self, members: Sequence[int], lengths: Sequence[int]) -> None:
+        self.events.extend(members)
+        self.starts.append(len(self.events))
+        self.costs.append(sum(lengths[e] for e in members) + len(members))
 
 
 def _group_events(index: _Index) -> _Groups:
-    """Each order's events in lifecycle order (rank, then eventTime, then content), groups by name."""
+    """Each order's events in lifecycle order (rank, then eventTime, then content), groups by name.
+
+    A group's name is ``"e<eventID>:<crc>:<length>"`` for an event without an order (ties broken by the
+    event's rank, time and position) and ``"o<orderID>"`` for an order, so lone events come first.
+    """
     lengths, ranks, times, crcs, ids = index.lengths, index.ranks, index.times, index.crcs, index.event_ids
 
     def event_key(event: int) -> tuple[int, int, str, int, int, int]:
         return (ranks[event], times[event], ids[event], crcs[event], lengths[event], event)
 
-    keyed: list[tuple[str, list[int]]] = []
-    for key, members in index.orders.items():
+    def lone_key(event: int) -> tuple[str, int, int, int]:
+        return (f"{ids[event]}:{crcs[event]:08x}:{lengths[event]}", ranks[event], times[event], event)
+
+    groups = _Groups()
+    for event in sorted(index.lone, key=lone_key):
+        groups.add((event,), lengths)
+    heads, before = index.group_heads, index.next_in_group
+    for name in sorted(index.order_names):
+        members = []
+        event = heads[index.order_names[name]]
+        while event >= 0:
+            members.append(event)
+            event = before[event]
         members.sort(key=event_key)
-        keyed.append(("o" + key, members))
-    for event in index.lone:
-        keyed.append((f"e{ids[event]}:{crcs[event]:08x}:{lengths[event]}", [event]))
-    index.orders = {}
-    keyed.sort(key=lambda pair: (pair[0], event_key(pair[1][0])))
-    members_of = [members for _, members in keyed]
-    return _Groups(
-        tie_keys=[key for key, _ in keyed],
-        members=members_of,
-        costs=[sum(lengths[e] for e in members) + len(members) for members in members_of],
-    )
+        groups.add(members, lengths)
+    index.order_names, index.group_heads, index.next_in_group = {}, array("q"), array("q")
+    return groups
 
 
 def _pieces(members: Sequence[int], lengths: Sequence[int], limits: BatchLimits) -> list[list[int]]:
@@ -361,16 +414,16 @@ class _Split:
 
     chains: list[list[list[int]]] = field(default_factory=list)
     preloaded: list[tuple[int, int]] = field(default_factory=list)
-    whole: list[int] = field(default_factory=list)
+    whole: array[int] = field(default_factory=lambda: array("q"))
 
 
 def _split_orders(groups: _Groups, lengths: Sequence[int], limits: BatchLimits) -> _Split:
     split = _Split()
-    for group, members in enumerate(groups.members):
-        if groups.costs[group] <= limits.body_capacity and len(members) <= limits.max_items:
+    for group in range(len(groups)):
+        if groups.costs[group] <= limits.body_capacity and groups.count(group) <= limits.max_items:
             split.whole.append(group)
             continue
-        pieces = _pieces(members, lengths, limits)
+        pieces = _pieces(groups.members(group), lengths, limits)
         split.chains.append(pieces)
         split.preloaded.append((sum(lengths[e] + 1 for e in pieces[-1]), len(pieces[-1])))
     return split
@@ -378,54 +431,60 @@ def _split_orders(groups: _Groups, lengths: Sequence[int], limits: BatchLimits) 
 
 @dataclass
 class _Layout:
-    """Every body's events in send order; ``follows[b]``: body ``b`` continues the split order of
-    body ``b - 1``."""
+    """Every body's events in send order: body ``b`` is ``body_events[body_starts[b]:body_starts[b + 1]]``;
+    ``follows[b]``: body ``b`` continues the split order of body ``b - 1``."""
 
-    body_events: list[list[int]]
+    body_starts: array[int]
+    body_events: array[int]
     follows: list[bool]
     lower_bound: int
     split_orders: int
     strategy: str
+
+    def events_of(self, body: int) -> array[int]:
+        return self.body_events[self.body_starts[body] : self.body_starts[body + 1]]
 
 
 def _lay_out_bodies(index: _Index, limits: BatchLimits) -> _Layout:
     """Group, split the orders too big for a body, pack the rest; bodies in send order."""
     groups = _group_events(index)
     split = _split_orders(groups, index.lengths, limits)
-    bound = lower_bound(sum(groups.costs), sum(len(m) for m in groups.members), limits)
+    bound = lower_bound(sum(groups.costs), len(groups.events), limits)
     fixed = sum(len(pieces) - 1 for pieces in split.chains)
     packing = pack_groups(
-        [groups.costs[g] for g in split.whole],
-        [len(groups.members[g]) for g in split.whole],
+        array("q", (groups.costs[g] for g in split.whole)),
+        array("q", (groups.count(g) for g in split.whole)),
         limits.body_capacity,
         limits.max_items,
-        tie_keys=[groups.tie_keys[g] for g in split.whole],
+        # the groups are in name order, so their order breaks packing ties by content
         preloaded=split.preloaded,
         target=bound - fixed,
     )
-    body_events, follows = _bodies_in_send_order(groups, split, packing)
-    return _Layout(body_events, follows, bound, len(split.chains), packing.strategy)
+    starts, events, follows = _bodies_in_send_order(groups, split, packing)
+    return _Layout(starts, events, follows, bound, len(split.chains), packing.strategy)
 
 
 def _bodies_in_send_order(
     groups: _Groups, split: _Split, packing: Packing
-) -> tuple[list[list[int]], list[bool]]:
+) -> tuple[array[int], array[int], list[bool]]:
     """Each split order's pieces (its last piece shared with packed groups), then the other bodies."""
-    members_of, whole = groups.members, split.whole
-    body_events: list[list[int]] = []
+    whole = split.whole
+    starts, events = array("q", [0]), array("q")
     follows: list[bool] = []
     for chain, pieces in enumerate(split.chains):
         for number, piece in enumerate(pieces):
-            events = list(piece)
+            events.extend(piece)
             if number == len(pieces) - 1:
                 for group in packing.bodies[chain]:
-                    events.extend(members_of[whole[group]])
-            body_events.append(events)
+                    events.extend(groups.members(whole[group]))
+            starts.append(len(events))
             follows.append(number > 0)
     for groups_in_body in packing.bodies[len(split.chains) :]:
-        body_events.append([e for group in groups_in_body for e in members_of[whole[group]]])
+        for group in groups_in_body:
+            events.extend(groups.members(whole[group]))
+        starts.append(len(events))
         follows.append(False)
-    return body_events, follows
+    return starts, events, follows
 
 
 def _shard_ranges(follows: Sequence[bool], max_shards: int, min_bodies: int) -> list[tuple[int, int]]:
@@ -461,7 +520,7 @@ def _write_shard(
     plans: list[BodyPlan] = []
     try:
         for position, body_number in enumerate(range(start, end)):
-            events = layout.body_events[body_number]
+            events = layout.events_of(body_number)
             body = encode_body([read(e) for e in events])
             if len(body) > limits.max_payload_bytes or len(events) > limits.max_items:  # cannot happen
                 raise OmnisendError(

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from plan_helpers import PROFILES, allowed, realistic_sizes
 
 from airflow_omnisend.events.chunk_plan import BatchLimits
-from airflow_omnisend.events.packing import lower_bound, pack_groups
+from airflow_omnisend.events.packing import _sorted_groups, lower_bound, pack_groups
 
 
 @settings(max_examples=200, deadline=None)
@@ -43,6 +43,17 @@ def test_packing_is_valid_and_keeps_the_proved_bound(
     eps = max(max(costs) / capacity, max(counts) / max_items)
     if strategies[0] == "ffd-balanced" and eps < 1:
         assert len(packing.bodies) < (sum(costs) / capacity + sum(counts) / max_items) / (1 - eps) + 1
+
+
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 6)), max_size=60), st.booleans())
+def test_two_stable_sorts_order_like_one_sort_on_pairs(
+    sizes: list[tuple[int, int]], descending: bool
+) -> None:
+    """The packers' order without key tuples: by (primary, secondary), equal groups by number."""
+    primary, secondary = [p for p, _ in sizes], [s for _, s in sizes]
+    sign = -1 if descending else 1
+    expected = sorted(range(len(sizes)), key=lambda g: (sign * primary[g], sign * secondary[g], g))
+    assert list(_sorted_groups(range(len(sizes)), primary, secondary, descending=descending)) == expected
 
 
 def test_lower_bound() -> None:

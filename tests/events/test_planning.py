@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tracemalloc
+import zlib
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,16 @@ from plan_helpers import (
 
 from airflow_omnisend.events.body_format import ENVELOPE_BYTES, encode_body
 from airflow_omnisend.events.chunk_plan import BatchLimits
-from airflow_omnisend.events.planning import plan_batches
+from airflow_omnisend.events.names import lifecycle_rank
+from airflow_omnisend.events.planning import (
+    _content_span,
+    _group_events,
+    _index_events,
+    _order_key,
+    _Texts,
+    _time_key,
+    plan_batches,
+)
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 
 if TYPE_CHECKING:
@@ -84,6 +94,85 @@ def test_plan_depends_on_content_not_line_order(
     assert other.plan.to_dict() == first.plan.to_dict()
     assert other.shards == first.shards
     assert Counter(other.dead.splitlines()) == Counter(first.dead.splitlines())
+
+
+def _reference_groups(lines: list[bytes], limits: BatchLimits) -> list[list[int]]:
+    """The planner's groups the plain way (a str per eventID, a dict of lists per order, name keys)."""
+    keys, orders, lone = [], {}, []
+    for raw in lines:
+        start, end = _content_span(raw)
+        event = orjson.loads(raw)
+        event_id = event.get("eventID") if isinstance(event.get("eventID"), str) else ""
+        length, number = end - start, len(keys)
+        keys.append(
+            (
+                lifecycle_rank(event.get("eventName")),
+                _time_key(event.get("eventTime")),
+                event_id,
+                zlib.crc32(raw[start:end]),
+                length,
+                number,
+            )
+        )
+        order = _order_key(event) if length <= limits.max_event_bytes else None
+        if order is not None:
+            orders.setdefault(order, []).append(number)
+        elif length <= limits.max_event_bytes:
+            lone.append(number)
+    named = [("o" + order, sorted(members, key=keys.__getitem__)) for order, members in orders.items()]
+    named += [(f"e{keys[e][2]}:{keys[e][3]:08x}:{keys[e][4]}", [e]) for e in lone]
+    named.sort(key=lambda pair: (pair[0], keys[pair[1][0]]))
+    return [members for _, members in named]
+
+
+_IDS = st.one_of(st.text("ab:0é\u00e9\u4e2d", max_size=4), st.integers(0, 9), st.none())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_IDS, st.sampled_from(["A", "A:", "é", 5, "5", "", None]), st.sampled_from(NAMES)),
+        max_size=30,
+    ),
+    st.integers(0, 3),
+)
+def test_array_index_groups_like_the_plain_reference(
+    events: list[tuple[object, object, str]], duplicates: int
+) -> None:
+    """The typed-array index (eventIDs in one buffer, orders as linked arrays) gives the groups, members
+    and order of a plain dict-of-lists implementation, for eventIDs with ':' or non-ASCII characters,
+    missing or non-string ones, repeated lines and oversized events."""
+    lines = [
+        orjson.dumps(
+            {
+                "eventName": name,
+                "eventID": event_id,
+                "eventTime": f"2026-03-01T10:{(7 * number) % 3:02d}:00Z",
+                "properties": {"orderID": order, "note": "x" * (number % 4) * 50},
+            }
+        )
+        + b"\n"
+        for number, (event_id, order, name) in enumerate(events)
+    ]
+    lines += lines[:duplicates]
+    limits = BatchLimits(10, 300)
+    index = _index_events(io.BytesIO(b"".join(lines)), None, limits)
+    assert [index.event_ids[e] for e in range(index.events)] == [
+        e if isinstance(e, str) else "" for e, _, _ in events + events[:duplicates]
+    ]
+    groups = _group_events(index)
+    assert [list(groups.members(g)) for g in range(len(groups))] == _reference_groups(lines, limits)
+    assert list(groups.costs) == [
+        sum(index.lengths[e] + 1 for e in groups.members(g)) for g in range(len(groups))
+    ]
+
+
+def test_texts_keep_any_string() -> None:
+    texts = _Texts()
+    values = ["", "6f1c2a3e-0000-4000-8000-00000000be9c", "é中", "\ud800", "a:b", ""]
+    for value in values:
+        texts.append(value)
+    assert [texts[i] for i in range(len(texts))] == values
 
 
 # --------------------------------------------------------------------------------------------------
@@ -385,7 +474,7 @@ def test_large_partition_is_not_held_in_memory(tmp_path: Any) -> None:
         tracemalloc.stop()
     assert size > 15_000_000
     assert peak < size / 3, f"peak {peak / 1e6:.1f} MB of allocations for a {size / 1e6:.1f} MB file"
-    assert peak < 500 * 12_000 + 4 * 262_144  # the index, plus a body being built
+    assert peak < 200 * 12_000 + 4 * 262_144  # the typed-array index, plus a body being built
     assert plan.items == 12_000
     assert plan.bodies <= allowed(plan.lower_bound)
     written = sum((tmp_path / f"shard-{i:05d}.ndjson").stat().st_size for i in range(len(plan.shards)))
