@@ -1,13 +1,15 @@
 """Validate an NDJSON file of events as a stream: valid and rejected NDJSON out, a summary of counts.
 
 One :meth:`EventValidator.check <airflow_omnisend.events.validation.EventValidator.check>` per event
-decides; this module only reads lines, writes them where their verdict sends them and counts. Memory
-does not grow with the input. The formats are in docs/validation.md.
+decides; this module only reads lines, writes them where their verdict sends them (a valid event's
+eventTime in its canonical UTC string) and counts. Memory does not grow with the input. The formats are
+in docs/validation.md.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -32,6 +34,7 @@ __all__ = [
     "ValidationSummary",
     "duplicate_key",
     "validate_ndjson",
+    "with_event_time",
 ]
 
 #: reason code of a line in which one object repeats a key
@@ -57,9 +60,9 @@ class ValidationSummary:
 
     ``warned`` counts valid events with at least one warning (``warnings`` counts the warnings), and
     ``first_event_time`` / ``last_event_time`` are the earliest and latest eventTime of the valid events
-    as written (compared as instants): the automation safety check refuses a partition whose newest
-    event is too recent. They are reported by :meth:`valid_event_stats`, outside :meth:`to_dict`, whose
-    shape tools already rely on.
+    as written to the valid output (canonical UTC strings): the automation safety check refuses a
+    partition whose newest event is too recent. They are reported by :meth:`valid_event_stats`, outside
+    :meth:`to_dict`, whose shape tools already rely on.
     """
 
     lines_read: int = 0
@@ -115,7 +118,10 @@ def validate_ndjson(
     """Stream NDJSON events from ``src`` into valid and rejected NDJSON, returning the counts.
 
     Valid events are written as their input line (trimmed; one JSON object per line, byte for byte
-    what was validated, so eventTime strings and numbers stay exactly as given). Rejected events are
+    what was validated, so numbers and texts stay exactly as given), except that an eventTime in
+    another form than the canonical UTC string (``2024-01-01 02:00:00+02:00``) is replaced by that
+    string (:func:`with_event_time`): one instant is always one eventID + eventTime pair. The byte limit
+    and the collision check see the line as written. Rejected events are
     written as ``{"line": n, "event": {...}, "errors": [{"path", "message", "code"}, ...]}``. ``None``
     for an output discards those events. Blank lines are skipped. Memory does not grow with the input.
 
@@ -142,13 +148,17 @@ def validate_ndjson(
             if not line:
                 continue
             event = _event_of(line, line_no)
-            verdict = extra.judge(line, line_no, event, check(event))
+            verdict = check(event)
+            out = line
+            if not verdict.errors and verdict.event_time != event["eventTime"]:
+                out = with_event_time(line, event, verdict.event_time)
+            verdict = extra.judge(line, out, line_no, event, verdict)
             if verdict.errors:
                 counts.rejected(event, verdict)
                 sinks.write_rejected(line_no, event, verdict)
             else:
                 counts.valid(event, verdict)
-                sinks.write_valid(raw, line)
+                sinks.write_valid(raw if out is line else out, out)
     except OmnisendInputError:
         sinks.flush_valid()  # the valid lines before the bad one are kept
         raise
@@ -174,6 +184,24 @@ def _event_of(line: bytes, line_no: int) -> dict[str, Any]:
             f"line {line_no}: {json_type(event)} where an event (a JSON object) was expected"
         )
     return event
+
+
+def with_event_time(line: bytes, event: dict[str, Any], event_time: str | None) -> bytes:
+    """``line`` (the JSON text of ``event``) with the top-level eventTime set to ``event_time``.
+
+    Only the eventTime's bytes change when its key and value appear once in the line as orjson writes
+    them; otherwise (an escaped spelling, the same pair nested deeper) the event is written anew by
+    orjson. The result is checked to read back as the event with the new time.
+    """
+    assert event_time is not None  # a verdict without errors carries its canonical eventTime
+    wanted = {**event, "eventTime": event_time}
+    spot = re.compile(rb'"eventTime"[ \t\r\n]*:[ \t\r\n]*' + re.escape(orjson.dumps(event["eventTime"])))
+    found = spot.findall(line)
+    if len(found) == 1:
+        new = line.replace(found[0], b'"eventTime":' + orjson.dumps(event_time), 1)
+        if orjson.loads(new) == wanted:
+            return new
+    return orjson.dumps(wanted)
 
 
 class _DuplicateKey(Exception):
@@ -212,7 +240,10 @@ class _LineChecks:
         self._collisions = CollisionIndex()
         self._max_event_bytes = max_event_bytes
 
-    def judge(self, line: bytes, line_no: int, event: dict[str, Any], verdict: EventVerdict) -> EventVerdict:
+    def judge(
+        self, line: bytes, out: bytes, line_no: int, event: dict[str, Any], verdict: EventVerdict
+    ) -> EventVerdict:
+        """The verdict with the line's own errors added (``out``: the line as it would be written)."""
         issues: list[Issue] = []
         repeated = duplicate_key(line, event)
         if repeated is not None:
@@ -225,11 +256,11 @@ class _LineChecks:
                 )
             )
         limit = self._max_event_bytes
-        if limit is not None and len(line) > limit:
+        if limit is not None and len(out) > limit:
             issues.append(
                 Issue(
                     "$",
-                    f"the event is {len(line)} bytes, over the {limit}-byte limit of one request body; "
+                    f"the event is {len(out)} bytes, over the {limit}-byte limit of one request body; "
                     "shorten it (fewer line items, shorter texts)",
                     OVER_BODY_LIMIT_CODE,
                 )
@@ -237,7 +268,7 @@ class _LineChecks:
         if not verdict.errors and not issues:
             instant = verdict.event_instant
             assert instant is not None
-            collision = self._collisions.check(event["eventID"], instant, line, line_no)
+            collision = self._collisions.check(event["eventID"], instant, out, line_no)
             if collision is None:
                 return verdict
             issues.append(collision)
@@ -256,7 +287,7 @@ class _Counts:
         self._by_reason: dict[str, int] = {}
         self._by_warning: dict[str, int] = {}
         self._warned = 0
-        self._first: tuple[datetime, str] | None = None  # (instant, eventTime as written)
+        self._first: tuple[datetime, str] | None = None  # (instant, canonical eventTime)
         self._last: tuple[datetime, str] | None = None
 
     def _of_name(self, event: dict[str, Any]) -> dict[str, int]:
@@ -282,12 +313,13 @@ class _Counts:
             by_warning = self._by_warning
             for issue in verdict.warnings:
                 by_warning[issue.code] = by_warning.get(issue.code, 0) + 1
-        instant = verdict.event_instant
-        assert instant is not None  # a verdict without errors carries its event's instant
+        instant, event_time = verdict.event_instant, verdict.event_time
+        assert instant is not None  # a verdict without errors carries both
+        assert event_time is not None
         if self._first is None or instant < self._first[0]:
-            self._first = (instant, event["eventTime"])
+            self._first = (instant, event_time)
         if self._last is None or instant > self._last[0]:
-            self._last = (instant, event["eventTime"])
+            self._last = (instant, event_time)
 
     def summary(self, lines_read: int) -> ValidationSummary:
         by_name = self._by_name

@@ -6,8 +6,20 @@ one string, whatever offset the shop stored it with and whichever database it ca
 microsecond is 0, three digits for a whole millisecond, else six).
 
 Parsing is strict because a time is also what places an event in its partition (a store-local day): a
-text without a UTC offset would be placed by guesswork, so it is refused instead. Accepted: timezone-aware
-``datetime`` (PostgreSQL ``timestamptz``) and ISO text ``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}](Z|±HH:MM)`` (SQLite).
+text without a UTC offset would be placed by guesswork, so it is refused instead. :func:`parse_instant`, the
+rule for a shop's times, accepts timezone-aware ``datetime`` (PostgreSQL ``timestamptz``) and ISO text
+``YYYY-MM-DD[T ]HH:MM:SS[.f{1,6}](Z|±HH:MM)``: exactly what SQLite's ``julianday()`` reads too, so the
+SQL prefilter of a SQLite source and Python agree on every row.
+
+:func:`read_event_time` is the rule for the ``eventTime`` of a ready event (an imported file): the forms
+Omnisend's 2026-03-15 events contract accepts (ISO 8601 / RFC 3339), which are more than that:
+``YYYY-MM-DD(T|t| )HH:MM:SS[.f+](Z|z|±HH:MM|±HHMM|±HH)``. Such a text is rewritten to the shop rule's form
+(``T``, at most six fraction digits, ``±HH:MM``) and read by it, so both rules give one instant and one
+canonical string. Fraction digits beyond the sixth (a datetime's microsecond) are truncated, never rounded:
+the date and clock fields stay as written (rounding ``23:59:59.9999999`` would move an event to the next
+day, and so to another partition), and every text of one instant, trailing zeros or not, gives one string.
+Still refused, with the reason: no UTC offset (Omnisend would read it in some zone of its own), a date
+alone, minutes without seconds, ISO week or ordinal dates, offsets beyond ±14:59, leap second 60.
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ __all__ = [
     "format_event_time",
     "parse_event_time",
     "parse_instant",
+    "read_event_time",
     "try_parse_instant",
 ]
 
@@ -40,6 +53,11 @@ _STRICT_TEXT = re.compile(
     DAY_PATTERN + r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:[Zz]|[+-](?:0[0-9]|1[0-4]):[0-5][0-9])"
 )
 _DATE_PREFIX = re.compile(DAY_PATTERN)
+#: The events contract's wider forms (see the module docstring); the offset's range is checked by
+#: rewriting it into the shop rule's ``±HH:MM``. defs.json's eventTime pattern has the same shape.
+_CONTRACT_TEXT = re.compile(
+    "(" + DAY_PATTERN + r")[Tt ]([0-9]{2}:[0-9]{2}:[0-9]{2})(?:\.([0-9]+))?([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)"
+)
 
 
 class InstantError(ValueError):
@@ -51,13 +69,7 @@ def parse_instant(value: object) -> datetime:
     if type(value) is str:
         if _STRICT_TEXT.fullmatch(value) is None:
             raise InstantError(_explain_text(value))
-        try:
-            instant = datetime.fromisoformat(value if value[-1] != "z" else value[:-1] + "Z")
-        except ValueError as exc:
-            raise InstantError(f"{value!r} is not a real time ({exc})") from None
-        if 1 < instant.year < 9999:
-            return instant
-        raise InstantError(f"{value!r} is out of range (years 0002-9998)")
+        return _strict_instant(value, value)
     if isinstance(value, datetime):
         if value.utcoffset() is None:
             raise InstantError(f"{value.isoformat()!r} has no UTC offset (a timestamp without time zone?)")
@@ -67,6 +79,51 @@ def parse_instant(value: object) -> datetime:
     if value is None:
         raise InstantError("the time is missing (NULL)")
     raise InstantError(f"{value!r} is a {type(value).__name__}, not a time with a UTC offset")
+
+
+def _strict_instant(text: str, value: str) -> datetime:
+    """The instant of ``text`` (matching the shop rule's pattern); messages name ``value``, as written."""
+    try:
+        instant = datetime.fromisoformat(text if text[-1] != "z" else text[:-1] + "Z")
+    except ValueError as exc:
+        raise InstantError(f"{value!r} is not a real time ({exc})") from None
+    if 1 < instant.year < 9999:
+        return instant
+    raise InstantError(f"{value!r} is out of range (years 0002-9998)")
+
+
+def read_event_time(value: str) -> tuple[datetime, str]:
+    """``(instant, canonical string)`` of an event's ``eventTime`` text in any form the events contract
+    accepts (see the module docstring), or :class:`InstantError` saying why it is none.
+
+    The fast path is the shop rule's pattern (every event the extraction writes); only a text that fails
+    it is matched against the wider forms.
+    """
+    if _STRICT_TEXT.fullmatch(value) is not None:
+        instant = _strict_instant(value, value)
+        return instant, value if is_canonical_text(value) else format_event_time(instant)
+    match = _CONTRACT_TEXT.fullmatch(value)
+    if match is None:
+        raise InstantError(_explain_event_time(value))
+    day, clock, fraction, offset = match.groups()
+    if len(offset) == 3:  # ±HH
+        offset += ":00"
+    elif len(offset) == 5:  # ±HHMM
+        offset = f"{offset[:3]}:{offset[3:]}"
+    text = f"{day}T{clock}{'' if fraction is None else '.' + fraction[:6]}{offset}"
+    if _STRICT_TEXT.fullmatch(text) is None:
+        raise InstantError(f"{value!r} has an offset outside ±14:59")
+    instant = _strict_instant(text, value)
+    return instant, format_event_time(instant)
+
+
+def _explain_event_time(value: str) -> str:
+    if _DATE_PREFIX.match(value) and len(value) >= 19 and _CONTRACT_TEXT.fullmatch(value + "Z"):
+        return f"{value!r} has no UTC offset (add Z or ±HH:MM)"
+    return (
+        f"{value!r} is not an ISO 8601 time like 2024-03-09T23:59:59-05:00 or 2024-03-09 23:59:59+02:00 "
+        "(a date, 'T' or a space, HH:MM:SS, an optional fraction and a UTC offset: Z, ±HH:MM, ±HHMM or ±HH)"
+    )
 
 
 def try_parse_instant(value: object) -> datetime | None:

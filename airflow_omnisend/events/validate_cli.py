@@ -2,8 +2,10 @@
 
 Checks a file of Omnisend order events outside Airflow (a user's own export, or a partition's
 ``events.ndjson``) with the rules a DAG run applies, and says what would be rejected and why: the
-schemas and eventTime rules, a key repeated inside one object, eventID collisions (one eventID and
-eventTime on two different events: the first is kept), the body limit of the default API profile
+schemas and eventTime rules (every eventTime form of Omnisend's 2026-03-15 events contract; ``--valid``
+holds each valid event with its canonical UTC eventTime), a key repeated inside one object, eventID
+collisions (one eventID and eventTime on two different events: the first is kept), the body limit of
+the default API profile
 (``--max-payload-bytes``; a run plans with its connection's limit and dead-letters a bigger event) and
 the DAG's default minimum event age (``--min-age-seconds``; a run's safety check blocks a partition
 with a younger event). Not checked without a connection: the store's automations (the DAG's safety

@@ -8,7 +8,9 @@ test holds the two to the same verdict.
 
 What JSON Schema cannot say is one Python post-check, run the same way on both paths: the eventTime is a
 real instant (no month 13, Feb 30 or offset minute 60) that is not in the future, nor younger than
-``min_age`` (Omnisend de-duplicates only *historic* events).
+``min_age`` (Omnisend de-duplicates only *historic* events). The eventTime may be in any form Omnisend's
+events contract accepts (:func:`~airflow_omnisend.events.timefmt.read_event_time`); the verdict carries
+its canonical UTC string, which is what is sent.
 
 Warnings do not stop an event; they name the recommended properties it lacks, above all ``totalPrice``,
 without which Omnisend's revenue reporting ignores the order. Streaming a whole NDJSON file through the
@@ -32,7 +34,7 @@ from airflow_omnisend.events.explanations import (
 from airflow_omnisend.events.names import CANCELED, EVENT_NAMES, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.schema import line_item_screen, schema_documents
 from airflow_omnisend.events.screen import inlined_screen, passes
-from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, InstantError, parse_instant
+from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, InstantError, read_event_time
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -72,13 +74,16 @@ _EVENT_TIME_RE = re.compile(schema_documents()["defs.json"]["$defs"]["eventTime"
 class EventVerdict:
     """The outcome for one event: any error rejects it; warnings are counted, the event is still sent.
 
-    ``event_instant`` is the eventTime of an event without errors as an aware datetime (``None`` for a
-    rejected one): derived from the event, so it takes no part in comparing two verdicts.
+    ``event_instant`` is the eventTime of an event without errors as an aware datetime and
+    ``event_time`` its canonical UTC string (what is sent, and what eventID + eventTime de-duplication
+    sees; ``None`` for a rejected event): derived from the event, so they take no part in comparing two
+    verdicts.
     """
 
     errors: list[Issue]
     warnings: list[Issue]
     event_instant: datetime | None = field(default=None, compare=False)
+    event_time: str | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -126,13 +131,13 @@ class EventValidator:
         if type(name) is not str or (screen := self._screens.get(name)) is None:
             return EventVerdict([unknown_event_name(event)], [])
         if passes(screen, event):
-            instant, errors = self._judge_time(event["eventTime"])
-        else:
-            instant, errors = None, self._explain_known(name, event)
-            time_value = event.get("eventTime")
-            if type(time_value) is str and not any(e.path == "eventTime" for e in errors):
-                errors.extend(self._judge_time(time_value)[1])
-        return EventVerdict(errors, self._missing_recommended(name, event), instant)
+            instant, canonical, errors = self._judge_time(event["eventTime"])
+            return EventVerdict(errors, self._missing_recommended(name, event), instant, canonical)
+        errors = self._explain_known(name, event)
+        time_value = event.get("eventTime")
+        if type(time_value) is str and not any(e.path == "eventTime" for e in errors):
+            errors.extend(self._judge_time(time_value)[2])
+        return EventVerdict(errors, self._missing_recommended(name, event))
 
     def _missing_recommended(self, name: str, event: dict[str, Any]) -> list[Issue]:
         props = event.get("properties")
@@ -168,47 +173,49 @@ class EventValidator:
         value = event.get("eventTime") if type(event) is dict else None
         if type(value) is not str or not _EVENT_TIME_RE.fullmatch(value):
             return []  # missing or malformed: the schema reports it
-        return self._judge_time(value)[1]
+        return self._judge_time(value)[2]
 
-    def _judge_time(self, value: str) -> tuple[datetime | None, list[Issue]]:
-        """``(instant, [])`` for an eventTime (already matching the schema's pattern) that is a real
-        instant old enough, else ``(None, [the error])``."""
-        instant = _event_instant(value)
-        if isinstance(instant, Issue):
-            return None, [instant]
+    def _judge_time(self, value: str) -> tuple[datetime | None, str | None, list[Issue]]:
+        """``(instant, canonical string, [])`` for an eventTime (already matching the schema's pattern)
+        that is a real instant old enough, else ``(None, None, [the error])``."""
+        read = _read_event_time(value)
+        if isinstance(read, Issue):
+            return None, None, [read]
+        instant, canonical = read
         if instant < EARLIEST_EVENT_TIME:
             message = (
                 f"{value!r} is before {EARLIEST_EVENT_TIME.date()}: such dates are a source's placeholder "
                 "(0001-01-01, 1900-01-01, 1970-01-01), not a purchase; fix the row's date"
             )
-            return None, [Issue("eventTime", message, "event_time_too_old")]
+            return None, None, [Issue("eventTime", message, "event_time_too_old")]
         if instant <= self._cutoff:
-            return instant, []
+            return instant, canonical, []
         if instant > self.now:
             message = (
                 f"{value!r} is in the future (now is {self.now.isoformat()}): a backfill sends only "
                 "events that have happened"
             )
-            return None, [Issue("eventTime", message, "event_time_future")]
+            return None, None, [Issue("eventTime", message, "event_time_future")]
         message = (
             f"{value!r} is younger than the minimum age {self.min_age} (cutoff "
             f"{self._cutoff.isoformat()}): Omnisend de-duplicates only historic events"
         )
-        return None, [Issue("eventTime", message, "event_time_too_recent")]
+        return None, None, [Issue("eventTime", message, "event_time_too_recent")]
 
 
 def _warning(prop: str, code: str) -> Issue:
     return Issue(f"properties.{prop}", f"recommended property {prop} is missing: {_WARNING_WHY[prop]}", code)
 
 
-def _event_instant(value: str) -> datetime | Issue:
-    """The instant of an eventTime (one matching the schema's pattern), or the error saying why it is none.
+def _read_event_time(value: str) -> tuple[datetime, str] | Issue:
+    """``(instant, canonical string)`` of an eventTime (one matching the schema's pattern), or the error
+    saying why there is none.
 
-    :func:`~airflow_omnisend.events.timefmt.parse_instant` is the one eventTime rule: it also refuses the
-    few texts the pattern lets through that name no real time (offsets beyond ±14:59, years outside
+    :func:`~airflow_omnisend.events.timefmt.read_event_time` is the one eventTime rule: it also refuses
+    the few texts the pattern lets through that name no real time (offsets beyond ±14:59, years outside
     0002-9998, dates and times that do not exist).
     """
     try:
-        return parse_instant(value)
+        return read_event_time(value)
     except InstantError as exc:
         return Issue("eventTime", str(exc), "event_time_invalid")

@@ -17,6 +17,7 @@ import re
 import sqlite3
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ import orjson
 import pytest
 
 from airflow_omnisend.events.partition import PartitionWindow
+from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.sources import DbApiOrderSource, extract_partition
 from airflow_omnisend.stores import STORES_ENV
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
@@ -305,6 +307,42 @@ def test_import_file_dag_sends_an_events_file(workspace: dict[str, Any], emulato
     assert report["events_extracted"] == len(events)
     assert report["events_accepted"] + report["events_rejected"] == len(events)
     assert len(emulator.store.accepted_events()) == report["events_accepted"] > 0
+
+
+def contract_form(canonical: str, i: int) -> str:
+    """``canonical`` (a UTC eventTime) in one of four spellings of Omnisend's 2026-03-15 events contract."""
+    instant = datetime.fromisoformat(canonical)
+    fraction = f".{instant.microsecond:06d}000" if instant.microsecond else ""  # 9 digits
+    hours, sep, offset = [(2, " ", "+02:00"), (-5, "t", "-0500"), (5, "T", "+05"), (0, "T", "z")][i % 4]
+    local = instant.astimezone(timezone(timedelta(hours=hours)))
+    return local.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + fraction + offset
+
+
+def test_import_file_dag_sends_contract_time_forms_as_canonical_utc(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    """Issue 11 §3: an imported file whose eventTimes use the contract's other forms (a space or 't',
+    nine fraction digits, +0200 / +05 offsets, 'z') goes through, and Omnisend (the emulator, which reads
+    only ±HH:MM offsets) receives each event with the canonical UTC string the extraction writes."""
+    validator = EventValidator()
+    events = [e for e in extracted(workspace, "2024-03-27") if validator.check(e).ok]  # not the dirty rows
+    canonical = {e["eventID"]: e["eventTime"] for e in events}
+    source = Path(workspace["root"]) / "imports" / "contract-forms.ndjson"
+    source.parent.mkdir(exist_ok=True)
+    forms = [{**e, "eventTime": contract_form(e["eventTime"], i)} for i, e in enumerate(events)]
+    assert (
+        sum(f["eventTime"] != e["eventTime"] for f, e in zip(forms, events, strict=True)) > len(events) // 2
+    )
+    source.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in forms))
+    conf = {"path": str(source), "omnisend_conn_id": "omnisend_demo", "partition": "2024-03-27"}
+    result = dags_test(workspace, emulator, conf, dag_id="omnisend_import_file")
+    assert result.returncode == 0, explain(result)
+    report = json.loads(
+        (partition_dir(workspace, "2024-03-27", "file-imports/file_import") / "report.json").read_text()
+    )
+    assert report["events_extracted"] == report["events_accepted"] == len(events)
+    accepted = emulator.store.accepted_events()
+    assert {a.event_id: a.event_time for a in accepted} == canonical
 
 
 def test_import_file_dag_refuses_a_file_outside_the_import_roots(

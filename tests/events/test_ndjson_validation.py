@@ -190,14 +190,14 @@ def test_valid_lines_beyond_one_chunk_are_all_written_also_when_a_bad_line_stops
     assert valid.getvalue() == b"".join(line + b"\n" for line in lines)
 
 
-def test_first_and_last_event_times_are_compared_as_instants_and_kept_as_written() -> None:
+def test_first_and_last_event_times_are_compared_as_instants_and_kept_canonical() -> None:
     times = ["2025-06-01T12:00:00+03:00", "2025-06-01T10:00:00Z", "2025-06-01T08:30:00-01:00"]
     events = [dict(event(i), eventTime=when) for i, when in enumerate(times)]
     too_new = dict(event(3), eventTime="2026-06-01T00:00:00Z")  # rejected: not counted
     summary, _, _ = run(ndjson(*events, too_new))
     assert summary.valid_event_stats() == {
         "warned": 0,
-        "first_event_time": "2025-06-01T12:00:00+03:00",  # 09:00 UTC
+        "first_event_time": "2025-06-01T09:00:00Z",  # written 12:00:00+03:00
         "last_event_time": "2025-06-01T10:00:00Z",
     }
 
@@ -339,3 +339,86 @@ def test_an_event_over_the_body_limit_is_rejected_when_a_limit_is_given() -> Non
     summary, _, rejected = _validated(line, max_event_bytes=2000)
     assert summary.rejects_by_reason == {"over_body_limit": 1}
     assert f"{len(line)} bytes, over the 2000-byte limit" in rejected[0]["errors"][0]["message"]
+
+
+# -- eventTime in the events contract's other forms ----------------------------------------------------------
+
+#: written form -> the canonical UTC string the valid output must hold
+CONTRACT_FORMS = {
+    "2025-06-01 14:00:00+02:00": "2025-06-01T12:00:00Z",  # the contract's own example shape
+    "2025-06-01T12:00:00.1234567Z": "2025-06-01T12:00:00.123456Z",  # digits beyond 6: truncated
+    "2025-06-01T12:00:00.120000000z": "2025-06-01T12:00:00.120Z",
+    "2025-06-01t07:00:00-0500": "2025-06-01T12:00:00Z",
+    "2025-06-01 15:00:00.5+03": "2025-06-01T12:00:00.500Z",
+    "2025-06-01T12:00:00-00:00": "2025-06-01T12:00:00Z",
+}
+
+
+def test_contract_forms_are_valid_and_written_with_the_canonical_event_time() -> None:
+    events = [dict(event(i), eventTime=written) for i, written in enumerate(CONTRACT_FORMS)]
+    summary, valid, rejected = run(ndjson(*events))
+    assert (summary.valid, rejected) == (len(events), [])
+    for line, source, canonical in zip(valid, events, CONTRACT_FORMS.values(), strict=True):
+        assert orjson.loads(line) == {**source, "eventTime": canonical}
+        # only the eventTime's bytes change: the rest of the line is as read
+        assert line == orjson.dumps(source).replace(
+            orjson.dumps(source["eventTime"]), orjson.dumps(canonical)
+        )
+    assert summary.valid_event_stats()["first_event_time"] == "2025-06-01T12:00:00Z"
+
+
+def test_a_canonical_line_is_written_as_read() -> None:
+    raw = b'{"eventName": "placed order",' + orjson.dumps(event(0))[len(b'{"eventName":"placed order",') :]
+    _, valid, _ = run(raw + b"\n")
+    assert valid == [raw]
+
+
+def test_an_unusual_spelling_is_rewritten_whole_and_still_reads_back() -> None:
+    source = dict(event(0), eventTime="2025-06-01 14:00:00+02:00")
+    escaped = orjson.dumps(source).replace(b"14:00:00+02:00", b"14:00:00\\u002b02:00")
+    nested = dict(event(1), eventTime="2025-06-01 14:00:00+02:00")
+    nested["properties"]["extra"] = {"eventTime": "2025-06-01 14:00:00+02:00"}
+    summary, valid, _ = run(escaped + b"\n" + ndjson(nested))
+    assert summary.valid == 2
+    assert orjson.loads(valid[0]) == {**source, "eventTime": "2025-06-01T12:00:00Z"}
+    assert orjson.loads(valid[1]) == {**nested, "eventTime": "2025-06-01T12:00:00Z"}
+    assert orjson.loads(valid[1])["properties"]["extra"]["eventTime"] == "2025-06-01 14:00:00+02:00"
+
+
+def test_one_event_in_two_time_forms_is_a_repeat_not_a_collision() -> None:
+    first = event(0)
+    again = dict(event(0), eventTime="2025-06-01 14:00:00+02:00")  # the same instant as 12:00:00Z
+    other = dict(event(0, orderNumber=5), eventTime="2025-06-01T12:00:00.000000+00:00")
+    _, valid, rejected = run(ndjson(first, again, other))
+    assert valid[0] == valid[1] == orjson.dumps(first)
+    assert [r["line"] for r in rejected] == [3]
+    assert rejected[0]["errors"][0]["code"] == "event_id_collision"
+
+
+def test_the_body_limit_is_applied_to_the_line_as_written() -> None:
+    short = dict(event(0), eventTime="2025-06-01T12:00:00.5Z")  # written as ...00.500Z: 2 bytes more
+    line = orjson.dumps(short)
+    for limit, valid_count in ((len(line), 0), (len(line) + 2, 1)):
+        out = io.BytesIO()
+        summary = validate_ndjson(
+            io.BytesIO(line + b"\n"), out, None, EventValidator(now=NOW), max_event_bytes=limit
+        )
+        assert summary.valid == valid_count
+
+
+@pytest.mark.parametrize(
+    ("written", "message"),
+    [
+        ("2025-06-01 12:00:00", "is not an ISO 8601 time"),
+        ("2025-06-01T12:00Z", "is not an ISO 8601 time"),
+        ("2025-06-01T12:00:00+15:00", "offset outside ±14:59"),
+        ("2025-06-01T12:00:00+0160", "offset outside ±14:59"),
+        ("2025-06-01T12:00:60Z", "not a real time"),
+    ],
+)
+def test_other_forms_are_still_rejected_with_a_reason(written: str, message: str) -> None:
+    summary, valid, rejected = run(ndjson(dict(event(0), eventTime=written)))
+    assert (summary.valid, valid) == (0, [])
+    (error,) = rejected[0]["errors"]
+    assert error["path"] == "eventTime"
+    assert message in error["message"]

@@ -1,8 +1,10 @@
-"""Canonical event times: strict parsing, one string per instant, and the memo of the hot path."""
+"""Canonical event times: strict parsing, the events contract's wider forms, one string per instant, and
+the memo of the hot path."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -17,6 +19,7 @@ from airflow_omnisend.events.timefmt import (
     format_event_time,
     parse_event_time,
     parse_instant,
+    read_event_time,
 )
 
 # -- event times --------------------------------------------------------------------------------------------
@@ -183,3 +186,138 @@ def test_instant_cache_is_parse_event_time_in_utc(values: list[object]) -> None:
         assert found[0].tzinfo is UTC
         assert cache.instant(value) == instant
         assert cache.canonical(value) == canonical
+
+
+# -- read_event_time: every form of the events contract, one canonical string per instant ----------------
+
+
+@pytest.mark.parametrize(
+    ("value", "canonical"),
+    [
+        ("2021-07-01 00:00:00+02:00", "2021-06-30T22:00:00Z"),  # the 2026-03-15 contract's example
+        ("2021-07-01T00:00:00Z", "2021-07-01T00:00:00Z"),
+        ("2021-07-01t00:00:00z", "2021-07-01T00:00:00Z"),
+        ("2021-07-01T02:00:00+0200", "2021-07-01T00:00:00Z"),
+        ("2021-06-30T19:00:00-05", "2021-07-01T00:00:00Z"),
+        ("2021-07-01T00:00:00-00:00", "2021-07-01T00:00:00Z"),
+        ("2021-07-01T00:00:00.1234567Z", "2021-07-01T00:00:00.123456Z"),
+        ("2021-07-01T00:00:00.123456999Z", "2021-07-01T00:00:00.123456Z"),  # truncated, never rounded
+        ("2021-07-01T23:59:59.9999999Z", "2021-07-01T23:59:59.999999Z"),  # so the day stays the day
+        ("2021-07-01T00:00:00.120000000+00:00", "2021-07-01T00:00:00.120Z"),
+        ("2021-07-01T00:00:00.000000000000Z", "2021-07-01T00:00:00Z"),
+    ],
+)
+def test_read_event_time_accepts_the_contract_forms(value: str, canonical: str) -> None:
+    instant, text = read_event_time(value)
+    assert text == canonical
+    assert format_event_time(instant) == canonical
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2021-07-01 00:00:00", "has no UTC offset"),
+        ("2021-07-01T00:00:00.5", "has no UTC offset"),
+        ("2021-07-01", "ISO 8601"),
+        ("2021-07-01T00:00Z", "ISO 8601"),
+        ("20210701T000000Z", "ISO 8601"),
+        ("2021-W26-4T00:00:00Z", "ISO 8601"),
+        ("2021-07-01T00:00:00+020", "ISO 8601"),
+        ("2021-07-01T00:00:00.Z", "ISO 8601"),
+        ("2021-07-01T00:00:00 Z", "ISO 8601"),
+        ("2021-07-01T00:00:00+15", "offset outside ±14:59"),
+        ("2021-07-01T00:00:00+0160", "offset outside ±14:59"),
+        ("2021-07-01T00:00:60Z", "not a real time"),
+        ("2021-02-29 00:00:00+02", "not a real time"),
+        ("0001-01-01 00:00:00+0500", "out of range"),
+    ],
+)
+def test_read_event_time_refuses_the_rest_with_a_reason(value: str, message: str) -> None:
+    with pytest.raises(InstantError, match=message) as info:
+        read_event_time(value)
+    assert repr(value) in str(info.value)  # the message names the value as written
+
+
+def test_read_event_time_is_parse_event_time_on_the_shop_rule_forms() -> None:
+    for value in ("2024-03-10T04:59:59.5+02:00", "2024-03-10 04:59:59Z", "2024-03-10T04:59:59.000z"):
+        assert read_event_time(value) == parse_event_time(value)
+
+
+def _forms(instant: datetime, offset_minutes: int, data: st.DataObject) -> str:
+    """One of the contract's spellings of ``instant`` at ``offset_minutes``."""
+    local = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    sep = data.draw(st.sampled_from(["T", "t", " "]))
+    micro = f"{local.microsecond:06d}"
+    fraction = data.draw(
+        st.sampled_from(
+            ["." + micro + "0" * extra for extra in range(4)] + ([""] if micro == "000000" else [])
+        )
+    )
+    if fraction and micro.endswith("000"):
+        fraction = data.draw(st.sampled_from([fraction, "." + micro[:3]]))
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    choices = [f"{sign}{hours:02d}:{minutes:02d}", f"{sign}{hours:02d}{minutes:02d}"]
+    if minutes == 0:
+        choices.append(f"{sign}{hours:02d}")
+    if offset_minutes == 0:
+        choices += ["Z", "z", "-00:00"]
+    offset = data.draw(st.sampled_from(choices))
+    return local.strftime(f"%Y-%m-%d{sep}%H:%M:%S") + fraction + offset
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    instant=st.datetimes(
+        min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    offset_minutes=st.integers(min_value=-14 * 60 - 59, max_value=14 * 60 + 59),
+    data=st.data(),
+)
+def test_every_accepted_form_of_an_instant_gives_the_canonical_string(
+    instant: datetime, offset_minutes: int, data: st.DataObject
+) -> None:
+    """Any spelling the contract accepts of one instant gives the string of its canonical form, and that
+    string is a fixed point (normalising twice changes nothing)."""
+    canonical = format_event_time(instant)
+    written = _forms(instant, offset_minutes, data)
+    found, text = read_event_time(written)
+    assert (found, text) == (instant, canonical)
+    assert read_event_time(canonical) == (instant, canonical)
+    assert read_event_time(text)[1] == text
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    instant=st.datetimes(
+        min_value=datetime(1900, 1, 2), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    ),
+    nanos=st.integers(min_value=0, max_value=999),
+    offset_minutes=st.integers(min_value=-14 * 60, max_value=14 * 60),
+)
+def test_digits_beyond_the_microsecond_are_truncated(
+    instant: datetime, nanos: int, offset_minutes: int
+) -> None:
+    local = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    offset = local.isoformat()[-6:]  # ±HH:MM
+    written = local.strftime("%Y-%m-%dT%H:%M:%S") + f".{local.microsecond:06d}{nanos:03d}{offset}"
+    assert read_event_time(written) == (instant, format_event_time(instant))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=st.one_of(_text_times, st.text(max_size=30)))
+def test_read_event_time_is_idempotent_and_wider_than_the_shop_rule(value: str) -> None:
+    """Whatever the shop rule reads, read_event_time reads the same; whatever it reads is canonical
+    afterwards; what it refuses, it refuses with a message naming the value."""
+    try:
+        instant, text = read_event_time(value)
+    except InstantError:
+        with pytest.raises(InstantError, match=re.escape(repr(value))):
+            read_event_time(value)
+        with pytest.raises(InstantError):
+            parse_instant(value)
+        return
+    assert read_event_time(text) == (instant, text)  # equal instants, whatever the offset
+    assert parse_event_time(text) == read_event_time(text)
+    if (shop := _instant_or_message(value)) and not isinstance(shop, str):
+        assert (shop, format_event_time(shop)) == (instant, text)

@@ -295,3 +295,30 @@ def test_the_cli_min_age_is_the_dags_default() -> None:
     from airflow_omnisend.operators.partition import DEFAULT_MIN_EVENT_AGE as DAG_DEFAULT
 
     assert DEFAULT_MIN_EVENT_AGE == DAG_DEFAULT
+
+
+def test_times_in_the_events_contract_forms_validate_and_are_written_canonical(tmp_path: Path) -> None:
+    """Issue 11 §3: a file with the 2026-03-15 contract's other eventTime forms passes the command (a
+    real process), and --valid holds the canonical UTC strings; other forms are rejected with the reason."""
+    forms = {
+        "2024-01-01 02:00:00+02:00": "2024-01-01T00:00:00Z",
+        "2024-01-01T00:00:00.1234567Z": "2024-01-01T00:00:00.123456Z",
+        "2023-12-31t19:00:00-0500": "2024-01-01T00:00:00Z",
+        "2024-01-01T03:00:00.250+03": "2024-01-01T00:00:00.250Z",
+    }
+    events = [
+        {**with_props(orderID=str(i)), "eventTime": written}
+        for i, written in enumerate([*forms, "2024-01-01 00:00:00"])
+    ]
+    source = write_ndjson(tmp_path / "events.ndjson", *events)
+    valid, rejected = tmp_path / "valid.ndjson", tmp_path / "rejected.ndjson"
+    result = cli(source, "--valid", valid, "--rejected", rejected)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("5 events: 4 valid, 1 rejected (top reasons: event_time_format 1)")
+    written = [orjson.loads(line) for line in valid.read_bytes().splitlines()]
+    assert written == [
+        {**e, "eventTime": canonical} for e, canonical in zip(events, forms.values(), strict=False)
+    ]
+    (record,) = [orjson.loads(line) for line in rejected.read_bytes().splitlines()]
+    assert record["line"] == 5
+    assert "a UTC offset" in record["errors"][0]["message"]

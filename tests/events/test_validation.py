@@ -15,7 +15,7 @@ from validation_helpers import NOW, minimal
 
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.schema import schema_documents
-from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, try_parse_instant
+from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, InstantError, read_event_time
 from airflow_omnisend.events.validation import EventValidator, EventVerdict, Issue
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -161,17 +161,20 @@ def test_every_time_the_schema_lets_through_is_judged_by_the_one_time_rule(value
     event = minimal()
     event["eventTime"] = value
     verdict = validator.check(event)
-    expected = try_parse_instant(value)
-    if expected is None:
+    try:
+        expected, canonical = read_event_time(value)
+    except InstantError:
         assert [e.code for e in verdict.errors] == ["event_time_invalid"]
-        assert verdict.event_instant is None
-    elif expected < EARLIEST_EVENT_TIME:
+        assert verdict.event_instant is verdict.event_time is None
+        return
+    if expected < EARLIEST_EVENT_TIME:
         assert [e.code for e in verdict.errors] == ["event_time_too_old"]
-        assert verdict.event_instant is None
+        assert verdict.event_instant is verdict.event_time is None
     else:
         assert verdict.errors == []
         assert verdict.event_instant == expected
         assert verdict.event_instant.utcoffset() == expected.utcoffset()
+        assert verdict.event_time == canonical
 
 
 @pytest.mark.parametrize(
@@ -181,6 +184,9 @@ def test_every_time_the_schema_lets_through_is_judged_by_the_one_time_rule(value
         ("2024-01-01T00:00:00-23:59", "offset outside ±14:59"),
         ("2024-01-01T00:00:00+01:60", "offset outside ±14:59"),
         ("2024-01-01T00:00:00+24:00", "offset outside ±14:59"),
+        ("2024-01-01 00:00:00+1500", "offset outside ±14:59"),
+        ("2024-01-01t00:00:00-15", "offset outside ±14:59"),
+        ("2024-02-30 00:00:00.1234567+02", "is not a real time (day is out of range for month)"),
         ("0001-01-01T00:00:00Z", "out of range (years 0002-9998)"),
         ("9999-01-01T00:00:00Z", "out of range (years 0002-9998)"),
         ("2024-02-30T00:00:00Z", "is not a real time (day is out of range for month)"),
@@ -203,6 +209,7 @@ def test_the_verdict_carries_the_instant_of_a_valid_event_only(validator: EventV
     event["eventTime"] = "2024-03-10T12:00:00.5+02:00"
     verdict = validator.check(event)
     assert verdict.event_instant == datetime(2024, 3, 10, 10, 0, 0, 500_000, tzinfo=UTC)
+    assert verdict.event_time == "2024-03-10T10:00:00.500Z"
     assert verdict == EventVerdict([], verdict.warnings)  # derived from the event: not compared
     event["properties"]["currency"] = "eur"
     assert validator.check(event).event_instant is None
@@ -278,3 +285,25 @@ def test_no_currency_and_test_currency_are_rejected(code: str) -> None:
     errors = EventValidator(now=NOW).check(event).errors
     assert [(e.path, e.code) for e in errors] == [("properties.currency", "currency_not_iso4217")]
     assert f"'{code}' is not an ISO 4217 currency code" in errors[0].message
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "2024-03-10 12:00:00+02:00",
+        "2024-03-10t12:00:00+0200",
+        "2024-03-10T12:00:00+02",
+        "2024-03-10T10:00:00.000000000Z",
+        "2024-03-10T10:00:00.0000001z",
+        "2024-03-10T05:00:00-05:00",
+    ],
+)
+def test_every_form_of_the_events_contract_is_valid_with_one_canonical_time(
+    validator: EventValidator, value: str
+) -> None:
+    event = minimal()
+    event["eventTime"] = value
+    verdict = validator.check(event)
+    assert verdict.errors == []
+    assert verdict.event_time == "2024-03-10T10:00:00Z"
+    assert verdict.event_instant == datetime(2024, 3, 10, 10, tzinfo=UTC)

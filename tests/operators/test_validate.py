@@ -156,8 +156,9 @@ def test_events_path_validates_any_ndjson_file_into_the_partition(tmp_path: Path
     summary = partition.read_json("validation")
     assert summary["source"].endswith("import/my events.ndjson")
     assert summary["events_sha256"] == hashlib.sha256(source.read_bytes()).hexdigest()
-    assert summary["first_event_time"] == "2024-03-10T12:00:00.5+02:00"
-    assert summary["last_event_time"] == "2024-03-10T23:30:00-05:00"
+    # canonical UTC strings, as valid.ndjson holds them (issue 11 §3)
+    assert summary["first_event_time"] == "2024-03-10T10:00:00.500Z"
+    assert summary["last_event_time"] == "2024-03-11T04:30:00Z"
     assert summary["warned"] == 1
     assert summary["warnings_by_code"] == {"missing_total_price": 1}
 
