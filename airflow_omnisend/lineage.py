@@ -121,7 +121,7 @@ def sql_datasets(conn_id: str, queries: SqlQueries | None) -> list[Dataset]:
     return datasets
 
 
-def location_dataset(location: str | ObjectStoragePath, facets: dict[str, Any] | None = None) -> Dataset:
+def location_dataset(location: str | ObjectStoragePath) -> Dataset:
     """A file or folder: namespace ``file`` and the absolute path when local, else ``<scheme>://<bucket>``
     and the key (any ``conn_id@`` of an Airflow object-storage URL is dropped)."""
     classes = _openlineage()
@@ -130,29 +130,30 @@ def location_dataset(location: str | ObjectStoragePath, facets: dict[str, Any] |
     parts = urlsplit(text)
     if "://" not in text or parts.scheme in ("file", "local"):
         path = parts.path if "://" in text else text
-        return classes[1](namespace="file", name=str(Path(path).expanduser().absolute()), facets=facets or {})
+        return classes[1](namespace="file", name=str(Path(path).expanduser().absolute()))
     bucket = parts.netloc.rsplit("@", 1)[-1]
-    return classes[1](
-        namespace=f"{parts.scheme}://{bucket}", name=parts.path.lstrip("/"), facets=facets or {}
-    )
+    return classes[1](namespace=f"{parts.scheme}://{bucket}", name=parts.path.lstrip("/"))
 
 
-def omnisend_dataset(base_url: str, brand: str, facets: dict[str, Any] | None = None) -> Dataset:
+def omnisend_dataset(base_url: str, brand: str) -> Dataset:
     """The brand's events in Omnisend: namespace ``omnisend://<API host>``, name ``brands/<brand>/events``."""
     classes = _openlineage()
     assert classes is not None, "call only when OpenLineage is installed"
     host = urlsplit(base_url).netloc.rsplit("@", 1)[-1] or base_url
-    return classes[1](
-        namespace=f"omnisend://{host}", name=EVENTS_NAME.format(brand=brand), facets=facets or {}
+    return classes[1](namespace=f"omnisend://{host}", name=EVENTS_NAME.format(brand=brand))
+
+
+def _output(dataset: Dataset, rows: int | None, size: int | None = None) -> Dataset:
+    """``dataset`` as an output, with its ``outputStatistics`` when the counts are known."""
+    from airflow.providers.common.compat.openlineage.facet import (
+        OutputDataset,
+        OutputStatisticsOutputDatasetFacet,
     )
 
-
-def _statistics(rows: int | None, size: int | None = None) -> dict[str, Any]:
-    if rows is None:
-        return {}
-    from airflow.providers.common.compat.openlineage.facet import OutputStatisticsOutputDatasetFacet
-
-    return {"outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=rows, size=size)}
+    facets: dict[str, Any] = {}
+    if rows is not None:
+        facets["outputStatistics"] = OutputStatisticsOutputDatasetFacet(rowCount=rows, size=size)
+    return OutputDataset(namespace=dataset.namespace, name=dataset.name, outputFacets=facets)
 
 
 def _file_inputs(path: str) -> list[Dataset]:
@@ -188,7 +189,7 @@ def extract_lineage(operator: OmnisendExtractOrdersOperator, *, complete: bool) 
             rows, size = int(summary["events"]), int(summary["bytes_written"])
         except _STAGING_ERRORS as exc:
             log.warning("no row counts in the lineage: cannot read extract.json (%s)", exc)
-    output = location_dataset(partition.events, _statistics(rows, size))
+    output = _output(location_dataset(partition.events), rows, size)
     return classes[0](inputs=_extract_inputs(operator), outputs=[output])
 
 
@@ -225,5 +226,5 @@ def send_lineage(operator: OmnisendSendBatchesOperator, *, complete: bool) -> Li
     rows = _accepted(operator, partition, shard) if complete else None
     return classes[0](
         inputs=[location_dataset(partition.shard(shard.index))],
-        outputs=[omnisend_dataset(base_url, operator.store_id, _statistics(rows))],
+        outputs=[_output(omnisend_dataset(base_url, operator.store_id), rows)],
     )

@@ -39,7 +39,7 @@ def as_json(lineage: Any) -> str:
 
 
 def rows(dataset: Any) -> int | None:
-    stats = dataset.facets.get("outputStatistics")
+    stats = dataset.outputFacets.get("outputStatistics")
     return None if stats is None else stats.rowCount
 
 
@@ -62,7 +62,7 @@ def test_a_partition_s_lineage_runs_from_the_tables_to_the_brand_s_events(
     [events] = lineage.outputs
     assert (events.namespace, events.name) == ("file", run.partition.events.path)
     assert rows(events) == run.extract["counts"]["events"] > 0
-    assert events.facets["outputStatistics"].size == run.partition.events.stat().st_size
+    assert events.outputFacets["outputStatistics"].size == run.partition.events.stat().st_size
     failed = extract.get_openlineage_facets_on_failure(None)
     assert failed is not None
     assert rows(failed.outputs[0]) is None  # no counts of a failed extraction
