@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_omnisend.lineage import Lineage
+
 __all__ = ["CSV_TABLES", "SOURCE_FORMATS", "OmnisendExtractOrdersOperator"]
 
 #: ``source_format`` values: ready Omnisend events, one order object per line, CSV exports of the tables
@@ -322,6 +324,20 @@ class OmnisendExtractOrdersOperator(OmnisendPartitionBaseOperator):
             hashes={"events": digest},
         )
         return {**manifest.to_dict(), "by_event_name": dict(sorted(summary.by_event_name.items()))}
+
+    # -- OpenLineage (extra ``[openlineage]``; see airflow_omnisend/lineage.py) -----------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """Source tables or files -> the staged events, with the events extracted."""
+        from airflow_omnisend.lineage import extract_lineage
+
+        return extract_lineage(self, complete=True)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Lineage | None:
+        """The same datasets without counts (the events file may be partial)."""
+        from airflow_omnisend.lineage import extract_lineage
+
+        return extract_lineage(self, complete=False)
 
 
 # ---------------------------------------------------------------------------------------------------

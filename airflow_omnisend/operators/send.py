@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
     from airflow_omnisend.events.chunk_plan import ShardPlan
     from airflow_omnisend.hooks.omnisend import OmnisendHook
+    from airflow_omnisend.lineage import Lineage
     from airflow_omnisend.staging import PartitionStaging
 
 __all__ = ["OmnisendSendBatchesOperator"]
@@ -321,3 +322,17 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             if isinstance(summary, dict) and is_terminal(summary)
         }
         return self._advance(context, ended=ended, stats=counters, resume=False)
+
+    # -- OpenLineage (extra ``[openlineage]``; see airflow_omnisend/lineage.py) -----------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Lineage | None:
+        """The shard's staged bodies -> the brand's Omnisend events, with the events accepted."""
+        from airflow_omnisend.lineage import send_lineage
+
+        return send_lineage(self, complete=True)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Lineage | None:
+        """The same datasets without counts."""
+        from airflow_omnisend.lineage import send_lineage
+
+        return send_lineage(self, complete=False)
