@@ -4,7 +4,8 @@ Reads ``events.ndjson`` of the partition (or any NDJSON file given as ``events_p
 DAG validates a user's file into the same layout), checks every event against the shipped schemas and
 the eventTime rules (:class:`~airflow_omnisend.events.validation.EventValidator`), and writes:
 
-* ``valid.ndjson`` - the events that may be sent, byte for byte as read (the plan step's input);
+* ``valid.ndjson`` - the events that may be sent, as read but for an eventTime in another accepted form,
+  which is rewritten to its canonical UTC string (the plan step's input);
 * ``rejected.ndjson`` - ``{"line", "event", "errors": [{"path", "message", "code"}]}`` per rejected event;
 * ``validation.json`` - the counts (``ValidationSummary.to_dict()`` plus ``warned``, the first and last
   eventTime of the valid events, where the events came from, their sha256 and the seconds taken).
