@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from airflow.sdk import DAG, Param
 from airflow.sdk.definitions.timetables.trigger import CronPartitionTimetable
 
+from airflow_omnisend.assets import store_asset
 from airflow_omnisend.events.ids import STORE_ID_PATTERN
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.partition import DAY_PATTERN, PartitionPeriod, load_timezone
@@ -80,11 +81,11 @@ from airflow_omnisend.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import date
     from pathlib import Path
 
-    from airflow.sdk import BaseOperator
+    from airflow.sdk import Asset, BaseOperator
     from airflow.sdk.bases.timetable import BaseTimetable
 
 __all__ = [
@@ -203,6 +204,7 @@ def _validate_to_report(
     pool: str | None,
     retries: Mapping[str, Any],
     keep_staged_events: bool = False,
+    outlets: Sequence[Asset] = (),
 ) -> None:
     """``upstream >> validate >> automation_safety_check >> plan >> send (mapped) >> report``.
 
@@ -210,6 +212,7 @@ def _validate_to_report(
         run's options (``partition`` or ``prepare``).
     :param common: ``store_id``, ``partition`` and ``staging`` of every step.
     :param pool: the pool of the steps that call Omnisend (safety, send); ``None``: the default pool.
+    :param outlets: the report's assets (a store DAG's :func:`~airflow_omnisend.assets.store_asset`).
     """
     pool_kw: dict[str, Any] = {"pool": pool} if pool else {}
     validate = OmnisendValidateEventsOperator(
@@ -245,6 +248,7 @@ def _validate_to_report(
         task_id="report",
         dry_run=_output(run, "dry_run"),
         keep_staged_events=keep_staged_events,
+        outlets=list(outlets),
         **common,
         **retries,
     )
@@ -345,6 +349,7 @@ def build_store_dag(
             pool=store.pool,
             retries=retries,
             keep_staged_events=store.keep_staged_events,
+            outlets=[store_asset(store.store_id)],
         )
     return dag
 

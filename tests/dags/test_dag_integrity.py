@@ -68,7 +68,11 @@ def demo_bag() -> Any:
 
 def test_every_dag_in_dags_imports_without_errors(demo_bag: Any) -> None:
     assert demo_bag.import_errors == {}
-    assert set(demo_bag.dag_ids) == {"omnisend_orders__demo", "omnisend_import_file"}
+    assert set(demo_bag.dag_ids) == {
+        "omnisend_orders__demo",
+        "omnisend_import_file",
+        "omnisend_monthly__demo",
+    }
 
 
 def upstream_ids(dag: DAG, task_id: str) -> set[str]:
