@@ -3,9 +3,9 @@
 Every successful, non-dry run of a store DAG emits one asset event for it (the ``report`` task),
 carrying the run's period key (``YYYY-MM-DD``, ``YYYY-Www`` or ``YYYY-MM``) as its partition key, so
 downstream DAGs can be scheduled on a store's imported periods (``dags/omnisend_monthly_report.py``).
-The URI rule is defined here once. Airflow accepts any scheme; the provider still registers
-:func:`normalize_uri` for ``omnisend`` (``asset-uris`` in ``get_provider_info``), which Airflow uses for
-an asset's ``normalized_uri`` (lineage): a URI not of this form has none.
+The URI rule is defined here once; the provider registers :func:`normalize_uri` for ``omnisend``
+(``asset-uris`` in ``get_provider_info``), and Airflow runs it on every ``Asset("omnisend://...")``, so a
+misspelt URI fails when its DAG is parsed.
 """
 
 from __future__ import annotations

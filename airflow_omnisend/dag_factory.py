@@ -22,7 +22,9 @@ keeps its slot; ``airflow dags test`` needs no pool: it runs tasks in-process, w
 Each task retries ``retries`` times after
 ``retry_delay_seconds`` (stores file), and ``OmnisendRetryPolicy`` ends retries at once where another
 attempt cannot help (configuration, auth, automation risk, ...). ``report`` runs with ``none_failed``:
-after a dry run's skipped send, never after a failed one.
+after a dry run's skipped send, never after a failed one. Its outlet is the store's asset
+``omnisend://<store_id>/orders`` (``assets.py``): a successful, non-dry run emits one event keyed by
+its period, for DAGs scheduled downstream (``dags/omnisend_monthly_report.py``).
 
 Timetable: ``CronPartitionTimetable``
 -------------------------------------
