@@ -31,6 +31,7 @@ from airflow.sdk import (
 
 from airflow_omnisend.assets import store_asset
 from airflow_omnisend.events.partition import PartitionPeriod
+from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.stores import StoreConfig, load_stores
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,14 @@ def summarise_month(store_id: str, **context: Any) -> dict[str, Any]:
 
 
 def build_monthly_dags(stores_path: Path) -> dict[str, DAG]:
-    """The downstream DAG of every good store entry with a monthly timetable."""
+    """The downstream DAG of every good store entry with a monthly timetable; none when the stores
+    file is unusable (``omnisend_orders.py`` reports that import error, once)."""
+    try:
+        stores = load_stores(default=stores_path).stores
+    except OmnisendConfigError:
+        return {}
     dags: dict[str, DAG] = {}
-    for store in load_stores(default=stores_path).stores:
+    for store in stores:
         timetable = monthly_timetable(store)
         if timetable is None:
             continue

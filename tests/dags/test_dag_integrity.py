@@ -228,6 +228,7 @@ def test_unreadable_stores_file_is_one_import_error(stores_file: Any, tmp_path: 
     bag = dagbag()
     assert "omnisend_import_file" in bag.dag_ids
     assert not [d for d in bag.dag_ids if d.startswith("omnisend_orders__")]
+    assert list(bag.import_errors) == [str(DAGS / "omnisend_orders.py")]  # the monthly example adds none
     assert f"stores file {path} is not valid YAML" in bag.import_errors[str(DAGS / "omnisend_orders.py")]
 
 
