@@ -423,6 +423,10 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
         ``dry_run``): plan and receipts are not read, valid events count as planned. Templated.
     :param trigger_rule: default ``none_failed`` (see the module docstring); pass another to override.
 
+    Its :class:`~airflow.sdk.Asset` outlets (a store DAG's ``omnisend://<store_id>/orders``) get one event
+    per successful real run, keyed by the partition (``partition_key``) with the report's counts in
+    ``extra``; a dry run emits none.
+
     ``report.json`` (all counts are events unless named otherwise):
 
     * ``store_id``, ``partition`` (the store-local day), ``dry_run``, ``generated_at`` (UTC).
