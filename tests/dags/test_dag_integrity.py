@@ -300,6 +300,6 @@ def test_list_import_errors_cli_names_the_broken_store(tmp_path: Path) -> None:
     assert "entry 2 (store 'broken'): field 'timezone'" in errors[0]["error"]
     assert "omnisend_orders__broken" in errors[0]["error"]
     listed = {d["dag_id"] for d in json_out(airflow("dags", "list", "-o", "json"))}
-    assert listed == {"omnisend_orders__good", "omnisend_import_file"}
+    assert listed == {"omnisend_orders__good", "omnisend_import_file", "omnisend_monthly__good"}
     local = json_out(airflow("dags", "list-import-errors", "--local", "-o", "json", rc=1))
     assert "entry 2 (store 'broken')" in local[0]["error"]
