@@ -25,7 +25,9 @@ keeps its slot; ``airflow dags test`` needs no pool: it runs tasks in-process, w
 Each task retries ``retries`` times after
 ``retry_delay_seconds`` (stores file), and ``OmnisendRetryPolicy`` ends retries at once where another
 attempt cannot help (configuration, auth, automation risk, ...). ``report`` runs with ``none_failed``:
-after a dry run's skipped send, never after a failed one.
+after a dry run's skipped send, never after a failed one. Its outlet is the store's asset
+``omnisend://<store_id>/orders`` (``assets.py``): a successful, non-dry run emits one event keyed by
+its period, for DAGs scheduled downstream (``dags/omnisend_monthly_report.py``).
 
 Timetable: ``CronPartitionTimetable``
 -------------------------------------
@@ -61,6 +63,7 @@ from typing import TYPE_CHECKING, Any, Final, cast
 from airflow.sdk import DAG, Param
 from airflow.sdk.definitions.timetables.trigger import CronPartitionTimetable
 
+from airflow_omnisend.assets import store_asset
 from airflow_omnisend.events.ids import STORE_ID_PATTERN
 from airflow_omnisend.events.names import EVENT_NAMES
 from airflow_omnisend.events.partition import DAY_PATTERN, PartitionPeriod, load_timezone
@@ -86,11 +89,11 @@ from airflow_omnisend.stores import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
     from datetime import date
     from pathlib import Path
 
-    from airflow.sdk import BaseOperator
+    from airflow.sdk import Asset, BaseOperator
     from airflow.sdk.bases.timetable import BaseTimetable
 
 __all__ = [
@@ -210,6 +213,7 @@ def _validate_to_report(
     retries: Mapping[str, Any],
     keep_staged_events: bool = False,
     approval: StoreConfig | None = None,
+    outlets: Sequence[Asset] = (),
 ) -> None:
     """``upstream >> validate >> automation_safety_check [>> automation_approval] >> plan >> send
     (mapped) >> report``.
@@ -219,6 +223,7 @@ def _validate_to_report(
     :param common: ``store_id``, ``partition`` and ``staging`` of every step.
     :param pool: the pool of the steps that call Omnisend (safety, send); ``None``: the default pool.
     :param approval: the store whose ``approval: ui`` adds the approval step (``None``: no approval step).
+    :param outlets: the report's assets (a store DAG's :func:`~airflow_omnisend.assets.store_asset`).
     """
     pool_kw: dict[str, Any] = {"pool": pool} if pool else {}
     asks = approval is not None and approval.approval == "ui"
@@ -272,6 +277,7 @@ def _validate_to_report(
         task_id="report",
         dry_run=_output(run, "dry_run"),
         keep_staged_events=keep_staged_events,
+        outlets=list(outlets),
         **common,
         **retries,
     )
@@ -368,6 +374,7 @@ def build_store_dag(
             retries=retries,
             keep_staged_events=store.keep_staged_events,
             approval=store,
+            outlets=[store_asset(store.store_id)],
         )
     return dag
 

@@ -55,6 +55,7 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.triggers.batches"]}
         ],
+        "asset-uris": [{"schemes": ["omnisend"], "handler": "airflow_omnisend.assets.normalize_uri"}],
         "connection-types": [
             {
                 "hook-class-name": "airflow_omnisend.hooks.omnisend.OmnisendHook",

@@ -3,9 +3,12 @@
 Two inputs, outside Airflow:
 
 * ``plan EVENTS.ndjson``: one file of Omnisend events (one period);
-* ``plan --store ID --from DAY --to DAY [--stores FILE] [--sqlite DB]``: the store's own source, one
-  store-local day (partition) at a time, as the DAG extracts it - a ``source_path`` file, or a SQLite
-  database for a ``source_conn_id`` store (``--sqlite``: Airflow connections are not read here).
+* ``plan --store ID --from DAY --to DAY [--period P] [--stores FILE] [--sqlite DB]``: the store's own
+  source, one store-local period (partition) at a time, as the DAG extracts it - a ``source_path`` file,
+  or a SQLite database for a ``source_conn_id`` store (``--sqlite``: Airflow connections are not read
+  here). The period is the store's ``period`` unless ``--period`` (``day``, ``week``, ``month``) says
+  otherwise; every whole period with a day in ``--from``..``--to`` is planned (``--from``/``--to`` take a
+  day, or a key of the period: ``2024-W10``, ``2024-03``).
 
 For each period it validates the events with the DAG's rules and plans the bodies for each API version
 profile (its batch size; ``--max-payload-bytes``), then prints events, bodies and requests, and the
@@ -22,7 +25,6 @@ import sqlite3
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +32,14 @@ import orjson
 
 from airflow_omnisend.events.chunk_plan import DEFAULT_RATE_PER_MINUTE, BatchLimits, estimate_requests
 from airflow_omnisend.events.ndjson_validation import validate_ndjson
+from airflow_omnisend.events.partition import (
+    PartitionPeriod,
+    PartitionWindow,
+    parse_partition_day,
+    parse_partition_key,
+    parse_period,
+    period_of_key,
+)
 from airflow_omnisend.events.planning import plan_batches
 from airflow_omnisend.events.validation import EventValidator
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
@@ -38,6 +48,7 @@ from airflow_omnisend.hooks._profile import PROFILES
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator
+    from datetime import date
 
     from airflow_omnisend.sources.base import OrderSource
     from airflow_omnisend.stores import StoreConfig
@@ -53,6 +64,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", metavar="ID", help="plan this store's own source (with --from/--to)")
     parser.add_argument("--from", dest="from_day", metavar="DAY", help="first store-local day (inclusive)")
     parser.add_argument("--to", dest="to_day", metavar="DAY", help="last store-local day (inclusive)")
+    parser.add_argument(
+        "--period",
+        choices=[p.value for p in PartitionPeriod],
+        help="plan by day, ISO week or month (default: the store's period)",
+    )
     parser.add_argument("--stores", metavar="FILE", help="the stores file (default: as the DAGs find it)")
     parser.add_argument("--sqlite", metavar="DB", type=Path, help="SQLite file of a source_conn_id store")
     parser.add_argument(
@@ -124,6 +140,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise OmnisendConfigError("give either EVENTS.ndjson or --store ID --from DAY --to DAY, not both")
     if args.store is not None and (args.from_day is None or args.to_day is None):
         raise OmnisendConfigError("--store needs --from DAY and --to DAY (store-local days, inclusive)")
+    if args.events is not None and args.period is not None:
+        raise OmnisendConfigError(
+            "--period plans a store (--store ID); an events file is planned as one period"
+        )
     if not args.rate > 0:
         raise OmnisendConfigError(f"--rate must be > 0 requests per minute, got {args.rate!r}")
 
@@ -141,26 +161,34 @@ def _periods(args: argparse.Namespace) -> Iterator[PeriodPlan]:
     yield from _store_periods(args)
 
 
+def _range_day(value: str, period: PartitionPeriod, what: str) -> date:
+    """``--from``/``--to``: a day, or a key of ``period`` (its first day)."""
+    if period_of_key(value) is period:
+        return parse_partition_key(value, period, what=what)
+    return parse_partition_day(value, what=what)
+
+
 def _store_periods(args: argparse.Namespace) -> Iterator[PeriodPlan]:
-    from airflow_omnisend.events.partition import PartitionWindow, parse_partition_day
     from airflow_omnisend.sources.extract import extract_partition
     from airflow_omnisend.stores import load_stores
 
     store = load_stores(args.stores).get(args.store)
-    first, last = parse_partition_day(args.from_day), parse_partition_day(args.to_day)
+    period = parse_period(args.period) if args.period is not None else store.period
+    first = _range_day(args.from_day, period, "--from")
+    last = _range_day(args.to_day, period, "--to")
     if last < first:
         raise OmnisendConfigError(f"--to {last} is before --from {first}; swap them")
     source = _store_source(store, args.sqlite)
-    day = first
-    while day <= last:
-        window = PartitionWindow.for_day(day, store.timezone)
+    start = period.start_of(first)
+    while start <= last:
+        window = PartitionWindow.for_period(start, period, store.timezone)
         with tempfile.SpooledTemporaryFile(_SPOOL) as events:
             extracted = extract_partition(source, store.store_id, window, events)
             events.seek(0)
-            period = plan_events(day.isoformat(), events, args.rate, args.max_payload_bytes)
-        period.rows_rejected = extracted.rows_rejected
-        yield period
-        day += timedelta(days=1)
+            planned = plan_events(window.label, events, args.rate, args.max_payload_bytes)
+        planned.rows_rejected = extracted.rows_rejected
+        yield planned
+        start = period.after(start)
 
 
 def _store_source(store: StoreConfig, sqlite_path: Path | None) -> OrderSource:

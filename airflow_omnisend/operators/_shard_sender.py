@@ -52,6 +52,7 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.hooks._responses import counters_say_clean, item_succeeded
 from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
+from airflow_omnisend.progress import ProgressLog
 from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
@@ -316,6 +317,12 @@ class ShardSender:
                 "Body %s (shard %d #%d) was submitted before: reconnecting to batch %s (round %d)",
                 body.body_id[:12], shard.index, body.index, tip_batch, round_number,
             )  # fmt: skip
+        self._sent = sum(r is not None for r in self._receipts.values())
+        budget = hook.settings.brand_budget  # ETA at the brand's pace: one request per body at best
+        self._progress = ProgressLog(
+            f"send {partition.store_id} {partition.day} shard {shard.index}", unit="bodies",
+            total=len(shard.bodies), pace=budget.requests_per_window / budget.window, done_before=self._sent,
+        )  # fmt: skip
 
     # -- reading the shard ---------------------------------------------------------------------------
 
@@ -490,6 +497,8 @@ class ShardSender:
         self._receipts[body.body_id] = receipt
         self._add_tip(body.body_id, 0, batch_id)
         log.info("Submitted %s as batch %s", what, batch_id)
+        self._sent += 1
+        self._progress.update(self._sent)
 
     def _submit_followup(self, root: str, round_number: int, lines: Sequence[bytes]) -> str:
         """Send (or find, after a crash) follow-up round ``round_number`` of ``root``; its batch id."""

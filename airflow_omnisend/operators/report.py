@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import TriggerRule
+from airflow.sdk import Asset, TriggerRule
 
 from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
@@ -52,6 +52,8 @@ __all__ = ["RECOMMENDED_TRIGGER_RULE", "OmnisendReportOperator", "build_report"]
 
 RECOMMENDED_TRIGGER_RULE = TriggerRule.NONE_FAILED
 _MAX_PROBLEMS = 20
+#: the report counts an asset event's extra carries
+_ANNOUNCED = ("events_extracted", "events_accepted", "events_rejected", "events_dead_lettered")
 
 
 def _count_lines(partition: PartitionStaging, path: Any) -> int | None:
@@ -422,6 +424,10 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
         ``dry_run``): plan and receipts are not read, valid events count as planned. Templated.
     :param trigger_rule: default ``none_failed`` (see the module docstring); pass another to override.
 
+    Its :class:`~airflow.sdk.Asset` outlets (a store DAG's ``omnisend://<store_id>/orders``) get one event
+    per successful real run, keyed by the partition (``partition_key``) with the report's counts in
+    ``extra``; a dry run emits none.
+
     ``report.json`` (all counts are events unless named otherwise):
 
     * ``store_id``, ``partition`` (the store-local day), ``dry_run``, ``generated_at`` (UTC).
@@ -501,6 +507,7 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
                 f"{report['events_extracted']} extracted events are unaccounted for "
                 f"({'; '.join(_first(report['problems'], 5))}). See {partition.report}"
             )
+        self._announce(context, partition, report, dry_run=dry_run)
         if not dry_run and not self.keep_staged_events:
             removed = partition.discard_staged_events()
             self.log.info("deleted the staged copies of the events (%s)", ", ".join(removed) or "none")
@@ -518,6 +525,28 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
             },
         )
         return manifest.to_dict()
+
+    def _announce(
+        self, context: Context, partition: PartitionStaging, report: Mapping[str, Any], *, dry_run: bool
+    ) -> None:
+        """Give each asset outlet (the store's ``omnisend://<store_id>/orders``) its event's partition key
+        and counts; a dry run drops the outlets, as Airflow emits an event per outlet of a successful task.
+
+        The key is set on the event explicitly: a run triggered with ``{"partition": ...}`` in its conf
+        has no Airflow partition key of its own.
+        """
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        if dry_run:
+            self.outlets = []
+            return
+        for asset in assets:
+            event = context["outlet_events"][asset]
+            event.add_partitions(partition.day)
+            event.extra.update(
+                {"store_id": partition.store_id, "partition": partition.day}
+                | {name: int(report[name]) for name in _ANNOUNCED}
+            )
+            self.log.info("asset event: %s partition %s", asset.uri, partition.day)
 
 
 def _first(items: Iterable[str], count: int) -> list[str]:

@@ -23,6 +23,7 @@ from typing import IO, TYPE_CHECKING, Any
 import orjson
 
 from airflow_omnisend.events.ids import check_store_id
+from airflow_omnisend.progress import ProgressLog
 
 if TYPE_CHECKING:
     from airflow_omnisend.events.partition import PartitionWindow
@@ -130,6 +131,7 @@ def extract_partition(
     option = orjson.OPT_APPEND_NEWLINE
     written = 0
     buffer: list[bytes] = []
+    progress = ProgressLog(f"extract {store_id} {window.label}", unit="events")
     for event in source.iter_events(store_id, window, rejects):
         try:
             buffer.append(dumps(event, default=json_default, option=option))
@@ -141,6 +143,7 @@ def extract_partition(
             out.write(chunk)
             written += len(chunk)
             buffer.clear()
+            progress.update(counts.total())
     if buffer:
         chunk = b"".join(buffer)
         out.write(chunk)

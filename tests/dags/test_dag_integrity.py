@@ -68,7 +68,11 @@ def demo_bag() -> Any:
 
 def test_every_dag_in_dags_imports_without_errors(demo_bag: Any) -> None:
     assert demo_bag.import_errors == {}
-    assert set(demo_bag.dag_ids) == {"omnisend_orders__demo", "omnisend_import_file"}
+    assert set(demo_bag.dag_ids) == {
+        "omnisend_orders__demo",
+        "omnisend_import_file",
+        "omnisend_monthly__demo",
+    }
 
 
 def upstream_ids(dag: DAG, task_id: str) -> set[str]:
@@ -222,6 +226,7 @@ def test_unreadable_stores_file_is_one_import_error(stores_file: Any, tmp_path: 
     bag = dagbag()
     assert "omnisend_import_file" in bag.dag_ids
     assert not [d for d in bag.dag_ids if d.startswith("omnisend_orders__")]
+    assert list(bag.import_errors) == [str(DAGS / "omnisend_orders.py")]  # the monthly example adds none
     assert f"stores file {path} is not valid YAML" in bag.import_errors[str(DAGS / "omnisend_orders.py")]
 
 
@@ -293,6 +298,6 @@ def test_list_import_errors_cli_names_the_broken_store(tmp_path: Path) -> None:
     assert "entry 2 (store 'broken'): field 'timezone'" in errors[0]["error"]
     assert "omnisend_orders__broken" in errors[0]["error"]
     listed = {d["dag_id"] for d in json_out(airflow("dags", "list", "-o", "json"))}
-    assert listed == {"omnisend_orders__good", "omnisend_import_file"}
+    assert listed == {"omnisend_orders__good", "omnisend_import_file", "omnisend_monthly__good"}
     local = json_out(airflow("dags", "list-import-errors", "--local", "-o", "json", rc=1))
     assert "entry 2 (store 'broken')" in local[0]["error"]

@@ -1,5 +1,5 @@
-"""``airflow-omnisend plan``: periods, events, bodies and requests per API version, exit codes 0/1/2, no
-Airflow import."""
+"""``airflow-omnisend plan``: periods (the store's, or ``--period``), events, bodies and requests per API
+version, exit codes 0/1/2, no Airflow import."""
 
 from __future__ import annotations
 
@@ -95,13 +95,13 @@ def test_unusable_input_exits_2_naming_the_fix(
     assert message in capsys.readouterr().err
 
 
-def _stores_file(tmp_path: Path, **source: str) -> Path:
+def _stores_file(tmp_path: Path, start_date: str = "2024-03-04", **source: str) -> Path:
     lines = [
         "stores:",
         "  - store_id: shop",
         "    omnisend_conn_id: omnisend_shop",
         "    timezone: Europe/Vilnius",
-        "    start_date: 2024-03-04",
+        f"    start_date: {start_date}",
         *(f"    {key}: {value}" for key, value in source.items()),
     ]
     path = tmp_path / "stores.yaml"
@@ -128,6 +128,57 @@ def test_a_store_with_a_sqlite_source_is_planned_day_by_day(
     # without --sqlite the Airflow connection would be needed: refused with the fix
     assert main(["plan", *args]) == 2
     assert "pass --sqlite PATH" in capsys.readouterr().err
+
+
+def test_a_month_store_is_planned_by_month_and_period_overrides_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "shop.sqlite"
+    build_sample_store(db, 200, 3, timezone="Europe/Vilnius", start=date(2024, 3, 29), days=5)
+    stores = _stores_file(tmp_path, "2024-03-01", source_conn_id="shop_db", period="month")
+    store = ["--store", "shop", "--stores", str(stores), "--sqlite", str(db)]
+    # the store's period: every month with a day in the range, whole (the DST change of 03-31 inside)
+    rc, by_month = plan_json(capsys, *store, "--from", "2024-03-15", "--to", "2024-04-02")
+    assert [p["period"] for p in by_month["periods"]] == ["2024-03", "2024-04"]
+    rc_keys, by_keys = plan_json(capsys, *store, "--from", "2024-03", "--to", "2024-04")
+    assert (rc_keys, by_keys) == (rc, by_month)  # month keys name the same range
+    _, by_day = plan_json(capsys, *store, "--period", "day", "--from", "2024-03-01", "--to", "2024-04-30")
+    assert len(by_day["periods"]) == 61
+    assert by_day["periods"][0]["period"] == "2024-03-01"
+    assert by_day["totals"]["events"] == by_month["totals"]["events"] > 0  # each event in one period
+    assert by_day["totals"]["valid"] == by_month["totals"]["valid"]
+    _, by_week = plan_json(capsys, *store, "--period", "week", "--from", "2024-03-29", "--to", "2024-W14")
+    assert [p["period"] for p in by_week["periods"]] == ["2024-W13", "2024-W14"]
+
+
+def test_a_day_store_defaults_to_days_and_period_fits_the_text(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_events(tmp_path / "source.ndjson", [event(i) for i in range(3)])
+    stores = _stores_file(tmp_path, source_path=str(source))
+    args = ["--store", "shop", "--stores", str(stores), "--from", "2024-01-01", "--to", "2024-01-01"]
+    assert main(["plan", *args]) == 0
+    assert capsys.readouterr().out.startswith("2024-01-01: 3 events, 3 valid, 0 rejected")
+    assert main(["plan", *args, "--period", "month"]) == 0
+    assert capsys.readouterr().out.startswith("2024-01: 3 events, 3 valid, 0 rejected")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["x.ndjson", "--period", "month"], "--period plans a store"),
+        (["--period", "month", "--from", "2024-03", "--to", "2024-02"], "is before --from"),
+        (["--period", "week", "--from", "2024-03", "--to", "2024-W10"], "--from '2024-03' is not a day"),
+    ],
+)
+def test_a_period_that_does_not_fit_exits_2(
+    args: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_events(tmp_path / "source.ndjson", [event(0)])
+    stores = _stores_file(tmp_path, source_path=str(source))
+    store = [] if "x.ndjson" in args else ["--store", "shop", "--stores", str(stores)]
+    assert main(["plan", *store, *args]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_a_store_with_an_events_file_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
