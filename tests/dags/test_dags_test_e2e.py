@@ -449,3 +449,47 @@ def test_a_month_partition_runs_whole_under_dags_test(
         for day in days:
             extract_partition(DbApiOrderSource(conn), "demo_month", PartitionWindow.for_day(day, TZ), out)
     assert sorted(orjson.loads(line)["eventID"] for line in out.getvalue().splitlines()) == sorted(month_ids)
+
+
+def test_every_kind_the_import_can_start_blocks_and_what_it_can_change_only_warns(
+    workspace: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    """Issue 11 §1 in real Airflow: derived-event, segment-entry and unreadable triggers block with no
+    POST; splits and audience filters on order data pass with the warning in the report."""
+    day = "2024-03-25"  # no other test of the module sends it
+    on = {"isEnabled": True, "exitConditions": []}
+    blocking = [
+        {**on, "id": "65f0000000000000000000f1", "name": "Review ask",
+         "trigger": {"condition": {"event": "ordered product", "origin": "api"}}},
+        {**on, "id": "65f0000000000000000000f2", "name": "VIP welcome",
+         "trigger": {"condition": {"event": "entered segment", "origin": "omnisend", "segmentName": "VIP"}}},
+        {**on, "id": "65f0000000000000000000f3", "name": "Odd shape", "trigger": ["placed order"]},
+    ]  # fmt: skip
+    warning = [
+        {**on, "id": "65f0000000000000000000f4", "name": "Browse follow-up",
+         "trigger": {"condition": {"event": "viewed product", "origin": "api"}},
+         "blocks": [{"type": "conditionalSplit", "filterGroup": {"property": "totalPrice"}}]},
+        {**on, "id": "65f0000000000000000000f5", "name": "Cart reminder",
+         "trigger": {"condition": {"event": "added product to cart", "origin": "api"},
+                     "audienceFilterGroup": {"event": "placed order"}}},
+    ]  # fmt: skip
+    emulator.set_automations([*blocking, *warning])
+    blocked = dags_test(workspace, emulator, {"partition": day})
+    assert blocked.returncode != 0
+    check = json.loads((partition_dir(workspace, day) / "automation_check.json").read_text())
+    assert check["outcome"] == "blocked"
+    assert [m["id"] for m in check["automations_matched"]] == [a["id"] for a in blocking]
+    assert "segment 'VIP'" in check["reason"]
+    assert posts(emulator) == 0
+
+    emulator.set_automations(warning)
+    passed = dags_test(workspace, emulator, {"partition": day})
+    assert passed.returncode == 0, explain(passed)
+    report = json.loads((partition_dir(workspace, day) / "report.json").read_text())
+    assert report["automation_check"]["outcome"] == "passed"
+    assert report["automation_check"]["warnings"] == 2
+    assert {a["name"]: a["verdict"] for a in report["automation_check"]["automations"]} == {
+        "Browse follow-up": "warn",
+        "Cart reminder": "warn",
+    }
+    assert report["events_accepted"] == report["events_valid"] > 0
