@@ -117,6 +117,7 @@ def test_blocks_on_an_enabled_automation_triggered_by_an_imported_event(
             "name": "Order confirmation",
             "event": "placed order",
             "origin": "api",
+            "updatedAt": None,
             "reasons": ["triggered by imported 'placed order' from 'api'"],
         },
         {
@@ -124,6 +125,7 @@ def test_blocks_on_an_enabled_automation_triggered_by_an_imported_event(
             "name": "Shipping update",
             "event": "order fulfilled",
             "origin": "",
+            "updatedAt": None,
             "reasons": ["triggered by imported 'order fulfilled' from any origin"],
         },
     ]
