@@ -174,3 +174,18 @@ def test_stop_a_bad_reason_or_no_answer_fails_the_run_and_keeps_nothing(
     assert record["outcome"] == "blocked"
     assert record["approval"]["answer"] == STOP
     assert not approval_path(partition).exists()
+
+
+def test_events_too_recent_are_refused_even_under_a_kept_approval(tmp_path: Path, conn: str) -> None:
+    from airflow_omnisend.exceptions import OmnisendAutomationRiskError
+
+    first = _validated(tmp_path, "2024-03-10")
+    _check(first, conn)
+    _approval(first).execute_complete(_context(), _answer(SEND_ANYWAY))
+    later = _validated(tmp_path, "2024-03-11")
+    with pytest.raises(OmnisendAutomationRiskError, match="younger than min_event_age"):
+        _check(later, conn, min_event_age=timedelta(days=365 * 30))  # every 2024 event is "too recent"
+    record = later.read_json("automation_check")
+    assert record["outcome"] == "blocked"
+    assert record["event_time"]["too_recent"] is True
+    assert "approval" not in record
