@@ -27,9 +27,10 @@ from airflow_omnisend.events.chunk_plan import (
     estimate_requests,
 )
 from airflow_omnisend.events.planning import plan_batches
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendAutomationRiskError, OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.operators.safety import CLEARED_OUTCOMES
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -147,6 +148,8 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
         partition = self.partition_staging(self.validated)
         from airflow_omnisend.hooks.omnisend import OmnisendHook  # the HTTP stack: only when run
 
+        if not dry_run:
+            require_cleared(partition)
         limits = OmnisendHook(self.omnisend_conn_id).batch_limits
         valid = self.upstream_file(partition, self.validated, "valid")
         if not valid.exists():
@@ -218,6 +221,27 @@ class OmnisendPlanBatchesOperator(OmnisendPartitionBaseOperator):
             number = name[len(_SHARD_FILE_PREFIX) : -len(".ndjson")]
             if number.isdigit() and int(number) >= shards:
                 path.unlink()
+
+
+def require_cleared(partition: PartitionStaging) -> None:
+    """Refuse to plan bodies for a partition whose automation check blocked or awaits a person's answer.
+
+    The DAG's wiring already keeps such a run from reaching this step; this keeps the invariant when the
+    step is run on its own (a cleared task, a hand-made DAG). A partition without ``automation_check.json``
+    has no verdict to honour (the check is a separate step; the report notes its absence).
+    """
+    check = partition.file("automation_check")
+    if not check.exists():
+        return
+    record = partition.read_json("automation_check")
+    outcome = record.get("outcome") if isinstance(record, dict) else None
+    if outcome in CLEARED_OUTCOMES:
+        return
+    raise OmnisendAutomationRiskError(
+        f"{partition.store_id} {partition.day}: the automation check's outcome is {outcome!r} in {check}, "
+        "so nothing is planned or sent. Answer the approval, acknowledge the automations "
+        "(acknowledge_automations in the run's conf) or clear the automation check after fixing them"
+    )
 
 
 class _NullSink(io.RawIOBase):

@@ -79,6 +79,8 @@ _NOT_A_REASON = frozenset(
 #: how Jinja renders a missing/None param: treated as "no acknowledgement"
 _RENDERED_NONE = "None"
 _OUTCOMES = ("passed", "blocked", "acknowledged", "approved", "awaiting_approval")
+#: the outcomes after which a partition's events may be planned and sent; the others hold it back
+CLEARED_OUTCOMES = frozenset({"passed", "acknowledged", "approved"})
 APPROVAL_MODES = ("none", "ui")
 
 

@@ -11,7 +11,7 @@ import pytest
 from send_helpers import DAY, STORE, make_events, stage_valid
 
 from airflow_omnisend.events.chunk_plan import ChunkPlan
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendAutomationRiskError, OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
 from airflow_omnisend.staging import StagingRoot
 
@@ -172,3 +172,34 @@ def test_integer_and_rate_arguments_are_bounded(
     """A typo such as ``1e20`` is refused where it is set, naming the range, not overflowing later."""
     with pytest.raises(OmnisendConfigError, match=message):
         _plan(tmp_path, conn, **{argument: value})
+
+
+@pytest.mark.parametrize("outcome", ["blocked", "awaiting_approval"])
+def test_a_partition_held_by_the_automation_check_is_not_planned(
+    tmp_path: Path, conn: str, outcome: str
+) -> None:
+    partition = stage_valid(tmp_path, make_events(20))
+    partition.write_json("automation_check", {"outcome": outcome, "reason": "an automation could fire"})
+
+    with pytest.raises(OmnisendAutomationRiskError, match=f"outcome is '{outcome}'.*nothing is planned"):
+        _plan(tmp_path, conn).execute({})
+
+    assert not partition.file("plan").exists()
+    assert not partition.bodies_dir.exists() or not any(partition.bodies_dir.iterdir())
+
+
+@pytest.mark.parametrize("outcome", ["passed", "acknowledged", "approved"])
+def test_a_cleared_partition_is_planned(tmp_path: Path, conn: str, outcome: str) -> None:
+    partition = stage_valid(tmp_path, make_events(20))
+    partition.write_json("automation_check", {"outcome": outcome})
+
+    assert _plan(tmp_path, conn).execute({})
+    assert partition.file("plan").exists()
+
+
+def test_a_dry_run_previews_a_held_partition(tmp_path: Path, conn: str) -> None:
+    partition = stage_valid(tmp_path, make_events(20))
+    partition.write_json("automation_check", {"outcome": "blocked"})
+
+    assert _plan(tmp_path, conn, dry_run=True).execute({}) == []
+    assert partition.file("plan_preview").exists()
