@@ -36,7 +36,7 @@ import orjson
 from airflow_omnisend.events.chunk_plan import BatchLimits
 from airflow_omnisend.events.lines import MAX_LINE_BYTES, check_line_cap
 from airflow_omnisend.events.ndjson_validation import validate_ndjson
-from airflow_omnisend.events.validation import EventValidator
+from airflow_omnisend.events.validation import DEFAULT_MIN_EVENT_AGE, EventValidator
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
 from airflow_omnisend.hooks._profile import DEFAULT_MAX_PAYLOAD_BYTES
 
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 _BUFFER = 1 << 20
-#: The DAG's default ``min_event_age`` (``operators.partition.DEFAULT_MIN_EVENT_AGE``, which imports
-#: Airflow; a test holds the two equal).
-DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
 _MAX_AGE_SECONDS: Final = 366 * 86400
 
 

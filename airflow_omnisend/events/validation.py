@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from airflow_omnisend.events.explanations import (
     Issue,
@@ -40,11 +40,16 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 __all__ = [
+    "DEFAULT_MIN_EVENT_AGE",
     "RECOMMENDED_PROPERTIES",
     "EventValidator",
     "EventVerdict",
     "Issue",
 ]
+
+#: How old an event must be before it is sent by default: Omnisend de-duplicates only historic events,
+#: and a younger one could still fire an automation. The DAGs, the safety check and the CLI share it.
+DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
 
 #: eventName -> (property, warning code): recommended ``properties`` whose absence is a warning. Kept
 #: small on purpose: a warning that fires on every event is noise. Omnisend's own example (the seed
