@@ -63,7 +63,7 @@ __all__ = [
 
 STORES_ENV: Final = "AIRFLOW_OMNISEND_STORES"
 DEFAULT_STORES_FILENAME: Final = "stores.yaml"
-#: the one periodic schedule: one run per store-local day, after the day has ended
+#: the one periodic schedule: one run per store-local period (day, week or month), after it has ended
 DAILY: Final = "@daily"
 #: keys of ``queries``: the fields of ``airflow_omnisend.sources.sql.SqlQueries``
 QUERY_KINDS: Final = ("placed", "paid", "fulfilled", "canceled", "refunded", "unplaceable")
@@ -211,9 +211,9 @@ def _check_schedule(value: object) -> str | None:
     if value is None or value == DAILY:
         return value
     raise OmnisendConfigError(
-        f"schedule {value!r} is not supported: a run is one store-local calendar day, so use "
-        f"{DAILY!r} (default: one run after each local day ends; backfills possible) or null (runs only "
-        "when triggered with a partition in the conf)"
+        f"schedule {value!r} is not supported: a run is one store-local period (the store's period: day, "
+        f"week or month), so use {DAILY!r} (default: one run after each local period ends; backfills "
+        "possible) or null (runs only when triggered with a partition)"
     )
 
 

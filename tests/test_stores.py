@@ -238,7 +238,11 @@ def test_loading_imports_no_airflow(tmp_path: Path) -> None:
             ["field 'events'", "more than once"],
             id="events-duplicate",
         ),
-        pytest.param({"schedule": '"@hourly"'}, ["field 'schedule'", "'@daily'", "null"], id="bad-schedule"),
+        pytest.param(
+            {"schedule": '"@hourly"'},
+            ["field 'schedule'", "'@daily'", "null", "period: day, week or month"],
+            id="bad-schedule",
+        ),
         pytest.param({"pool": '"my pool"'}, ["field 'pool'", "pool name"], id="bad-pool"),
         pytest.param(
             {"max_active_runs": 0}, ["field 'max_active_runs'", "from 1 to 64"], id="max-active-runs-zero"
