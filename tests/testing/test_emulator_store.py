@@ -89,12 +89,17 @@ def test_a_kept_database_remembers_events_and_batches_across_restarts(tmp_path: 
         pending_id = api.post_batch([make_event(1), make_event(2)]).json()["batchID"]
     with OmnisendEmulator(EmulatorConfig(db_path=db, processing_delay=0)) as third:
         api = Api(third)
-        # a batch the previous process never finished is reported stopped, not left pending forever
+        # a batch the previous process accepted but never processed is processed now, from its kept items
+        third.wait_for_batch(pending_id)
         left = api.get(f"/batches/{pending_id}").json()
-        assert (left["status"], left["finishedCount"]) == ("stopped", 0)
+        assert (left["status"], left["finishedCount"], left["errorsCount"]) == ("finished", 2, 0)
+        assert [r["request"]["eventID"] for r in left["responses"]] == [
+            make_event(1)["eventID"],
+            make_event(2)["eventID"],
+        ]
         api.send_and_wait([make_event(1), make_event(2)])
         assert third.store.accepted_count() == 3
-        assert third.store.duplicate_count() == 1
+        assert third.store.duplicate_count() == 3  # event 1 in the resumed batch, 1 and 2 in the last
         assert [b.batch_id for b in third.store.batches()][:2] == [batch_id, pending_id]
 
 
