@@ -434,7 +434,14 @@ class OmnisendHook(HttpHook):
                     request=label,
                 )
             wait, held, note = wait_before_retry(
-                status, content, response.headers, request=label, secret=secret, budget=budget, pacer=pacer
+                status,
+                content,
+                response.headers,
+                request=label,
+                secret=secret,
+                budget=budget,
+                pacer=pacer,
+                conn_id=self.omnisend_conn_id,
             )
             self.log.warning("%s -> %s; retry %d in %.2fs", label, note, attempt, wait)
             if not held:

@@ -30,9 +30,15 @@ from airflow.sdk import conf
 
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.chunk_plan import ChunkPlan
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError, OmnisendNotFoundError
+from airflow_omnisend.exceptions import (
+    OmnisendAuthError,
+    OmnisendConfigError,
+    OmnisendInputError,
+    OmnisendNotFoundError,
+)
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
+from airflow_omnisend.operators._failures import auth_failure
 from airflow_omnisend.operators._shard_sender import (
     BatchOutcome,
     SendSettings,
@@ -301,7 +307,10 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     # -- Airflow entry points ------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, int]:
-        return self._advance(context, ended=None, stats=SendStats(), resume=True)
+        try:
+            return self._advance(context, ended=None, stats=SendStats(), resume=True)
+        except OmnisendAuthError as err:  # a revoked key: fail now, whatever retries the task has
+            raise auth_failure(err) from None
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, stats: dict[str, Any] | None = None
@@ -314,14 +323,18 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         if event["status"] == "error":
             from airflow_omnisend.triggers.batches import exception_from_event
 
-            raise exception_from_event(event)
+            error = exception_from_event(event)
+            raise auth_failure(error) if isinstance(error, OmnisendAuthError) else error
         batches = event.get("batches") or {}
         ended = {
             batch_id: _outcome(summary)
             for batch_id, summary in batches.items()
             if isinstance(summary, dict) and is_terminal(summary)
         }
-        return self._advance(context, ended=ended, stats=counters, resume=False)
+        try:
+            return self._advance(context, ended=ended, stats=counters, resume=False)
+        except OmnisendAuthError as err:
+            raise auth_failure(err) from None
 
     # -- OpenLineage (extra ``[openlineage]``; see airflow_omnisend/lineage.py) -----------------------
 
