@@ -172,6 +172,11 @@ class OmnisendResponseLostError(OmnisendTransportError):
     """
 
 
+class OmnisendOrphanedTaskError(OmnisendError):
+    """The task's Airflow supervisor process died while the task went on: nobody would record what it
+    submits next, and the retry Airflow schedules would submit the same body again, so it stops."""
+
+
 class OmnisendBatchStoppedError(OmnisendError):
     """Omnisend stopped a batch for too many item errors."""
 

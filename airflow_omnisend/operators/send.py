@@ -46,6 +46,7 @@ from airflow_omnisend.operators._shard_sender import (
     ShardSender,
     TaskState,
 )
+from airflow_omnisend.operators._supervisor_watch import SupervisorWatch
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
 from airflow_omnisend.triggers._shared_listing import SharedRounds
@@ -228,6 +229,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             strict = hook.settings.strict_reconciliation
         settings = SendSettings(self.max_item_retry_rounds, self.max_lost_response_resubmits, strict)
         task_state = TaskState(context.get("task_state_store") if context else None)
+        watch = SupervisorWatch()  # the supervisor of this task process, as it starts
         try:
             with partition.local_copy(partition.shard(shard.index)) as body_file:
                 sender = ShardSender(
@@ -239,6 +241,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
                     task_state=task_state,
                     stats=stats,
                     resume=resume,
+                    watch=watch,
                 )
                 outstanding = sender.advance(ended)
                 if outstanding and self.deferrable:
