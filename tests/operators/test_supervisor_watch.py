@@ -26,28 +26,34 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 CONN = "omnisend_orphan"
-#: the task child: sends shard 0, and after its first ``submitted`` receipt reports on fd ``report``
-#: and blocks until the FIFO says go; its outcome goes to ``outcome`` (a file), then it exits
+#: the task child: logs to the stand-in supervisor the way Airflow's does (``configure_logging`` over a
+#: channel whose reader is the supervisor), sends shard 0, and once the response to its second POST has
+#: arrived reports on fd ``report`` and blocks until the FIFO says go; its outcome goes to ``outcome``
 CHILD = """
 import os, sys
 from pathlib import Path
-from airflow_omnisend.operators.receipts import PartitionReceipts
+from airflow.sdk.log import configure_logging, reset_logging
+from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
 
-root, report_fd, fifo, outcome = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-original = PartitionReceipts.write
-held = []
+root, fifo, outcome = sys.argv[1], sys.argv[3], sys.argv[4]
+report_fd, log_fd = int(sys.argv[2]), int(sys.argv[6])
+reset_logging()
+configure_logging(json_output=True, output=os.fdopen(log_fd, "wb", buffering=0), sending_to_supervisor=True)
+original = OmnisendHook._send
+posts = []
 
-def write(self, receipt):
-    path = original(self, receipt)
-    if receipt.status == "submitted" and not held:
-        held.append(receipt.body_id)
-        os.write(report_fd, f"{os.getppid()}\\n".encode())
-        with open(fifo, "rb") as go:  # blocks until the test opens the FIFO and writes
-            go.read()
-    return path
+def send(self, prepared):
+    response = original(self, prepared)
+    if prepared.method == "POST":
+        posts.append(response.status_code)
+        if len(posts) == 2:  # the supervisor dies while this POST's answer is on its way in
+            os.write(report_fd, f"{os.getppid()}\\n".encode())
+            with open(fifo, "rb") as go:  # blocks until the test opens the FIFO and writes
+                go.read()
+    return response
 
-PartitionReceipts.write = write
+OmnisendHook._send = send
 try:
     OmnisendSendBatchesOperator(
         task_id="send", store_id="acme_store", partition="2024-03-10", shard=0,
@@ -58,10 +64,16 @@ try:
 except BaseException as exc:
     Path(outcome).write_text(f"{type(exc).__name__}: {exc}")
 """
-#: the stand-in supervisor: starts the child (passing the report pipe on), then waits to be killed
+#: the stand-in supervisor: starts the child with the report and done fds and a log channel it reads
+#: (so the channel breaks when it dies), then drains that channel until it is killed
 SUPERVISOR = """
-import subprocess, sys
-child = subprocess.Popen(sys.argv[1:], pass_fds=(int(sys.argv[4]), int(sys.argv[7])))
+import os, subprocess, sys
+read_logs, write_logs = os.pipe()
+fds = (int(sys.argv[4]), int(sys.argv[7]), write_logs)
+child = subprocess.Popen([*sys.argv[1:], str(write_logs)], pass_fds=fds)
+os.close(write_logs)
+while os.read(read_logs, 65536):
+    pass
 child.wait()
 """
 
@@ -102,9 +114,9 @@ def test_an_orphaned_child_submits_nothing_more_and_the_retry_sends_each_body_on
         os.close(report_w)
         os.close(done_w)
         with os.fdopen(report_r, "rb") as report:
-            parent = int(report.readline())  # the child holds after its first receipt
+            parent = int(report.readline())  # the child holds with its second POST answered
         assert parent == supervisor.pid
-        assert emu.store.request_count(method="POST") == 1
+        assert emu.store.request_count(method="POST") == 2
         supervisor.send_signal(signal.SIGKILL)
         assert supervisor.wait(timeout=30) == -signal.SIGKILL
         with open(fifo, "wb") as go:  # now let the orphan go on
@@ -112,9 +124,10 @@ def test_an_orphaned_child_submits_nothing_more_and_the_retry_sends_each_body_on
         with os.fdopen(done_r, "rb") as done:
             assert done.read() == b""  # EOF: the child has exited
         assert outcome.read_text().startswith("OmnisendOrphanedTaskError: the task's supervisor process")
-        assert emu.store.request_count(method="POST") == 1  # nothing more after the supervisor died
+        assert emu.store.request_count(method="POST") == 2  # nothing more after the supervisor died
         submitted = PartitionReceipts(partition).all()
-        assert [r.body_id for r in submitted] == [bodies[0]]  # what it had submitted is recorded
+        # what it had submitted is recorded, the POST answered as the supervisor died included
+        assert sorted(r.body_id for r in submitted) == sorted(bodies[:2])
 
         sender(tmp_path / "staging", CONN, 0)().execute({})  # the retry
         emu.wait_until_idle()
