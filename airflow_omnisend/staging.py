@@ -479,8 +479,18 @@ class PartitionStaging:
         folder = Path(tempfile.mkdtemp(prefix="omnisend-staging-"))
         try:
             local = folder / source.name
-            with source.fs.open(source.path, "rb") as src, open(local, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                with source.fs.open(source.path, "rb") as src, open(local, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except OSError as exc:
+                if (exc.errno or 0) not in _VOLUME_ERRORS:
+                    raise
+                raise OmnisendStagingWriteError(
+                    f"cannot copy {source} to the worker's temporary folder {folder.parent} "
+                    f"({_VOLUME_ERRORS[exc.errno or 0]}). Fix: free space there, or point TMPDIR at a "
+                    "larger volume, then retry the task",
+                    path=str(local),
+                ) from exc
             yield local
         finally:
             shutil.rmtree(folder, ignore_errors=True)

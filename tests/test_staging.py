@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import subprocess
+import tempfile
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
@@ -548,3 +549,15 @@ def test_other_write_errors_are_not_taken_for_a_full_volume(staging: PartitionSt
     with pytest.raises(PermissionError), staging.open_write(staging.valid):
         raise PermissionError(errno.EACCES, "denied")
     assert not Path(staging.valid.path).exists()
+
+
+def test_a_full_temporary_folder_fails_the_local_copy_of_a_remote_file_clearly(
+    remote: PartitionStaging, tiny_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with remote.open_write(remote.valid) as out:
+        out.write(b'{"eventID": "1"}\n' * 10_000)  # 170 KB: more than the 64 KiB temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_tmpfs))
+    with pytest.raises(OmnisendStagingWriteError, match="TMPDIR") as failed, remote.local_copy(remote.valid):
+        pass
+    assert str(remote.valid) in str(failed.value)
+    assert list(tiny_tmpfs.iterdir()) == []  # the partial download is gone

@@ -127,3 +127,18 @@ def test_the_pytest_fixture_yields_a_started_emulator(omnisend_emulator: Omnisen
 @pytest.mark.parametrize("omnisend_emulator_config", [EmulatorConfig(rate_limit=3)], indirect=True)
 def test_the_pytest_fixture_takes_a_config(omnisend_emulator: OmnisendEmulator) -> None:
     assert omnisend_emulator.config.rate_limit == 3
+
+
+def test_restart_comes_back_on_the_same_port_with_the_record(tmp_path: Path) -> None:
+    emu = OmnisendEmulator(EmulatorConfig(db_path=str(tmp_path / "r.sqlite3"), processing_delay=0)).start()
+    try:
+        url = emu.base_url
+        batch_id = Api(emu).send_and_wait([make_event(0)])["batchID"]
+        emu.restart()
+        assert emu.base_url == url
+        assert Api(emu).get(f"/batches/{batch_id}").json()["status"] == "finished"
+        assert emu.store.accepted_count() == 1
+    finally:
+        emu.stop()
+    with OmnisendEmulator(EmulatorConfig()) as temporary, pytest.raises(RuntimeError, match="db_path"):
+        temporary.restart()

@@ -8,6 +8,7 @@ so a refused request never leaves bytes on a kept-alive connection.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -255,6 +256,19 @@ class OmnisendEmulator:
             self._batches.stop()
         if self._store is not None:
             self._store.close()
+
+    def restart(self) -> OmnisendEmulator:
+        """Stop, then start again on the same port and record, as a restarted Omnisend would come back:
+        the batches, events and key changes of before are served, unfinished batches are processed.
+        Needs ``db_path`` (a temporary record is deleted on stop)."""
+        if self.config.db_path is None:
+            raise RuntimeError(
+                "restart() needs EmulatorConfig(db_path=...): a temporary record is deleted on stop"
+            )
+        port = self.port
+        self.stop()
+        self.config = dataclasses.replace(self.config, port=port)
+        return self.start()
 
     def __enter__(self) -> OmnisendEmulator:
         return self.start()
