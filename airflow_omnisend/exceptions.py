@@ -28,6 +28,25 @@ class OmnisendInputError(OmnisendError, ValueError):
     """An input file or source row set cannot be read at all (not: one bad event, which is rejected)."""
 
 
+class OmnisendStagingWriteError(OmnisendError):
+    """A staging file could not be written (no space left, quota, read-only volume...). Nothing partial
+    is left under the file's name: writes go to a temporary name that is renamed only when complete.
+
+    :param path: the staging file that was being written.
+    """
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_staging_write, (self.args[0] if self.args else "", self.path))
+
+
+def _rebuild_staging_write(message: str, path: str) -> OmnisendStagingWriteError:
+    return OmnisendStagingWriteError(message, path=path)
+
+
 class OmnisendAPIError(OmnisendError):
     """Omnisend answered with an error status.
 
@@ -151,6 +170,11 @@ class OmnisendResponseLostError(OmnisendTransportError):
     Omnisend may have accepted the batch. The hook never resubmits such a body by itself; the caller
     decides (a historic-event batch is safe to resubmit, Omnisend de-duplicates on eventID + eventTime).
     """
+
+
+class OmnisendOrphanedTaskError(OmnisendError):
+    """The task's Airflow supervisor process died while the task went on: nobody would record what it
+    submits next, and the retry Airflow schedules would submit the same body again, so it stops."""
 
 
 class OmnisendBatchStoppedError(OmnisendError):

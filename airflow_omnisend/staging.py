@@ -31,7 +31,10 @@ sets ``keep_staged_events: true``; receipts, reports, rejected rows and events, 
 Writes are atomic where the store allows: a local file is written under a temporary name and
 renamed over the target, so a killed task never leaves half a receipt; an object store gets small
 files in one PUT and streams under a temporary key that is moved into place on success (a task
-killed mid-stream leaves at most a ``.<name>.<random>.tmp`` key, which no reader takes for a file).
+killed mid-stream leaves at most a ``.<name>.<random>.tmp`` key, which no reader takes for a file);
+other filesystems (memory, sftp...) get every file through a temporary name. A full, over-quota or
+read-only volume fails the write with :class:`~airflow_omnisend.exceptions.OmnisendStagingWriteError`
+naming the file and the fix, and leaves nothing under the file's name.
 
 An object store's folder listings are not cached in the process (fsspec's ``use_listings_cache`` is
 off for the root's protocol, unless set otherwise): another worker's receipt written after a listing
@@ -43,6 +46,7 @@ Only ``airflow.sdk`` is imported from Airflow.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -60,7 +64,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_omnisend.events.ids import check_store_id
 from airflow_omnisend.events.partition import canonical_partition_label
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError, OmnisendStagingWriteError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -91,6 +95,30 @@ DISCARDED_AFTER_SEND: tuple[str, ...] = ("events.ndjson", "events_selected.ndjso
 RECEIPTS_DIR = "receipts"
 DEAD_LETTERS_DIR = "dead_letters"
 FOLLOWUPS_DIR = "followups"
+#: object stores whose single PUT is atomic: a small file is written in one request, not via a temp key
+_ATOMIC_PUT_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss"})
+#: write errors a person fixes on the staging volume (space, quota, size limit, read-only)
+_VOLUME_ERRORS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "the disk quota is exceeded",
+    errno.EFBIG: "the file is larger than the volume allows",
+    errno.EROFS: "the volume is read-only",
+}
+
+
+def _write_error(path: ObjectStoragePath, exc: OSError) -> OmnisendStagingWriteError | None:
+    """``exc`` (raised writing ``path``) as a provider error naming the path and the fix, when it is a
+    volume problem (full, over quota, read-only); None for any other error."""
+    what = _VOLUME_ERRORS.get(exc.errno or 0)
+    if what is None:
+        return None
+    return OmnisendStagingWriteError(
+        f"cannot write staging file {path}: {what} ({errno.errorcode.get(exc.errno or 0, exc.errno)}). "
+        "Nothing partial was kept under that name (staging writes a temporary file and renames it only "
+        f"when complete). Fix: free space on the staging volume, or point {STAGING_ENV} at a larger "
+        "one, then retry the task",
+        path=str(path),
+    )
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
@@ -342,7 +370,20 @@ class PartitionStaging:
 
     @contextlib.contextmanager
     def open_write(self, path: ObjectStoragePath) -> Iterator[BinaryIO]:
-        """A binary file that appears at ``path`` only when the block ends without an error."""
+        """A binary file that appears at ``path`` only when the block ends without an error. A full (or
+        read-only) volume raises :class:`OmnisendStagingWriteError` naming ``path``."""
+        try:
+            with self._atomic_write(path) as out:
+                yield out
+        except OSError as exc:
+            error = _write_error(path, exc)
+            if error is None:
+                raise
+            raise error from exc
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _atomic_write(path: ObjectStoragePath) -> Iterator[BinaryIO]:
         if is_local(path):
             target = Path(path.path)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -365,12 +406,20 @@ class PartitionStaging:
                     tmp_remote.unlink()
 
     def write_bytes(self, path: ObjectStoragePath, data: bytes) -> None:
-        """Write a small file in one piece (rename locally, one PUT on an object store)."""
-        if is_local(path):
+        """Write a small file in one piece: one PUT on an object store (atomic there), else under a
+        temporary name renamed when complete (a local folder, and filesystems such as memory or sftp
+        whose files exist, partial, while they are written)."""
+        if is_local(path) or path.protocol not in _ATOMIC_PUT_PROTOCOLS:
             with self.open_write(path) as out:
                 out.write(data)
-        else:
+            return
+        try:
             path.write_bytes(data)
+        except OSError as exc:
+            error = _write_error(path, exc)
+            if error is None:
+                raise
+            raise error from exc
 
     def write_json(self, path: ObjectStoragePath | str, data: Any) -> ObjectStoragePath:
         """Write ``data`` as indented JSON (``path`` or a logical name such as ``"plan"``)."""
@@ -430,8 +479,18 @@ class PartitionStaging:
         folder = Path(tempfile.mkdtemp(prefix="omnisend-staging-"))
         try:
             local = folder / source.name
-            with source.fs.open(source.path, "rb") as src, open(local, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
+            try:
+                with source.fs.open(source.path, "rb") as src, open(local, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            except OSError as exc:
+                if (exc.errno or 0) not in _VOLUME_ERRORS:
+                    raise
+                raise OmnisendStagingWriteError(
+                    f"cannot copy {source} to the worker's temporary folder {folder.parent} "
+                    f"({_VOLUME_ERRORS[exc.errno or 0]}). Fix: free space there, or point TMPDIR at a "
+                    "larger volume, then retry the task",
+                    path=str(local),
+                ) from exc
             yield local
         finally:
             shutil.rmtree(folder, ignore_errors=True)

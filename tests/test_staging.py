@@ -5,16 +5,21 @@ AWS connection), where another writer's files must be seen after a listing."""
 
 from __future__ import annotations
 
+import errno
 import json
+import subprocess
+import tempfile
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import fsspec
 import pytest
 from airflow.sdk import ObjectStoragePath
+from fsspec.implementations.memory import MemoryFile, MemoryFileSystem
 
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError, OmnisendStagingWriteError
 from airflow_omnisend.staging import (
     STAGING_ENV,
     PartitionStaging,
@@ -420,3 +425,139 @@ def test_s3_manifest_round_trip_reads_the_same_objects(s3: PartitionStaging) -> 
     )
     assert manifest.partition == s3
     assert manifest.partition.read_json(manifest.path("validation")) == {"valid": 3}
+
+
+# --------------------------------------------------------------------------------------------------
+# a full volume: a clear error naming the file, and never a partial file under its name
+
+
+class _FullFile(MemoryFile):
+    """A memory file on a volume with ``capacity`` bytes left: the write past it fails with ENOSPC."""
+
+    fs: _FullMemoryFileSystem
+
+    def write(self, data: Any) -> int:
+        fs = self.fs
+        if fs.written + len(data) > fs.capacity:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        fs.written += len(data)
+        return super().write(data)
+
+
+class _FullMemoryFileSystem(MemoryFileSystem):
+    """fsspec's memory filesystem (a file exists, partial, while it is written) that fills up."""
+
+    protocol = "fullmem"
+    store: ClassVar[dict[str, Any]] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+
+    def __init__(self, capacity: int = 0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.capacity, self.written = capacity, 0
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if "w" not in mode:
+            return super()._open(path, mode, **kwargs)
+        path = self._strip_protocol(path)
+        file = _FullFile(self, path)
+        file.commit()  # like MemoryFileSystem: the file is there from the moment it is opened
+        return file
+
+
+@pytest.fixture
+def full_remote() -> tuple[PartitionStaging, _FullMemoryFileSystem]:
+    from airflow.sdk.io.store import attach
+
+    fsspec.register_implementation("fullmem", _FullMemoryFileSystem, clobber=True)
+    fs = _FullMemoryFileSystem(capacity=4096)
+    attach(protocol="fullmem", fs=fs)
+    return PartitionStaging(f"fullmem://bucket-{uuid.uuid4().hex[:8]}/prefix", "shop_1", "2026-03-01"), fs
+
+
+def _stream(staging: PartitionStaging, path: ObjectStoragePath, line: bytes, times: int) -> None:
+    with staging.open_write(path) as out:
+        for _ in range(times):
+            out.write(line)
+
+
+def _stored(fs: _FullMemoryFileSystem, staging: PartitionStaging) -> list[str]:
+    """The files the filesystem holds under the partition folder (relative names)."""
+    folder = fs._strip_protocol(staging.dir.path).rstrip("/") + "/"
+    return sorted(key.removeprefix(folder) for key in fs.store if key.startswith(folder))
+
+
+@pytest.mark.filterwarnings("ignore:UPath 'fullmem' filesystem not explicitly implemented")
+def test_a_full_remote_volume_fails_with_the_path_and_the_fix_and_leaves_no_partial_file(
+    full_remote: tuple[PartitionStaging, _FullMemoryFileSystem],
+) -> None:
+    staging, fs = full_remote
+    receipt = staging.receipt_path(BODY)
+    staging.write_json(receipt, {"status": "submitted", "batch_id": "b1"})
+    fs.capacity = fs.written + 100  # the next receipt does not fit
+    with pytest.raises(OmnisendStagingWriteError) as failed:
+        staging.write_json(receipt, {"status": "finished", "batch_id": "b1", "pad": "x" * 500})
+    text = str(failed.value)
+    assert str(receipt) in text
+    assert "no space left" in text
+    assert STAGING_ENV in text
+    assert failed.value.path == str(receipt)
+    assert isinstance(failed.value.__cause__, OSError)
+    assert staging.read_json(receipt) == {"status": "submitted", "batch_id": "b1"}  # the old one, whole
+    assert _stored(fs, staging) == [f"receipts/{BODY}.json"]  # no temporary file left beside it
+    with pytest.raises(OmnisendStagingWriteError, match=r"valid\.ndjson"):
+        _stream(staging, staging.valid, b'{"eventID": "1"}\n', 100)
+    assert not staging.valid.exists()
+    assert _stored(fs, staging) == [f"receipts/{BODY}.json"]
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB tmpfs (mount needs root; skipped where it cannot be mounted)."""
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True, check=False
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode(errors='replace').strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_a_full_local_disk_fails_with_the_path_and_leaves_the_finished_file_as_it_was(
+    tiny_tmpfs: Path,
+) -> None:
+    staging = PartitionStaging(str(tiny_tmpfs), "shop_1", "2026-03-01")
+    line = b'{"eventID": "%d", "eventTime": "2026-03-01T00:00:00Z"}\n'
+    with staging.open_write(staging.events) as out:
+        out.write(line * 100)
+    finished = Path(staging.events.path).read_bytes()
+    with pytest.raises(OmnisendStagingWriteError) as failed:
+        _stream(staging, staging.events, line, 10_000)  # ~500 KB on a 64 KiB volume
+    assert str(staging.events) in str(failed.value)
+    assert "ENOSPC" in str(failed.value)
+    assert Path(staging.events.path).read_bytes() == finished
+    assert leftovers(tiny_tmpfs) == []
+    with pytest.raises(OmnisendStagingWriteError, match=r"plan\.json"):
+        staging.write_json("plan", {"pad": "x" * 200_000})
+    assert not Path(staging.plan.path).exists()
+
+
+def test_other_write_errors_are_not_taken_for_a_full_volume(staging: PartitionStaging) -> None:
+    with pytest.raises(PermissionError), staging.open_write(staging.valid):
+        raise PermissionError(errno.EACCES, "denied")
+    assert not Path(staging.valid.path).exists()
+
+
+def test_a_full_temporary_folder_fails_the_local_copy_of_a_remote_file_clearly(
+    remote: PartitionStaging, tiny_tmpfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with remote.open_write(remote.valid) as out:
+        out.write(b'{"eventID": "1"}\n' * 10_000)  # 170 KB: more than the 64 KiB temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tiny_tmpfs))
+    with pytest.raises(OmnisendStagingWriteError, match="TMPDIR") as failed, remote.local_copy(remote.valid):
+        pass
+    assert str(remote.valid) in str(failed.value)
+    assert list(tiny_tmpfs.iterdir()) == []  # the partial download is gone

@@ -105,6 +105,23 @@ def reason_phrase(status: int) -> str:
         return ""
 
 
+def credential_hint(status: int, conn_id: str, request: str) -> str:
+    """What a 401/403 on ``request`` means for connection ``conn_id`` and how to fix it (no retry does)."""
+    if status == 401:
+        return (
+            f"Omnisend rejected the API key of connection {conn_id!r} (401) on {request}: the key is "
+            "wrong or was revoked. Fix: put a valid key (a new one if it was revoked) in the password of "
+            f"connection {conn_id!r} (UI, or airflow connections delete/add), then rerun the failed runs "
+            "(airflow backfill create ... --reprocess-behavior failed); not retried, the same key is "
+            "refused again"
+        )
+    return (
+        f"Omnisend refused access (403) on {request} with the key of connection {conn_id!r}: it lacks a "
+        "permission (scope) for this endpoint. Fix: give the key that permission, or put a key that has "
+        f"it in connection {conn_id!r}; not retried"
+    )
+
+
 def api_error(
     status: int,
     problem: dict[str, Any],
@@ -112,14 +129,18 @@ def api_error(
     request: str,
     retry_after: float | None = None,
     attempts: int = 1,
+    conn_id: str | None = None,
 ) -> OmnisendAPIError:
-    """The typed error for an error status. ``attempts`` > 1 says the retry budget ran out."""
+    """The typed error for an error status. ``attempts`` > 1 says the retry budget ran out; ``conn_id``
+    names the connection in a 401/403 (whose fix is in the connection)."""
     if status >= 500:
         cls: type[OmnisendAPIError] = OmnisendServerError
     else:
         cls = _ERROR_TYPES.get(status, OmnisendAPIError)
     hint = _HINTS.get(status) or f"Omnisend answered {status} {reason_phrase(status)}".rstrip()
     message = f"{hint} to {request}"
+    if conn_id and status in (401, 403):
+        message = credential_hint(status, conn_id, request)
     if attempts > 1:
         message += f", still after {attempts} attempts (retry budget spent)"
     return cls(message, status=status, problem=problem, retry_after=retry_after, request=request)
@@ -216,11 +237,12 @@ def wait_before_retry(
     secret: str | None,
     budget: RetryBudget,
     pacer: RateLimitPacer,
+    conn_id: str | None = None,
 ) -> tuple[float, bool, str]:
     """After an error status, return ``(wait, held, note)``: seconds before the next attempt, whether
     the wait is a hold on every request of the hook (a 429; the pacer already enforces it, the caller
     only has to acquire again), and a log-safe note. Raises the typed error when the status is final
-    (400/401/403/404/413/...) or the retry budget is spent.
+    (400/401/403/404/413/...: at once, naming ``conn_id`` for a 401/403) or the retry budget is spent.
     """
     problem = problem_from(content, secret)
     named: float | None = None
@@ -231,7 +253,7 @@ def wait_before_retry(
             # First of all: no request of this hook may start before the time the server named.
             pacer.hold_for(named)
     if not is_retryable_status(status):
-        raise api_error(status, problem, request=request)
+        raise api_error(status, problem, request=request, conn_id=conn_id)
     wait = budget.next_wait(named=named, now=pacer.clock(), rand=pacer.rand())
     if wait is None:
         raise api_error(status, problem, request=request, retry_after=named, attempts=budget.attempts)

@@ -15,6 +15,7 @@ connection form work with an ``omnisend`` connection, but the request path is ou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import ssl
 import threading
@@ -422,7 +423,7 @@ class OmnisendHook(HttpHook):
             pacer.observe(response.headers)
             status = response.status_code
             content = response.content
-            self.log.debug("%s -> %s in %.3fs (attempt %d)", label, status, pacer.clock() - started, attempt)
+            self._note("%s -> %s in %.3fs (attempt %d)", label, status, pacer.clock() - started, attempt)
             if 200 <= status < 300:
                 return _Reply(status=status, data=parse_json(content), content=content)
             if 300 <= status < 400:
@@ -434,11 +435,26 @@ class OmnisendHook(HttpHook):
                     request=label,
                 )
             wait, held, note = wait_before_retry(
-                status, content, response.headers, request=label, secret=secret, budget=budget, pacer=pacer
+                status,
+                content,
+                response.headers,
+                request=label,
+                secret=secret,
+                budget=budget,
+                pacer=pacer,
+                conn_id=self.omnisend_conn_id,
             )
             self.log.warning("%s -> %s; retry %d in %.2fs", label, note, attempt, wait)
             if not held:
                 pacer.sleep(wait)
+
+    def _note(self, message: str, *args: Any, info: bool = False) -> None:
+        """Log between a 2xx and the return of what it carries: a task whose supervisor (its log channel)
+        is gone gets ``BrokenPipeError`` from Airflow's task logger, and a log line must never cost the
+        batchID of a POST that Omnisend accepted (the caller records it in staging, which needs no
+        supervisor)."""
+        with contextlib.suppress(OSError):
+            (self.log.info if info else self.log.debug)(message, *args)
 
     # -- batches -------------------------------------------------------------------------------------
 
@@ -496,7 +512,7 @@ class OmnisendHook(HttpHook):
                 f"(body: {body_text(reply.content, self._secret)}); the batch may exist. The hook does "
                 "not resend it"
             )
-        self.log.info("Omnisend accepted batch %s (%s items)", batch_id, data.get("totalCount", "?"))
+        self._note("Omnisend accepted batch %s (%s items)", batch_id, data.get("totalCount", "?"), info=True)
         return batch_id
 
     def _batch_segments(self, batch_id: str, *rest: str) -> tuple[str, ...]:

@@ -215,6 +215,7 @@ class OmnisendAsyncHook(BaseHook):
                     secret=secret,
                     budget=budget,
                     pacer=pacer,
+                    conn_id=self.omnisend_conn_id,
                 )
                 self.log.warning("%s -> %s; retry %d in %.2fs", label, note, attempt, wait)
                 if not held:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_omnisend.exceptions import (
+    OmnisendAuthError,
     OmnisendAutomationRiskError,
     OmnisendInputError,
     OmnisendRejectRatioError,
@@ -22,10 +23,12 @@ from airflow_omnisend.exceptions import (
 )
 
 __all__ = [
+    "AuthFailure",
     "AutomationRiskFailure",
     "InputFailure",
     "RejectRatioFailure",
     "UnaccountedEventsFailure",
+    "auth_failure",
     "input_failure",
 ]
 
@@ -62,3 +65,17 @@ def input_failure(what: str, exc: BaseException) -> InputFailure:
     else:
         text = f"{what}: {type(exc).__name__}: {exc}"
     return InputFailure(f"{text} (not retried: the same input fails again)")
+
+
+class AuthFailure(OmnisendAuthError, AirflowFailException):
+    """Omnisend refused the connection's key (401) or its permissions (403): a revoked key stays revoked,
+    so the task fails at once instead of spending its retries (and the brand's rate limit) on it."""
+
+
+def auth_failure(err: OmnisendAuthError) -> AuthFailure:
+    """``err`` (whose text names the connection and the fix) as an :class:`AuthFailure`."""
+    if isinstance(err, AuthFailure):
+        return err
+    return AuthFailure(
+        str(err), status=err.status, problem=err.problem, retry_after=err.retry_after, request=err.request
+    )

@@ -28,6 +28,10 @@ resubmission into a reconnection.
 The one window no client can close: a worker killed between Omnisend accepting a POST and the batchID
 reaching the task state store resubmits that body on retry. Omnisend de-duplicates historical events
 on eventID + eventTime, so that costs a request, not a duplicate event.
+
+A task whose Airflow supervisor was killed while the task itself lives on stops before its next POST
+(``_supervisor_watch``); a POST it had already made still gets its receipt (staging needs no
+supervisor), so the retry reconnects to that batch instead of racing the orphan with a second POST.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from airflow_omnisend.exceptions import (
     OmnisendValidationError,
 )
 from airflow_omnisend.hooks._responses import counters_say_clean, item_succeeded
+from airflow_omnisend.operators._supervisor_watch import SupervisorWatch
 from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
 from airflow_omnisend.progress import ProgressLog
 from airflow_omnisend.staging import utc_timestamp
@@ -271,6 +276,8 @@ class ShardSender:
     :param resume: this is the first call of a task try: count bodies finished earlier as skipped,
         and look for batch ids in the task state store that a dead worker saved but never got into a
         receipt.
+    :param watch: asked before every POST whether the task's supervisor is still alive (default: one
+        that remembers this process's parent now); an orphaned task submits nothing more.
     """
 
     def __init__(
@@ -284,8 +291,10 @@ class ShardSender:
         task_state: TaskState,
         stats: SendStats,
         resume: bool,
+        watch: SupervisorWatch | None = None,
     ) -> None:
         self.hook = hook
+        self.watch = watch or SupervisorWatch()
         self.partition = partition
         self.receipt_files = PartitionReceipts(partition)
         self.shard = shard
@@ -435,6 +444,7 @@ class ShardSender:
         attempts = 0
         while True:
             attempts += 1
+            self.watch.check(what)  # an orphaned task would race its own retry
             self.stats.requests += 1
             try:
                 batch_id = self.hook.submit_batch_body(body)

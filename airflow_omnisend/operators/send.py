@@ -30,9 +30,15 @@ from airflow.sdk import conf
 
 from airflow_omnisend.checks import check_int
 from airflow_omnisend.events.chunk_plan import ChunkPlan
-from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError, OmnisendNotFoundError
+from airflow_omnisend.exceptions import (
+    OmnisendAuthError,
+    OmnisendConfigError,
+    OmnisendInputError,
+    OmnisendNotFoundError,
+)
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
+from airflow_omnisend.operators._failures import auth_failure
 from airflow_omnisend.operators._shard_sender import (
     BatchOutcome,
     SendSettings,
@@ -40,6 +46,7 @@ from airflow_omnisend.operators._shard_sender import (
     ShardSender,
     TaskState,
 )
+from airflow_omnisend.operators._supervisor_watch import SupervisorWatch
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
 from airflow_omnisend.triggers._shared_listing import SharedRounds
@@ -222,6 +229,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
             strict = hook.settings.strict_reconciliation
         settings = SendSettings(self.max_item_retry_rounds, self.max_lost_response_resubmits, strict)
         task_state = TaskState(context.get("task_state_store") if context else None)
+        watch = SupervisorWatch()  # the supervisor of this task process, as it starts
         try:
             with partition.local_copy(partition.shard(shard.index)) as body_file:
                 sender = ShardSender(
@@ -233,6 +241,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
                     task_state=task_state,
                     stats=stats,
                     resume=resume,
+                    watch=watch,
                 )
                 outstanding = sender.advance(ended)
                 if outstanding and self.deferrable:
@@ -301,7 +310,10 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
     # -- Airflow entry points ------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, int]:
-        return self._advance(context, ended=None, stats=SendStats(), resume=True)
+        try:
+            return self._advance(context, ended=None, stats=SendStats(), resume=True)
+        except OmnisendAuthError as err:  # a revoked key: fail now, whatever retries the task has
+            raise auth_failure(err) from None
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, stats: dict[str, Any] | None = None
@@ -314,14 +326,18 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         if event["status"] == "error":
             from airflow_omnisend.triggers.batches import exception_from_event
 
-            raise exception_from_event(event)
+            error = exception_from_event(event)
+            raise auth_failure(error) if isinstance(error, OmnisendAuthError) else error
         batches = event.get("batches") or {}
         ended = {
             batch_id: _outcome(summary)
             for batch_id, summary in batches.items()
             if isinstance(summary, dict) and is_terminal(summary)
         }
-        return self._advance(context, ended=ended, stats=counters, resume=False)
+        try:
+            return self._advance(context, ended=ended, stats=counters, resume=False)
+        except OmnisendAuthError as err:
+            raise auth_failure(err) from None
 
     # -- OpenLineage (extra ``[openlineage]``; see airflow_omnisend/lineage.py) -----------------------
 

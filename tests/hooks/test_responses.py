@@ -143,3 +143,15 @@ def test_listing_ends_on_the_last_page_and_names_the_missing() -> None:
     without_paging = BatchListing(["gone"], page_size=2)
     assert without_paging.add_page({"batches": [{"batchID": "x"}, {"batchID": "y"}]}) is True
     assert without_paging.add_page({"batches": [{"batchID": "z"}]}) is False
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_credential_names_the_connection_and_the_fix(status: int) -> None:
+    error = api_error(status, {"detail": "nope"}, request="POST /v5/batches", conn_id="omnisend_b")
+    assert isinstance(error, OmnisendAuthError)
+    text = str(error)
+    assert f"({status}) on POST /v5/batches" in text
+    assert text.count("connection 'omnisend_b'") == 2  # what was refused, and where the fix goes
+    assert "not retried" in text
+    assert pickle.loads(pickle.dumps(error)).args == error.args
+    assert "connection '" not in str(api_error(status, {}, request="GET /v5/batches"))  # no id given

@@ -104,3 +104,34 @@ def test_request_log_keeps_a_fingerprint_not_the_key(v5: Api, emu: OmnisendEmula
     assert emu.api_key not in repr(log)
     assert emu.api_key not in repr(emu.config)
     assert all(r.api_version == "v5" and r.path == "/v5/batches" for r in log)
+
+
+def test_a_revoked_key_is_refused_from_its_next_request_and_a_granted_one_accepted(
+    start_emulator: Callable[..., OmnisendEmulator],
+) -> None:
+    emu = start_emulator(extra_keys=("store-b-key",))
+    store_b, main = Api(emu, "v5", key="store-b-key"), Api(emu, "v5")
+    assert store_b.post_batch([make_event(0)]).status_code == 201
+    resp = requests.post(
+        f"{emu.base_url}/__emulator__/keys",
+        json={"revoke": ["store-b-key"], "grant": ["store-b-new:events.write"]},
+        timeout=5,
+    )
+    assert resp.status_code == 200, resp.text
+    assert emu.fingerprint("store-b-key") not in resp.json()["keys"]
+    assert emu.fingerprint("store-b-new") in resp.json()["keys"]
+    assert "store-b-key" not in resp.text
+    _problem(store_b.post_batch([make_event(1)]), 401)
+    _problem(store_b.get("/batches", endpoint="events"), 401)
+    assert main.post_batch([make_event(2)]).status_code == 201  # the other store's key is untouched
+    fresh = Api(emu, "v5", key="store-b-new")
+    assert fresh.post_batch([make_event(1)]).status_code == 201
+    _problem(fresh.get("/batches", endpoint="events"), 403)  # granted with events.write only
+    emu.set_keys(grant=["store-b-key"])
+    assert store_b.post_batch([make_event(3)]).status_code == 201
+
+
+def test_a_key_change_that_names_no_list_is_a_400(emu: OmnisendEmulator) -> None:
+    for body in ({"revoke": "k"}, {"grant": [1]}, {"revoke": [], "other": []}, ["k"]):
+        resp = requests.post(f"{emu.base_url}/__emulator__/keys", json=body, timeout=5)
+        assert resp.status_code == 400, body

@@ -168,3 +168,45 @@ def test_the_emulator_modules_import_no_airflow() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert float(result.stdout) < 1.0
+
+
+def test_a_process_killed_after_a_201_serves_that_batch_when_restarted_on_its_record(
+    run_cli: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    record = str(tmp_path / "record.sqlite3")
+    # a long processing delay: the batch is still pending when the process dies
+    first, base_url = _start(run_cli, "--record", record, "--processing-delay", "600")
+    resp = Api(Remote(base_url, "emulator-api-key"), "v5").post_batch([make_event(0), make_event(1)])
+    assert resp.status_code == 201
+    batch_id = resp.json()["batchID"]
+    first.kill()  # SIGKILL: nothing runs after the 201 but what ran before it
+    first.wait(timeout=10)
+    _, base_url = _start(run_cli, "--record", record, "--processing-delay", "0")
+    api = Api(Remote(base_url, "emulator-api-key"), "v5")
+    requests.post(f"{base_url}/__emulator__/wait-idle", params={"timeout": 10}, timeout=15)
+    batch = api.get(f"/batches/{batch_id}").json()
+    assert (batch["status"], batch["finishedCount"], batch["errorsCount"]) == ("finished", 2, 0)
+    listed = api.get("/batches", endpoint="events").json()["batches"]
+    assert [b["batchID"] for b in listed] == [batch_id]
+    events = requests.get(f"{base_url}/__emulator__/events", timeout=5).json()
+    assert sorted(e["eventID"] for e in events["events"]) == sorted(make_event(i)["eventID"] for i in (0, 1))
+
+
+def test_keys_revoked_through_the_control_api_stay_revoked_after_a_restart(
+    run_cli: list[subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    record = str(tmp_path / "record.sqlite3")
+    first, base_url = _start(run_cli, "--record", record, "--extra-key", "store-b-key")
+    control = f"{base_url}/__emulator__/keys"
+    changed = requests.post(control, json={"revoke": ["store-b-key"], "grant": ["store-b-new"]}, timeout=5)
+    assert changed.status_code == 200
+    assert (changed.json()["revoked"], changed.json()["granted"]) == (1, 1)
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=10)
+    _, base_url = _start(run_cli, "--record", record, "--extra-key", "store-b-key")
+    assert Api(Remote(base_url, "store-b-key"), "v5").post_batch([make_event(0)]).status_code == 401
+    assert Api(Remote(base_url, "store-b-new"), "v5").post_batch([make_event(0)]).status_code == 201
+    assert Api(Remote(base_url, "emulator-api-key"), "v5").post_batch([make_event(1)]).status_code == 201
+    bad = requests.post(f"{base_url}/__emulator__/keys", json={"revoke": "store-b-key"}, timeout=5)
+    assert bad.status_code == 400
+    assert "revoke" in bad.json()["detail"]

@@ -89,12 +89,17 @@ def test_a_kept_database_remembers_events_and_batches_across_restarts(tmp_path: 
         pending_id = api.post_batch([make_event(1), make_event(2)]).json()["batchID"]
     with OmnisendEmulator(EmulatorConfig(db_path=db, processing_delay=0)) as third:
         api = Api(third)
-        # a batch the previous process never finished is reported stopped, not left pending forever
+        # a batch the previous process accepted but never processed is processed now, from its kept items
+        third.wait_for_batch(pending_id)
         left = api.get(f"/batches/{pending_id}").json()
-        assert (left["status"], left["finishedCount"]) == ("stopped", 0)
+        assert (left["status"], left["finishedCount"], left["errorsCount"]) == ("finished", 2, 0)
+        assert [r["request"]["eventID"] for r in left["responses"]] == [
+            make_event(1)["eventID"],
+            make_event(2)["eventID"],
+        ]
         api.send_and_wait([make_event(1), make_event(2)])
         assert third.store.accepted_count() == 3
-        assert third.store.duplicate_count() == 1
+        assert third.store.duplicate_count() == 3  # event 1 in the resumed batch, 1 and 2 in the last
         assert [b.batch_id for b in third.store.batches()][:2] == [batch_id, pending_id]
 
 
@@ -122,3 +127,18 @@ def test_the_pytest_fixture_yields_a_started_emulator(omnisend_emulator: Omnisen
 @pytest.mark.parametrize("omnisend_emulator_config", [EmulatorConfig(rate_limit=3)], indirect=True)
 def test_the_pytest_fixture_takes_a_config(omnisend_emulator: OmnisendEmulator) -> None:
     assert omnisend_emulator.config.rate_limit == 3
+
+
+def test_restart_comes_back_on_the_same_port_with_the_record(tmp_path: Path) -> None:
+    emu = OmnisendEmulator(EmulatorConfig(db_path=str(tmp_path / "r.sqlite3"), processing_delay=0)).start()
+    try:
+        url = emu.base_url
+        batch_id = Api(emu).send_and_wait([make_event(0)])["batchID"]
+        emu.restart()
+        assert emu.base_url == url
+        assert Api(emu).get(f"/batches/{batch_id}").json()["status"] == "finished"
+        assert emu.store.accepted_count() == 1
+    finally:
+        emu.stop()
+    with OmnisendEmulator(EmulatorConfig()) as temporary, pytest.raises(RuntimeError, match="db_path"):
+        temporary.restart()

@@ -25,7 +25,10 @@ What it does, in one place (details in each module):
   and are counted, not recorded again.
 - A sliding-window rate limit per key; 429s spend no budget (``ratelimit.py``).
 - Seeded faults (``FaultConfig``), settable at runtime (``set_faults`` or ``POST /__emulator__/faults``).
-- Everything is recorded in SQLite (``store``): accepted events, duplicates, batches, requests.
+- Keys revoked or granted at runtime (``set_keys`` or ``POST /__emulator__/keys``; ``keys.py``).
+- Everything is recorded in SQLite (``store``): accepted events, duplicates, batches, requests. A batch
+  is committed before its 201, so an emulator restarted on the same ``db_path`` serves it (and processes
+  it if it had not been).
 """
 
 from __future__ import annotations

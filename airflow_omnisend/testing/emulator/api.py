@@ -391,36 +391,51 @@ class EmulatorApi:
 
     # ---- control API --------------------------------------------------------------------------------
     def _control(self, req: Request) -> Response:
-        emu = self._emu
         name = req.path.removeprefix("/__emulator__").strip("/")
+        handler = {
+            ("GET", "stats"): lambda: _json(200, self._emu.stats()),
+            ("GET", "faults"): lambda: _json(200, self._emu.faults.config.to_dict()),
+            ("POST", "faults"): lambda: self._set_faults(req),
+            ("GET", "keys"): lambda: _json(200, {"keys": self._emu.grants.fingerprints()}),
+            ("POST", "keys"): lambda: self._set_keys(req),
+            ("POST", "automations"): lambda: _json(
+                200, {"count": self._emu.set_automations(orjson.loads(req.body or b"[]"))}
+            ),
+            ("GET", "events"): lambda: self._events(req),
+            ("POST", "wait-idle"): lambda: self._wait_idle(req),
+        }.get((req.method, name))
+        if handler is None:
+            return _problem(404, f"no control endpoint {req.method} {req.path}")
         try:
-            if (req.method, name) == ("GET", "stats"):
-                return _json(200, emu.stats())
-            if (req.method, name) == ("GET", "faults"):
-                return _json(200, emu.faults.config.to_dict())
-            if (req.method, name) == ("POST", "faults"):
-                data = orjson.loads(req.body or b"{}")
-                if not isinstance(data, dict):
-                    raise ValueError("send a JSON object of FaultConfig fields ({} clears every fault)")
-                emu.set_faults(FaultConfig.from_dict(data))
-                return _json(200, emu.faults.config.to_dict())
-            if (req.method, name) == ("POST", "automations"):
-                return _json(200, {"count": emu.set_automations(orjson.loads(req.body or b"[]"))})
-            if (req.method, name) == ("GET", "events"):
-                offset, limit = int(req.query.get("offset", 0)), int(req.query.get("limit", 1000))
-                events = emu.store.accepted_events()
-                page = [_event_dict(e) for e in events[offset : offset + limit]]
-                return _json(
-                    200, {"events": page, "total": len(events), "duplicates": emu.store.duplicate_count()}
-                )
-            if (req.method, name) == ("POST", "wait-idle"):
-                emu.wait_until_idle(timeout=float(req.query.get("timeout", 60)))
-                return _json(200, emu.stats())
+            return handler()
         except (ValueError, TypeError) as exc:
             return _problem(400, str(exc))
         except TimeoutError as exc:
             return _problem(504, str(exc))
-        return _problem(404, f"no control endpoint {req.method} {req.path}")
+
+    def _set_faults(self, req: Request) -> Response:
+        data = orjson.loads(req.body or b"{}")
+        if not isinstance(data, dict):
+            raise ValueError("send a JSON object of FaultConfig fields ({} clears every fault)")
+        self._emu.set_faults(FaultConfig.from_dict(data))
+        return _json(200, self._emu.faults.config.to_dict())
+
+    def _set_keys(self, req: Request) -> Response:
+        data = orjson.loads(req.body or b"{}")
+        if not isinstance(data, dict) or set(data) - {"revoke", "grant"}:
+            raise ValueError('send {"revoke": ["KEY", ...], "grant": ["KEY" or "KEY:perm1,perm2", ...]}')
+        return _json(200, self._emu.set_keys(revoke=data.get("revoke") or (), grant=data.get("grant") or ()))
+
+    def _events(self, req: Request) -> Response:
+        offset, limit = int(req.query.get("offset", 0)), int(req.query.get("limit", 1000))
+        store = self._emu.store
+        events = store.accepted_events()
+        page = [_event_dict(e) for e in events[offset : offset + limit]]
+        return _json(200, {"events": page, "total": len(events), "duplicates": store.duplicate_count()})
+
+    def _wait_idle(self, req: Request) -> Response:
+        self._emu.wait_until_idle(timeout=float(req.query.get("timeout", 60)))
+        return _json(200, self._emu.stats())
 
 
 def _event_dict(event: Any) -> dict[str, Any]:

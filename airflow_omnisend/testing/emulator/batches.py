@@ -137,19 +137,41 @@ class BatchRegistry:
         self._worker = threading.Thread(target=self._run, name="omnisend-emulator-batches", daemon=True)
 
     def _load(self) -> None:
-        """Batches of a previous run on the same ``db_path``; those it left unfinished are stopped."""
-        for seq, rec in enumerate(self._store.batches(), start=1):
-            batch = Batch(
-                rec.batch_id, seq, rec.api_version, rec.method, rec.endpoint, rec.origin,
-                rec.key_fingerprint, rec.total_count, rec.created_at, 0.0, rec.status, rec.started_at,
-                rec.ended_at, rec.finished_count, rec.errors_count, rec.duplicate_count, rec.stop_reason,
-            )  # fmt: skip
-            if batch.status not in ENDED:
-                batch.status, batch.ended_at = STOPPED, utc_text()
-                batch.stop_reason = "the emulator was restarted before the batch ended"
-                self._store.save_batch(batch.record(), seq)
-            self._batches[batch.batch_id] = batch
-            self._order.append(batch)
+        """Batches of a previous run on the same ``db_path``. One it left unfinished carries on as
+        Omnisend's would: processed again from its kept items, or ended from its kept results; only a
+        batch with neither (a record from before items were kept) is stopped."""
+        with self._cond:
+            for seq, rec in enumerate(self._store.batches(), start=1):
+                batch = Batch(
+                    rec.batch_id, seq, rec.api_version, rec.method, rec.endpoint, rec.origin,
+                    rec.key_fingerprint, rec.total_count, rec.created_at, 0.0, rec.status, rec.started_at,
+                    rec.ended_at, rec.finished_count, rec.errors_count, rec.duplicate_count, rec.stop_reason,
+                )  # fmt: skip
+                self._batches[batch.batch_id] = batch
+                self._order.append(batch)
+                if batch.status not in ENDED:
+                    self._resume(batch)
+
+    def _resume(self, batch: Batch) -> None:
+        """Schedule a batch a previous run left unfinished (called with the lock held)."""
+        now = time.monotonic()
+        batch.created_mono = now
+        if self._store.has_results(batch.batch_id):
+            responses, errors = self._store.batch_results(batch.batch_id)
+            failed = len(orjson.loads(errors))
+            finished = len(orjson.loads(responses)) + failed
+            reason = None if finished >= batch.total_count else "the emulator was restarted while it ran"
+            batch.result = (finished, failed, self._store.batch_duplicate_count(batch.batch_id), reason)
+            self._push(now, "end", batch)
+            return
+        items = self._store.pending_items(batch.batch_id)
+        if items is not None:
+            batch.status, batch.started_at, batch.items = PENDING, None, orjson.loads(items)
+            self._push(now + self._config.processing_delay / 2, "start", batch)
+            return
+        batch.status, batch.ended_at = STOPPED, utc_text()
+        batch.stop_reason = "the emulator was restarted before the batch ended"
+        self._store.save_batch(batch.record(), batch.seq)
 
     def start(self) -> None:
         self._worker.start()
@@ -183,8 +205,10 @@ class BatchRegistry:
             self._batches[batch.batch_id] = batch
             self._order.append(batch)
             record = batch.record()
-            self._store.save_batch(record, batch.seq)
+            self._store.save_new_batch(record, batch.seq, orjson.dumps(items))
             self._push(batch.created_mono + self._config.processing_delay / 2, "start", batch)
+        # committed before the 201 goes out: a batch Omnisend acknowledged survives an emulator restart
+        self._store.flush()
         return record
 
     def get(self, batch_id: str) -> BatchRecord | None:

@@ -3,7 +3,9 @@
 Prints exactly one line to stdout once it accepts connections, ``listening on http://HOST:PORT``, so a
 script (or a test) that started it with ``--port 0`` can read the port back. A running emulator is
 reconfigured through its control API: ``POST /__emulator__/faults``, ``POST /__emulator__/automations``,
-``GET /__emulator__/stats``, ``GET /__emulator__/events``, ``POST /__emulator__/wait-idle``.
+``POST /__emulator__/keys`` (``{"revoke": [...], "grant": [...]}``), ``GET /__emulator__/stats``,
+``GET /__emulator__/events``, ``POST /__emulator__/wait-idle``. Started with ``--record PATH``, a
+restarted emulator carries on from the same record.
 """
 
 from __future__ import annotations
@@ -58,7 +60,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="KEY[:PERM,...]",
         help="a key with only these permissions, e.g. 'k2:events.write,events.read' (repeatable)",
     )
-    add("--db", default=None, metavar="PATH", help="SQLite record to keep (and reuse); default: a temp file")
+    add(
+        "--db",
+        "--record",
+        dest="db",
+        default=None,
+        metavar="PATH",
+        help="SQLite record to keep and reuse: a restarted emulator serves (and finishes) the batches, "
+        "events and key changes of the last run; default: a temp file",
+    )
     add("--automations", default=None, metavar="FILE", help="JSON list of 2026 Automation objects to serve")
     add("--rate-limit", type=int, default=400, help="requests per window and key (default: %(default)s)")
     add("--rate-limit-window", type=float, default=60.0, help="window seconds (default: %(default)s)")

@@ -224,8 +224,9 @@ class EmulatorConfig:
 
     :param port: 0 picks a free port (read it back from ``emulator.base_url``).
     :param api_key: the key with every permission; ``extra_keys`` adds keys with limited permissions.
-    :param db_path: SQLite file of the record (kept, and reused on restart, when given; a temp file that is
-        deleted on ``stop()`` otherwise).
+    :param db_path: SQLite file of the record (CLI ``--record``/``--db``): kept when given, and an emulator
+        started on it again serves its batches, events and key changes and finishes the batches left
+        unfinished; a temp file that is deleted on ``stop()`` otherwise.
     :param automations: automations served by ``GET /api/automations`` (2026 ``Automation`` objects);
         ``automations_file`` loads them from JSON (a list, or ``{"automations": [...]}``) instead.
     :param rate_limit: requests per ``rate_limit_window`` seconds and per key (sliding window).

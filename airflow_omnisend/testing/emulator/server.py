@@ -8,6 +8,7 @@ so a refused request never leaves bytes on a kept-alive connection.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import socket
@@ -23,14 +24,15 @@ from airflow_omnisend.testing.emulator.automations import AutomationCatalog
 from airflow_omnisend.testing.emulator.batches import BatchRegistry
 from airflow_omnisend.testing.emulator.config import EmulatorConfig, FaultConfig
 from airflow_omnisend.testing.emulator.faults import FaultInjector
+from airflow_omnisend.testing.emulator.keys import KeyRing
 from airflow_omnisend.testing.emulator.problems import PROBLEM_CONTENT_TYPE, dumps, problem
 from airflow_omnisend.testing.emulator.ratelimit import SlidingWindowLimiter
 from airflow_omnisend.testing.emulator.store import EmulatorStore
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from types import TracebackType
 
-    from airflow_omnisend.testing.emulator.config import ApiKeyGrant
     from airflow_omnisend.testing.emulator.store import BatchRecord
 
 log = logging.getLogger(__name__)
@@ -201,7 +203,8 @@ class OmnisendEmulator:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self.config = config or EmulatorConfig()
-        self.grants: dict[str, ApiKeyGrant] = self.config.grants()
+        #: the accepted keys; ``set_keys`` (``POST /__emulator__/keys``) changes them at runtime
+        self.grants = KeyRing(self.config.grants())
         self.limiter = SlidingWindowLimiter(self.config.rate_limit, self.config.rate_limit_window)
         self.faults = FaultInjector(self.config.faults)
         automations: Any = list(self.config.automations)
@@ -219,6 +222,7 @@ class OmnisendEmulator:
         if self._server is not None:
             raise RuntimeError("the emulator is already running")
         self._store = EmulatorStore(self.config.db_path)
+        self.grants.attach(self._store)
         self._batches = BatchRegistry(self.config, self._store, self.faults)
         self._batches.start()
         server = _Server((self.config.host, self.config.port))
@@ -252,6 +256,19 @@ class OmnisendEmulator:
             self._batches.stop()
         if self._store is not None:
             self._store.close()
+
+    def restart(self) -> OmnisendEmulator:
+        """Stop, then start again on the same port and record, as a restarted Omnisend would come back:
+        the batches, events and key changes of before are served, unfinished batches are processed.
+        Needs ``db_path`` (a temporary record is deleted on stop)."""
+        if self.config.db_path is None:
+            raise RuntimeError(
+                "restart() needs EmulatorConfig(db_path=...): a temporary record is deleted on stop"
+            )
+        port = self.port
+        self.stop()
+        self.config = dataclasses.replace(self.config, port=port)
+        return self.start()
 
     def __enter__(self) -> OmnisendEmulator:
         return self.start()
@@ -299,6 +316,12 @@ class OmnisendEmulator:
     def set_faults(self, faults: FaultConfig | None = None) -> None:
         """Replace the faults at runtime (``None`` or ``FaultConfig()`` clears them)."""
         self.faults.set(faults or FaultConfig())
+
+    def set_keys(self, *, revoke: Iterable[str] = (), grant: Iterable[str] = ()) -> dict[str, Any]:
+        """Revoke keys (401 from their next request on), then grant keys (``KEY`` or
+        ``KEY:perm1,perm2``); kept in the record, so a restart on the same ``db_path`` keeps them.
+        Returns ``{"revoked", "granted", "keys"}`` (``keys``: fingerprints of every accepted key)."""
+        return self.grants.change(revoke=revoke, grant=grant)
 
     def set_automations(self, automations: Any) -> int:
         """Replace the automations ``GET /api/automations`` serves; returns how many there are now."""

@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY, mono REAL, responded_mono REAL, wall TEXT, method TEXT, path TEXT,
     api_version TEXT, key_fingerprint TEXT, status INTEGER, retry_after REAL, fault TEXT, batch_id TEXT,
     dropped INTEGER);
+CREATE TABLE IF NOT EXISTS batch_items (batch_id TEXT PRIMARY KEY, items BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS key_changes (
+    key_hash TEXT PRIMARY KEY, permissions TEXT, revoked INTEGER NOT NULL);
 """
 
 
@@ -263,6 +266,14 @@ class EmulatorStore:
             lambda c: c.execute(f"INSERT OR REPLACE INTO batches VALUES ({','.join('?' * 16)})", values)
         )
 
+    def save_new_batch(self, row: BatchRecord, seq: int, items: bytes) -> None:
+        """Queue a new batch with its items (JSON array), kept until processed so that an emulator
+        restarted before then processes it (:meth:`pending_items`)."""
+        self.save_batch(row, seq)
+        self.submit(
+            lambda c: c.execute("INSERT OR REPLACE INTO batch_items VALUES (?, ?)", (row.batch_id, items))
+        )
+
     def save_processed_items(
         self,
         batch_id: str,
@@ -280,6 +291,7 @@ class EmulatorStore:
             )
             conn.executemany("INSERT OR IGNORE INTO accepted_events VALUES (?, ?, ?, ?, ?, ?)", accepted)
             conn.executemany("INSERT INTO duplicate_events VALUES (?, ?, ?, ?, ?, ?)", duplicates)
+            conn.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
 
         self.submit(write, wait=True)
 
@@ -297,6 +309,31 @@ class EmulatorStore:
             "SELECT responses, errors FROM batch_results WHERE batch_id = ?", (batch_id,), flush=False
         )
         return (bytes(rows[0][0]), bytes(rows[0][1])) if rows else (b"[]", b"[]")
+
+    def pending_items(self, batch_id: str) -> bytes | None:
+        """The items (JSON array) of a batch not processed yet, or None."""
+        rows = self._query("SELECT items FROM batch_items WHERE batch_id = ?", (batch_id,))
+        return bytes(rows[0][0]) if rows else None
+
+    def has_results(self, batch_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM batch_results WHERE batch_id = ?", (batch_id,)))
+
+    def batch_duplicate_count(self, batch_id: str) -> int:
+        return int(self._query("SELECT count(*) FROM duplicate_events WHERE batch_id = ?", (batch_id,))[0][0])
+
+    def save_key_change(self, key_hash: str, permissions: str | None, revoked: bool) -> None:
+        """Record the last change of one key (by its SHA-256, never the key), committed on return."""
+        self.submit(
+            lambda c: c.execute(
+                "INSERT OR REPLACE INTO key_changes VALUES (?, ?, ?)", (key_hash, permissions, int(revoked))
+            ),
+            wait=True,
+        )
+
+    def key_changes(self) -> list[tuple[str, str | None, bool]]:
+        """``(key SHA-256, permissions JSON or None, revoked)`` of every key changed at runtime."""
+        rows = self._query("SELECT key_hash, permissions, revoked FROM key_changes")
+        return [(r[0], r[1], bool(r[2])) for r in rows]
 
     def accepted_keys(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self._query("SELECT event_id, event_time FROM accepted_events")}
