@@ -83,6 +83,9 @@ class ChaosSettings:
     slow_seconds: float = 1.0
     drop_response_rate: float = 0.03
     run_timeout: float = 360.0
+    #: ``[scheduler] task_instance_heartbeat_timeout``: how soon a task orphaned by a killed supervisor
+    #: is failed (and retried)
+    heartbeat_timeout: int = 30
 
     @property
     def day_labels(self) -> list[str]:
@@ -324,6 +327,10 @@ def chaos_deployment(
         "AIRFLOW_OMNISEND_STORES": str(stores_file),
         "AIRFLOW_OMNISEND_STAGING": str(root / "staging"),
         "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE": "True",
+        # a task whose supervisor died with the scheduler stays "running" until its heartbeat times out
+        # (default 300 s) and a dead scheduler's tasks are adopted on the orphan check (default 300 s)
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(settings.heartbeat_timeout),
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "15",
         FAULTPOINTS_ENV: str(plan_file),
     }
     airflow = LocalAirflow(root / "airflow-home", DAGS_FOLDER, env=env, profile=profile)
@@ -384,7 +391,9 @@ class _Chaos:
                 self.emulator.restart()
                 self.state.emulator_restarted = True
         elif self.state.emulator_restarted and self.state.outage_started is None:
-            self.emulator.set_faults(FaultConfig(error_5xx_rate=1.0, error_5xx_statuses=(503,), targets="*"))
+            self.emulator.set_faults(
+                FaultConfig(error_5xx_rate=1.0, error_5xx_statuses=(503,), targets=frozenset({"*"}))
+            )
             self.state.outage_started = now
         self._outage_and_triggerer(now)
         self._maybe_revoke(now)
@@ -601,7 +610,7 @@ def run_chaos(
         first, last = settings.day_labels[0], settings.day_labels[-1]
         backfills = {
             STORE_A: airflow.backfill(dag_id(STORE_A), first, last, max_active_runs=2),
-            STORE_B: airflow.backfill(dag_id(STORE_B), first, last, max_active_runs=1),
+            STORE_B: airflow.backfill(dag_id(STORE_B), first, last, max_active_runs=2),
         }
         chaos = _Chaos(airflow, emulator, settings, report)
         chaos.run(backfills)
