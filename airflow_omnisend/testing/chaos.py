@@ -27,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -377,7 +377,6 @@ class _Injections:
     outage_ended: float | None = None
     triggerer_killed: bool = False
     revoked: bool = False
-    revoked_at: str | None = None
     restart_due: dict[str, float] = field(default_factory=dict)
 
     def done(self) -> bool:
@@ -386,6 +385,10 @@ class _Injections:
 
 
 class _Chaos:
+    """Fires each fault once its condition holds (polled with the backfills' progress): the scheduler
+    at the first batch, the emulator while a batch is pending, the outage after that and the triggerer
+    with it, store B's key once one of its runs succeeded; restarts after the pause."""
+
     def __init__(
         self, airflow: LocalAirflow, emulator: ChaosEmulator, settings: ChaosSettings, report: ChaosReport
     ) -> None:
@@ -393,7 +396,6 @@ class _Chaos:
         self.state = _Injections()
         self.restarts = {"scheduler": 0, "triggerer": 0}
         self._last_runs_check = 0.0
-        self._b_succeeded = False
 
     # one tick: fire whatever fault's condition now holds
     def tick(self) -> None:
@@ -433,7 +435,6 @@ class _Chaos:
         if any(r.state == "success" for r in runs):
             self.emulator.set_keys(revoke=(api_key(STORE_B),))
             self.state.revoked = True
-            self.state.revoked_at = _utc_now()
 
     def _kill(self, name: str, now: float) -> None:
         self.airflow.kill_component(name)
@@ -470,10 +471,6 @@ class _Chaos:
         )
         for backfill in backfills.values():
             self.airflow.wait_for_backfill(backfill, timeout=120)
-
-
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _runs_terminal(airflow: LocalAirflow, store_id: str, days: int) -> bool:
