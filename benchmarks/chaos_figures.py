@@ -20,21 +20,26 @@ import sys
 import tempfile
 from pathlib import Path
 
-from airflow_omnisend.testing.chaos import run_chaos, settings_for
+from airflow_omnisend.testing.chaos import ChaosSettings, run_chaos, settings_for
 from airflow_omnisend.testing.local_airflow import ExecutorProfile
 from airflow_omnisend.testing.local_servers import free_redis_database, fresh_postgres_database
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, ChaosSettings]:
+    """The command line, and the chaos settings it asks for."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--profile", choices=("local", "celery"), default="local")
-    parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--days", type=int, default=4)
-    parser.add_argument("--orders", type=int, default=160)
+    parser.add_argument("--seed", type=int, default=ChaosSettings.seed)
+    parser.add_argument("--days", type=int, default=ChaosSettings.days)
+    parser.add_argument("--orders", type=int, default=ChaosSettings.orders)
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temp folder)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON as well")
     args = parser.parse_args(argv)
-    settings = settings_for(args.seed, days=args.days, orders=args.orders)
+    return args, settings_for(args.seed, days=args.days, orders=args.orders)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, settings = parse(argv)
     with contextlib.ExitStack() as stack:
         root = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chaos-")))
         if args.profile == "celery":
