@@ -2,7 +2,7 @@
 outage and a revoked key, then the documented recovery (``airflow_omnisend.testing.chaos``).
 
     .venv/bin/python benchmarks/chaos_figures.py [--profile local|celery] [--seed 13] [--days 4]
-        [--orders 160] [--keep DIR] [--json]
+        [--orders 240] [--keep DIR] [--json]
 
 Prints kills per task type (kill point), restarts (scheduler, triggerer, emulator), outage seconds,
 per store the events expected / accepted / duplicated / lost (from the emulator's record), the finished
