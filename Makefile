@@ -26,9 +26,9 @@ typecheck: venv
 test: lint typecheck
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# Fast loop while developing: no Airflow end-to-end runs.
+# Fast loop while developing: no Airflow end-to-end runs, no chaos runs.
 unit: venv
-	$(VENV)/bin/pytest -m "not e2e and not distributed" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not e2e and not distributed and not chaos" $(PYTEST_ARGS)
 
 demo: venv
 	$(VENV)/bin/airflow-omnisend demo

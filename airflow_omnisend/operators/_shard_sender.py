@@ -54,6 +54,7 @@ from airflow_omnisend.exceptions import (
     OmnisendResponseLostError,
     OmnisendValidationError,
 )
+from airflow_omnisend.faultpoints import faultpoint
 from airflow_omnisend.hooks._responses import counters_say_clean, item_succeeded
 from airflow_omnisend.operators._supervisor_watch import SupervisorWatch
 from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
@@ -489,6 +490,7 @@ class ShardSender:
         except (OmnisendValidationError, OmnisendPayloadTooLargeError) as err:
             self._refused_whole(body.body_id, 0, decode_body(data), err)
             raise
+        faultpoint("send.after_post")
         submitted_at = utc_timestamp()
         self.task_state.set(
             ROOT_KEY.format(body_id=body.body_id),

@@ -32,6 +32,7 @@ from airflow_omnisend.events.partition import (
     load_timezone,
 )
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendError, OmnisendInputError
+from airflow_omnisend.faultpoints import faultpoint
 from airflow_omnisend.operators._failures import input_failure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.sources import (
@@ -81,7 +82,9 @@ class _HashingWriter:
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
-        return self._out.write(data)
+        written = self._out.write(data)
+        faultpoint("extract.mid_write")
+        return written
 
 
 def _is_templated(value: object) -> bool:

@@ -28,6 +28,7 @@ from airflow_omnisend.events.chunk_plan import (
 )
 from airflow_omnisend.events.planning import plan_batches
 from airflow_omnisend.exceptions import OmnisendAutomationRiskError, OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.faultpoints import faultpoint
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.operators.safety import CLEARED_OUTCOMES
@@ -59,7 +60,9 @@ class _CommitOnClose:
         self._out = self._stack.enter_context(partition.open_write(partition.shard(index)))
 
     def write(self, data: bytes) -> int:
-        return self._out.write(data)
+        written = self._out.write(data)
+        faultpoint("plan.mid_write")
+        return written
 
     def close(self) -> None:
         self._stack.__exit__(*sys.exc_info())

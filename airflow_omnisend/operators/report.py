@@ -33,6 +33,7 @@ from airflow.sdk import Asset, TriggerRule
 
 from airflow_omnisend.events.chunk_plan import ChunkPlan
 from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
+from airflow_omnisend.faultpoints import faultpoint
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
@@ -499,6 +500,7 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
             raise UnaccountedEventsFailure(
                 f"{partition.store_id} {partition.day}: cannot account for the partition's events: {err}"
             ) from err
+        faultpoint("report.before_write")
         partition.write_json("report", report)
         self.log.info("%s\nreport: %s", describe(report), partition.report)
         if not report["accounted"]:

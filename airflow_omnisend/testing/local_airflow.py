@@ -144,6 +144,8 @@ class LocalAirflow:
         self._password = secrets.token_urlsafe(16)
         self._token: str | None = None
         self._components: list[_Component] = []
+        #: name -> (CLI args, extra env) each component was started with: how a killed one restarts
+        self._specs: dict[str, tuple[list[str], dict[str, str]]] = {}
         self._extra_env = dict(env or {})
         self.env = self._build_env()
 
@@ -252,6 +254,7 @@ class LocalAirflow:
         self._spawn(name, argv, env)
 
     def _spawn(self, name: str, args: Sequence[str], extra_env: Mapping[str, str] | None = None) -> None:
+        self._specs[name] = (list(args), dict(extra_env or {}))
         log_path = self.logs_dir / f"{name}.log"
         log_file = log_path.open("ab")
         argv = [str(self.airflow_bin), *args]
@@ -269,6 +272,33 @@ class LocalAirflow:
     @property
     def component_names(self) -> list[str]:
         return [c.name for c in self._components]
+
+    def kill_component(self, name: str, sig: int = signal.SIGKILL, timeout: float = 30.0) -> int:
+        """Send ``sig`` (default SIGKILL) to one component's main process only - its children live on, as
+        after a crash of that process - and wait for it to exit. It is no longer watched (the waits do not
+        fail on it) until :meth:`restart_component`. Returns the killed pid."""
+        comp = next((c for c in self._components if c.name == name), None)
+        if comp is None:
+            raise LocalAirflowError(f"no running component {name!r}; running: {self.component_names}")
+        with contextlib.suppress(ProcessLookupError):
+            comp.process.send_signal(sig)
+        try:
+            comp.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise LocalAirflowError(f"{name} (pid {comp.process.pid}) outlived signal {sig}") from exc
+        comp.log_file.close()
+        self._components.remove(comp)
+        return comp.process.pid
+
+    def restart_component(self, name: str) -> None:
+        """Start a component :meth:`kill_component` ended, with the arguments and environment it had (its
+        log continues in the same file)."""
+        if name in self.component_names:
+            raise LocalAirflowError(f"{name} is still running; kill_component({name!r}) first")
+        if name not in self._specs:
+            raise LocalAirflowError(f"{name!r} was never started here; known: {sorted(self._specs)}")
+        args, extra_env = self._specs[name]
+        self._spawn(name, args, extra_env)
 
     def stop(self, grace: float = 20.0) -> list[str]:
         """Stop every component: SIGTERM, then SIGKILL to the process group of any still running after

@@ -1,0 +1,61 @@
+"""The chaos run's pieces that need no Airflow: the restartable emulator (record, faults and keys survive
+a restart) and the ledger read from a partition's files and the emulator's record. The whole run is
+``tests/chaos/``."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import requests
+from emulator_http import make_event
+
+from airflow_omnisend.testing.chaos import STORE_A, STORE_B, ChaosEmulator, ChaosSettings, api_key, ledger
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _post(emulator: ChaosEmulator, key: str, events: list[dict[str, object]]) -> requests.Response:
+    body = {"method": "POST", "endpoint": "events", "items": events}
+    return requests.post(f"{emulator.base_url}/v5/batches", json=body, headers={"X-API-KEY": key}, timeout=30)
+
+
+def test_a_restart_keeps_the_record_the_port_the_faults_and_the_keys(tmp_path: Path) -> None:
+    settings = ChaosSettings(processing_delay=0.0, error_5xx_rate=0.0, slow_rate=0.0, drop_response_rate=0.0)
+    with ChaosEmulator(tmp_path, settings) as emulator:
+        base_url = emulator.base_url
+        assert _post(emulator, api_key(STORE_A), [make_event(1), make_event(2)]).status_code == 201
+        emulator.emulator.wait_until_idle()
+        emulator.set_keys(revoke=(api_key(STORE_B),), grant=(api_key(STORE_B, 2),))
+        emulator.set_faults(settings.base_faults())
+
+        emulator.restart()
+
+        assert (emulator.base_url, emulator.restarts) == (base_url, 1)
+        assert {(e["eventID"], e["eventTime"]) for e in emulator.recorded_events()} == {
+            (make_event(i)["eventID"], make_event(i)["eventTime"]) for i in (1, 2)
+        }
+        assert _post(emulator, api_key(STORE_B), [make_event(3)]).status_code == 401
+        assert _post(emulator, api_key(STORE_B, 2), [make_event(3)]).status_code == 201
+        assert emulator.control("GET", "faults")["seed"] == settings.seed
+
+
+def test_the_ledger_counts_expected_accepted_duplicated_lost_and_rejected(tmp_path: Path) -> None:
+    folder = tmp_path / STORE_A / "2024-03-04"
+    folder.mkdir(parents=True)
+    events = [make_event(i) for i in range(4)]
+    (folder / "events.ndjson").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (folder / "valid.ndjson").write_text("".join(json.dumps(e) + "\n" for e in events[:3]))
+    rejected = {"line": 4, "event": events[3], "errors": [{"code": "bad", "message": "bad"}]}
+    (folder / "rejected.ndjson").write_text(json.dumps(rejected) + "\n")
+    recorded = [
+        {"eventID": e["eventID"], "eventTime": e["eventTime"], "batchID": "b1"}
+        for e in (events[0], events[1])
+    ]
+    recorded.append({"eventID": "other", "eventTime": "t", "batchID": "b2"})  # another brand's batch
+
+    led = ledger(tmp_path, STORE_A, ["2024-03-04"], recorded, {"fp-a"}, {"b1": "fp-a", "b2": "fp-b"})
+
+    assert (led.expected, led.accepted, led.lost, led.unexpected) == (3, 2, 1, 0)
+    assert (led.extracted, led.rejected, led.rejected_without_reason, led.unaccounted) == (4, 1, 0, 0)
