@@ -442,11 +442,10 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
                 f"{risk}. Approved by {kept.approved_by} at {kept.approved_at} for these automations "
                 f"(kept until {kept.expires_at}): {kept.reason}"
             )
-            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
         else:
             record["outcome"], record["approval"] = "awaiting_approval", {"automations": pairs}
             record["reason"] = f"{risk}. Waiting for a person's answer in Airflow's UI (automation_approval)"
-            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
+        self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
         return self._finish(partition, record)
 
     def _passed(
