@@ -208,6 +208,14 @@ def test_days_are_accepted_exactly_once_and_a_rerun_sends_nothing(
     assert len(emulator.store.accepted_events()) == len(accepted)
     report = json.loads((partition_dir(workspace, days[0]) / "report.json").read_text())
     assert report["events_accepted"] == reports[days[0]]["events_accepted"]
+    # ... and its report says so: nothing sent by this run, everything by the first one
+    first = reports[days[0]]
+    assert first["events_sent_this_run"] == first["events_sent"] > 0
+    assert first["earlier_runs"] == []
+    assert (report["events_sent_this_run"], report["batches_this_run"]) == (0, 0)
+    assert report["events_sent_earlier"] == first["events_sent"]
+    assert report["earlier_runs"] == [first["run"]["run_id"]] != [report["run"]["run_id"]]
+    assert re.search(r"sent +0   this run, in 0 batches", again.stdout + again.stderr), explain(again)
 
 
 def test_dry_run_sends_nothing_and_estimates_requests(
@@ -248,6 +256,8 @@ def test_automation_check_blocks_unless_acknowledged(
     check = json.loads((partition_dir(workspace, day) / "automation_check.json").read_text())
     assert check["outcome"] == "blocked"
     assert [m["id"] for m in check["automations_matched"]] == ["65f0000000000000000000e1"]
+    assert check["summary"].startswith(f"BLOCKED {day}: 1 automation (")
+    assert check["summary"] in blocked.stdout + blocked.stderr, explain(blocked)
     assert posts(emulator) == 0
     assert not (partition_dir(workspace, day) / "plan.json").exists()
 
