@@ -9,10 +9,12 @@ after a failure - says how much the shard holds.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 if TYPE_CHECKING:
     from collections.abc import MutableMapping
+
+    from airflow.sdk import Context
 
     from airflow_omnisend.events.chunk_plan import ShardPlan
 
@@ -34,7 +36,7 @@ def shard_label(shard: ShardPlan) -> str:
     )
 
 
-def label_shard(context: MutableMapping[str, Any] | None, shard: ShardPlan) -> None:
+def label_shard(context: Context | MutableMapping[str, Any] | None, shard: ShardPlan) -> None:
     """Put the shard's label into the task's context, where the ``map_index_template`` reads it."""
-    if context is not None:
-        context[SHARD_LABEL_KEY] = shard_label(shard)
+    if context is not None:  # a key of our own: not one of Context's declared keys
+        cast("MutableMapping[str, Any]", context)[SHARD_LABEL_KEY] = shard_label(shard)
