@@ -36,6 +36,7 @@ from airflow_omnisend.exceptions import OmnisendError, OmnisendInputError
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.operators.links import OmnisendPeriodReportLink, OmnisendStoreDashboardLink
 from airflow_omnisend.operators.receipts import PartitionReceipts, SendingRun
 from airflow_omnisend.staging import utc_timestamp
 
@@ -556,6 +557,7 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
     """
 
     template_fields: Sequence[str] = (*OmnisendPartitionBaseOperator.template_fields, "dry_run_mode")
+    operator_extra_links = (OmnisendPeriodReportLink(), OmnisendStoreDashboardLink())
     ui_color = "#e8e8f8"
 
     def __init__(

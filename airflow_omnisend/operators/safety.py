@@ -54,6 +54,7 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.operators._failures import AutomationRiskFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.operators.links import OmnisendAutomationsLink, OmnisendStoreDashboardLink
 from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
@@ -250,6 +251,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         "validated",
     )
     ui_color = "#ffe0e0"
+    operator_extra_links = (OmnisendAutomationsLink(), OmnisendStoreDashboardLink())
 
     def __init__(
         self,
