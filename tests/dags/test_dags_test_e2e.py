@@ -137,6 +137,15 @@ def automation(event: str) -> dict[str, Any]:
     }
 
 
+def metadata_rows(workspace: dict[str, Any], query: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of the test session's metadata DB (SQLite), as Airflow's UI would read them."""
+    url = workspace["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if not url.startswith("sqlite:///"):
+        pytest.skip(f"the metadata DB is not SQLite here ({url.split(':')[0]})")
+    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
+        return conn.execute(query, args).fetchall()
+
+
 def explain(result: subprocess.CompletedProcess[str]) -> str:
     lines = (result.stdout + result.stderr).splitlines()
     return "\n".join(line for line in lines if re.search(r"error|Error|fail|Fail", line))[-6000:]
@@ -197,6 +206,33 @@ def test_days_are_accepted_exactly_once_and_a_rerun_sends_nothing(
         assert report["automation_check"]["outcome"] == "passed"
         assert report["requests"] == report["batches"] >= 1
     assert total_rejected >= 2, "the sample store's dirty rows of 2024-03-26 must be rejected"
+
+    # what the UI shows for a day's run: each mapped send named by its shard, links on report and check
+    run_id = reports[days[0]]["run"]["run_id"]
+    labels = metadata_rows(
+        workspace,
+        "SELECT map_index, rendered_map_index FROM task_instance WHERE dag_id = ? AND run_id = ? "
+        "AND task_id = 'send' ORDER BY map_index",
+        DAG_ID,
+        run_id,
+    )
+    assert labels, run_id
+    for index, label in labels:
+        assert re.fullmatch(rf"shard {index}: [\d,]+ bod(y|ies), [\d,]+ events?", label or ""), labels
+    links = dict(
+        metadata_rows(
+            workspace,
+            "SELECT task_id || ' ' || key, value FROM xcom WHERE dag_id = ? AND run_id = ? "
+            "AND key LIKE '_link_%'",
+            DAG_ID,
+            run_id,
+        )
+    )
+    period = f"/omnisend/stores/demo/periods/{days[0]}/report"
+    assert json.loads(links["report _link_OmnisendPeriodReportLink"]) == period, links
+    assert json.loads(links["report _link_OmnisendStoreDashboardLink"]) == "/omnisend/stores/demo", links
+    automations = json.loads(links["automation_safety_check _link_OmnisendAutomationsLink"])
+    assert automations == "https://app.omnisend.com/automations", links
     assert set(accepted) == expected_valid
 
     # a second run of the same day: every body has a finished receipt, nothing is submitted
