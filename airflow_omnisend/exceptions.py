@@ -194,7 +194,16 @@ def _rebuild_stopped(message: str, batch_id: str) -> OmnisendBatchStoppedError:
 
 class OmnisendAutomationRiskError(OmnisendError):
     """An enabled automation could message customers from the imported events, or the check could not be
-    made. Only an explicit ``acknowledge_automations`` reason gets past it."""
+    made. Only an explicit ``acknowledge_automations`` reason gets past it.
+
+    The message's first line is a short verdict a person reads first (Airflow's log view shows a line
+    cut at the window's width); the detail follows on the next lines.
+    """
+
+    @property
+    def headline(self) -> str:
+        """The first line of the message: the short verdict."""
+        return str(self).partition("\n")[0]
 
 
 class OmnisendUnaccountedEventsError(OmnisendError):

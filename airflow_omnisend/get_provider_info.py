@@ -3,6 +3,10 @@
 ``package-name`` must equal the distribution name in pyproject.toml, or every ``airflow`` command crashes.
 Connection form fields are declared here (``conn-fields`` / ``ui-field-behaviour``) so the UI reads them
 without importing the hook.
+
+The description is plain text: Admin > Providers shows it after deleting every backtick, underscore and
+angle bracket (3.3's ``_remove_rst_syntax``), so an RST link would show as its bare words and URL. That
+page's documentation link is not from here: it is pyproject's ``[project.urls] Documentation``.
 """
 
 from __future__ import annotations
@@ -10,18 +14,21 @@ from __future__ import annotations
 from typing import Any
 
 INTEGRATION = "Omnisend"
+#: Omnisend's guide to importing historic orders: what this provider automates
+HISTORIC_ORDERS_GUIDE = "https://api-docs.omnisend.com/docs/how-to-sync-historic-orders"
 
 
 def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-omnisend",
         "name": "Omnisend",
-        "description": "Backfill a shop's historic order events into "
-        "`Omnisend <https://www.omnisend.com/>`__ through the batches API, partition by partition, safely.",
+        "description": "Backfill a shop's historic order events into Omnisend through its batches API, "
+        "period by period, with no automation firing on them: every event is accepted, rejected with "
+        "its reasons or dead-lettered, and each period has a report.",
         "integrations": [
             {
                 "integration-name": INTEGRATION,
-                "external-doc-url": "https://api-docs.omnisend.com/docs/how-to-sync-historic-orders",
+                "external-doc-url": HISTORIC_ORDERS_GUIDE,
                 "tags": ["service"],
             }
         ],
@@ -54,6 +61,11 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.sensors.batch"]}],
         "triggers": [
             {"integration-name": INTEGRATION, "python-modules": ["airflow_omnisend.triggers.batches"]}
+        ],
+        "extra-links": [
+            "airflow_omnisend.operators.links.OmnisendPeriodReportLink",
+            "airflow_omnisend.operators.links.OmnisendStoreDashboardLink",
+            "airflow_omnisend.operators.links.OmnisendAutomationsLink",
         ],
         "asset-uris": [{"schemes": ["omnisend"], "handler": "airflow_omnisend.assets.normalize_uri"}],
         "connection-types": [

@@ -79,3 +79,60 @@ def test_airflow_providers_list_shows_it() -> None:
         check=False,
     )
     assert "airflow_omnisend.hooks.omnisend.OmnisendHook" in hooks.stdout
+
+
+def test_the_description_reads_the_same_on_admin_providers() -> None:
+    """3.3's providers endpoint deletes backticks, underscores and angle brackets: plain text survives."""
+    from airflow.api_fastapi.core_api.services.public.providers import _remove_rst_syntax
+
+    description = get_provider_info()["description"]
+    assert _remove_rst_syntax(description) == description.rstrip(".")
+    assert "Omnisend" in description
+    assert "http" not in description  # links go in [project.urls], not in the text
+
+
+def test_the_documentation_link_is_a_real_page() -> None:
+    """Admin > Providers links the distribution's ``Project-URL: Documentation`` (pyproject urls)."""
+    import tomllib
+
+    from airflow_omnisend.get_provider_info import HISTORIC_ORDERS_GUIDE
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    urls = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["urls"]
+    assert urls["Documentation"] == HISTORIC_ORDERS_GUIDE  # Omnisend's guide (omnisend-api.md D-hist)
+    assert all(url.startswith("https://") for url in urls.values())
+
+
+def test_every_extra_link_is_registered_and_is_an_operator_link() -> None:
+    from airflow.sdk import BaseOperatorLink
+
+    from airflow_omnisend.operators.report import OmnisendReportOperator
+    from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator
+
+    registered = get_provider_info()["extra-links"]
+    classes = []
+    for path in registered:
+        module, _, name = path.rpartition(".")
+        classes.append(getattr(importlib.import_module(module), name))
+    assert all(issubclass(cls, BaseOperatorLink) for cls in classes)
+    on_operators = {
+        type(link)
+        for op in (OmnisendReportOperator, OmnisendAutomationSafetyOperator)
+        for link in op.operator_extra_links
+    }
+    assert on_operators == set(classes)
+
+
+@pytest.mark.e2e
+def test_airflow_providers_links_lists_them() -> None:
+    result = subprocess.run(
+        [AIRFLOW, "providers", "links"],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ("OmnisendPeriodReportLink", "OmnisendStoreDashboardLink", "OmnisendAutomationsLink"):
+        assert f"airflow_omnisend.operators.links.{name}" in result.stdout, result.stdout

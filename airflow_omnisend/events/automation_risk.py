@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any, Final
 
 from airflow_omnisend.events.names import DERIVED_EVENT_NAMES
@@ -110,8 +111,11 @@ class _Judgement:
         return PASS, ("nothing imported reaches its trigger, exits or splits",)
 
 
+@cache
 def _order_property_names() -> frozenset[str]:
-    """The order ``properties`` the import sends (from the shipped schema): what a filter may read."""
+    """The order ``properties`` the import sends (from the shipped schema): what a filter may read.
+
+    Read once per process: the shipped schema does not change while it runs."""
     defs = schema_documents()[DEFS_FILE]["$defs"]
     return frozenset(defs["orderProperties"]["properties"])
 

@@ -5,6 +5,11 @@ when its batch is done (``finished`` or ``stopped``). It is the only durable sta
 (``_shard_sender``) and what the report counts. Receipts live in the partition's staging folder,
 ``receipts/<body sha256>.json`` and ``receipts/followups/<body>-r<N>.json`` (paths:
 :class:`~airflow_omnisend.staging.PartitionStaging`); :class:`PartitionReceipts` reads and writes them.
+
+Each receipt names the run that submitted its body (:class:`SendingRun`: the DAG run's id, its
+``clear_number`` - Airflow adds one each time the run is cleared, so a rerun is a new attempt - and the
+send task's try), so the report can tell what this run sent from what earlier runs did. Receipts written
+before that field existed name no run and count as earlier.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from airflow_omnisend.staging import is_body_id
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from airflow.sdk import ObjectStoragePath
+    from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_omnisend.staging import PartitionStaging
 
-__all__ = ["RECEIPT_STATUSES", "BatchReceipt", "PartitionReceipts"]
+__all__ = ["RECEIPT_STATUSES", "BatchReceipt", "PartitionReceipts", "SendingRun"]
 
 RECEIPT_STATUSES: Final = ("submitted", "finished", "stopped")
 _FINAL_STATUSES: Final = frozenset({"finished", "stopped"})
@@ -49,6 +54,51 @@ def _check_timestamp(name: str, value: object) -> None:
         )
 
 
+@dataclass(frozen=True)
+class SendingRun:
+    """Which attempt of which DAG run wrote a receipt: ``run_id``, ``clear_number`` (0 until the run is
+    cleared; each clear - "Clear", "Clear only failed tasks", a backfill reprocessing it - adds one) and
+    the task's ``try_number``. "This run" is the same ``run_id`` and ``clear_number``: a task's own retry
+    is still this run, a rerun is not."""
+
+    run_id: str | None
+    clear_number: int | None = None
+    try_number: int | None = None
+
+    @classmethod
+    def from_context(cls, context: Context | Mapping[str, Any] | None) -> SendingRun | None:
+        """The run of a task's context; ``None`` outside a run (an operator executed by hand)."""
+        if not context:
+            return None
+        dag_run, ti = context.get("dag_run"), context.get("ti")
+        run_id = getattr(dag_run, "run_id", None) or getattr(ti, "run_id", None) or context.get("run_id")
+        if run_id is None:
+            return None
+        clear = getattr(dag_run, "clear_number", None)
+        tries = getattr(ti, "try_number", None)
+        return cls(
+            str(run_id), clear if isinstance(clear, int) else None, tries if isinstance(tries, int) else None
+        )
+
+    @classmethod
+    def current(cls) -> SendingRun | None:
+        """The run of the task executing now (Airflow's current context), ``None`` outside a task."""
+        from airflow.sdk import get_current_context
+
+        try:
+            return cls.from_context(get_current_context())
+        except RuntimeError:  # no task is running: an operator executed by hand, a script
+            return None
+
+    def same_run(self, receipt: BatchReceipt) -> bool:
+        """The receipt was written by this attempt of this run (any try of its task)."""
+        return receipt.run_id == self.run_id and receipt.clear_number == self.clear_number
+
+    def describe(self) -> str:
+        clear = f", clear {self.clear_number}" if self.clear_number else ""
+        return f"{self.run_id}{clear}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class BatchReceipt:
     """What happened to one planned body: written right after submitting (``submitted``, with the
@@ -63,6 +113,9 @@ class BatchReceipt:
     :param dead_lettered: items given up on, written to the body's own dead-letter file
         (``dead_letters/send-<body_id>.ndjson``, :meth:`PartitionStaging.send_dead_letters`).
     :param attempts: times this body was submitted (a lost response can make it more than one).
+    :param run_id: the DAG run that submitted the body, ``clear_number`` its attempt and
+        ``try_number`` the send task's try (:class:`SendingRun`); ``None`` in receipts written before
+        these fields existed, and when the sender ran outside a DAG run.
     :param root_body_id: set on the receipt of a *follow-up* body (the items of a planned body that
         failed for a retryable reason, sent again): the planned body it belongs to. Follow-up receipts
         live in ``receipts/followups/`` so :meth:`PartitionReceipts.all` lists planned bodies only,
@@ -83,6 +136,9 @@ class BatchReceipt:
     attempts: int = 1
     retry_batch_ids: tuple[str, ...] = field(default=())
     root_body_id: str | None = None
+    run_id: str | None = None
+    clear_number: int | None = None
+    try_number: int | None = None
 
     def __post_init__(self) -> None:
         self._check_ids()
@@ -123,8 +179,9 @@ class BatchReceipt:
     def _check_counts(self) -> None:
         for name in _COUNTS:
             _check_count(name, getattr(self, name))
-        if self.duplicates is not None:
-            _check_count("duplicates", self.duplicates)
+        for optional in ("duplicates", "clear_number", "try_number"):
+            if getattr(self, optional) is not None:
+                _check_count(optional, getattr(self, optional))
         check_int("BatchReceipt.attempts", self.attempts, minimum=1, fix="a body is submitted at least once")
         if self.accepted + self.dead_lettered > self.items:
             raise OmnisendConfigError(
@@ -135,6 +192,20 @@ class BatchReceipt:
     @property
     def is_final(self) -> bool:
         return self.status in _FINAL_STATUSES
+
+    @property
+    def sending_run(self) -> SendingRun | None:
+        """The run that submitted the body, ``None`` when the receipt does not say."""
+        if self.run_id is None:
+            return None
+        return SendingRun(self.run_id, self.clear_number, self.try_number)
+
+    def stamped(self, run: SendingRun | None) -> BatchReceipt:
+        """The receipt naming ``run`` as its sender, unless it names one already (the submitting run
+        stays the sender when a later try or run reconnects to its batch)."""
+        if run is None or self.run_id is not None:
+            return self
+        return replace(self, run_id=run.run_id, clear_number=run.clear_number, try_number=run.try_number)
 
     def evolve(self, **changes: Any) -> BatchReceipt:
         """A copy with ``changes`` (validated again)."""
@@ -177,10 +248,15 @@ def _read(path: ObjectStoragePath, what: str) -> BatchReceipt | None:
 
 
 class PartitionReceipts:
-    """The receipts of one partition, read from and written to its staging folder."""
+    """The receipts of one partition, read from and written to its staging folder.
 
-    def __init__(self, partition: PartitionStaging) -> None:
+    :param run: the run that writes (default: the task running now, :meth:`SendingRun.current`; none
+        outside a task); each receipt written names it unless it names its sender already.
+    """
+
+    def __init__(self, partition: PartitionStaging, run: SendingRun | None = None) -> None:
         self.partition = partition
+        self.run = run if run is not None else SendingRun.current()
 
     def read(self, body_id: str) -> BatchReceipt | None:
         """The receipt of a planned body, or ``None`` when it was never submitted."""
@@ -188,7 +264,7 @@ class PartitionReceipts:
 
     def write(self, receipt: BatchReceipt) -> ObjectStoragePath:
         path = self.partition.receipt_path(receipt.body_id)
-        self.partition.write_json(path, receipt.to_dict())
+        self.partition.write_json(path, receipt.stamped(self.run).to_dict())
         return path
 
     def read_followup(self, root_body_id: str, round_number: int) -> BatchReceipt | None:
@@ -199,7 +275,7 @@ class PartitionReceipts:
         if receipt.root_body_id is None:
             raise OmnisendConfigError("a follow-up receipt needs root_body_id (the planned body it retries)")
         path = self.partition.followup_receipt_path(receipt.root_body_id, round_number)
-        self.partition.write_json(path, receipt.to_dict())
+        self.partition.write_json(path, receipt.stamped(self.run).to_dict())
         return path
 
     def all(self) -> list[BatchReceipt]:

@@ -37,7 +37,8 @@ from airflow_omnisend.faultpoints import faultpoint
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.operators._failures import UnaccountedEventsFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
-from airflow_omnisend.operators.receipts import PartitionReceipts
+from airflow_omnisend.operators.links import OmnisendPeriodReportLink, OmnisendStoreDashboardLink
+from airflow_omnisend.operators.receipts import PartitionReceipts, SendingRun
 from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
@@ -98,6 +99,12 @@ class _SendTotals:
         self.first: datetime | None = None
         self.last: datetime | None = None
         self.dead_letter_files: list[str] = []
+        #: the part of the above that this run sent (see ``build_report``), and who sent the rest
+        self.bodies_this_run = 0
+        self.events_sent_this_run = 0
+        self.batches_this_run = 0
+        self.requests_this_run = 0
+        self.earlier_runs: set[str] = set()
 
     def span(self, started: str | None, finished: str | None) -> None:
         start, end = _instant(started), _instant(finished)
@@ -118,7 +125,9 @@ class _SendTotals:
         return round(max(0.0, (self.last - self.first).total_seconds()), 3)
 
 
-def _send_totals(partition: PartitionStaging, plan: ChunkPlan, problems: list[str]) -> _SendTotals:
+def _send_totals(
+    partition: PartitionStaging, plan: ChunkPlan, problems: list[str], this_run: SendingRun | None
+) -> _SendTotals:
     totals = _SendTotals()
     receipts = PartitionReceipts(partition)
     for shard, body in plan.iter_bodies():
@@ -133,6 +142,7 @@ def _send_totals(partition: PartitionStaging, plan: ChunkPlan, problems: list[st
             _account_unsent_body(body, dead_lines, where, totals, problems)
         else:
             _account_sent_body(receipts, body, receipt, where, totals)
+            _account_sender(receipts, body, receipt, this_run, totals)
             problems.extend(_sent_body_problems(body, receipt, dead_lines, dead_path, where))
     return totals
 
@@ -164,6 +174,35 @@ def _account_sent_body(
             totals.submissions(followup)
     if receipt.status == "finished":
         totals.bodies_finished += 1
+
+
+def _sent_this_run(receipt: BatchReceipt, this_run: SendingRun | None) -> bool:
+    """Whether this run submitted the body; outside a DAG run, the receipts that name no run did."""
+    if this_run is None:
+        return receipt.run_id is None
+    return this_run.same_run(receipt)
+
+
+def _account_sender(
+    receipts: PartitionReceipts,
+    body: BodyPlan,
+    receipt: BatchReceipt,
+    this_run: SendingRun | None,
+    totals: _SendTotals,
+) -> None:
+    """Add a sent body to this run's part of ``totals``, or name the earlier run that sent it."""
+    if not _sent_this_run(receipt, this_run):
+        sender = receipt.sending_run
+        totals.earlier_runs.add(sender.describe() if sender else "a run before receipts named theirs")
+        return
+    totals.bodies_this_run += 1
+    totals.events_sent_this_run += receipt.items
+    totals.batches_this_run += 1 + len(receipt.retry_batch_ids)
+    totals.requests_this_run += receipt.attempts
+    for round_number in range(1, len(receipt.retry_batch_ids) + 1):
+        followup = receipts.read_followup(body.body_id, round_number)
+        if followup is not None:
+            totals.requests_this_run += followup.attempts
 
 
 def _sent_body_problems(
@@ -246,7 +285,7 @@ def _extracted(
 
 
 def _planned_and_sent(
-    partition: PartitionStaging, valid: int, problems: list[str]
+    partition: PartitionStaging, valid: int, problems: list[str], this_run: SendingRun | None
 ) -> tuple[ChunkPlan, _SendTotals]:
     """The current plan and what its bodies' receipts say; notes in ``problems`` where plan.json
     disagrees with validation or with the plan's dead letters."""
@@ -263,7 +302,7 @@ def _planned_and_sent(
             f"plan.json counts {plan.dead_lettered} dead-lettered events but {plan_dead_path} holds "
             f"{plan_dead_lines}"
         )
-    totals = _send_totals(partition, plan, problems)
+    totals = _send_totals(partition, plan, problems, this_run)
     if plan_dead_lines:
         totals.dead_letter_files.insert(0, str(plan_dead_path))
     return plan, totals
@@ -284,8 +323,14 @@ def _notes(
     return notes
 
 
-def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any]:
+def build_report(
+    partition: PartitionStaging, *, dry_run: bool, this_run: SendingRun | None = None
+) -> dict[str, Any]:
     """The report of one partition (what ``report.json`` holds; see :class:`OmnisendReportOperator`).
+
+    ``this_run``: the DAG run (and its attempt) the report is for; the receipts it wrote count as sent
+    by this run, the others as sent by earlier runs. ``None`` (outside a DAG run): receipts that name
+    no run count as this run's.
 
     Never raises for an accounting problem: those are listed under ``problems`` and make
     ``events_unaccounted`` non-zero or ``accounted`` false. Raises :class:`OmnisendInputError` when
@@ -300,7 +345,7 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
     totals = _SendTotals()
     plan_dead = plan_bodies = 0
     if not dry_run:
-        plan, totals = _planned_and_sent(partition, valid, problems)
+        plan, totals = _planned_and_sent(partition, valid, problems, this_run)
         plan_bodies, plan_dead = plan.bodies, plan.dead_lettered
     preview = _read_optional(partition, "plan_preview") if dry_run else None
     dead_lettered = plan_dead + totals.dead_lettered
@@ -334,6 +379,8 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "events_warned": validation.get("warned"),
         "events_planned_not_sent": planned_not_sent,
         "events_sent": totals.events_sent,
+        "events_sent_this_run": totals.events_sent_this_run,
+        "events_sent_earlier": totals.events_sent - totals.events_sent_this_run,
         "events_accepted": totals.accepted,
         "events_dead_lettered": dead_lettered,
         "events_dead_lettered_by_stage": {"plan": plan_dead, "send": totals.dead_lettered},
@@ -342,7 +389,13 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "bodies": plan_bodies,
         "bodies_finished": totals.bodies_finished,
         "batches": totals.batches,
+        "batches_this_run": totals.batches_this_run,
+        "batches_earlier": totals.batches - totals.batches_this_run,
+        "bodies_sent_this_run": totals.bodies_this_run,
         "requests": totals.requests,
+        "requests_this_run": totals.requests_this_run,
+        "run": _run_summary(this_run),
+        "earlier_runs": sorted(totals.earlier_runs),
         "item_submissions": totals.item_submissions,
         "seconds": totals.seconds,
         "seconds_by_step": seconds_by_step,
@@ -354,6 +407,12 @@ def build_report(partition: PartitionStaging, *, dry_run: bool) -> dict[str, Any
         "notes": notes,
         "problems": problems[:_MAX_PROBLEMS] + (["..."] if len(problems) > _MAX_PROBLEMS else []),
     }
+
+
+def _run_summary(run: SendingRun | None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    return {"run_id": run.run_id, "clear_number": run.clear_number, "try_number": run.try_number}
 
 
 def _dry_run_plan(preview: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -394,8 +453,7 @@ def describe(report: Mapping[str, Any]) -> str:
                 f"{plan['minutes']:.1f} min at {plan['rate_per_minute']:g} requests/min"
             )
     else:
-        lines.append(f"sent        {report['events_sent']:>9}   in {report['batches']} batches, "
-                     f"{report['requests']} POST requests, {report['seconds']}s")  # fmt: skip
+        lines.extend(_sent_lines(report))
         lines.append(f"accepted    {report['events_accepted']:>9}")
         by_stage = report["events_dead_lettered_by_stage"]
         lines.append(
@@ -412,6 +470,23 @@ def describe(report: Mapping[str, Any]) -> str:
     lines.extend(f"note: {note}" for note in report["notes"])
     lines.extend(f"PROBLEM: {problem}" for problem in report["problems"])
     return "\n".join(lines)
+
+
+def _sent_lines(report: Mapping[str, Any]) -> list[str]:
+    """What was sent, this run's part first: a rerun that sends nothing says so."""
+    lines = [
+        f"sent        {report['events_sent_this_run']:>9}   this run, in {report['batches_this_run']} "
+        f"batches, {report['requests_this_run']} POST requests"
+    ]
+    if report["events_sent_earlier"]:
+        runs = report["earlier_runs"]
+        named = f" ({', '.join(runs[:3])}{', ...' if len(runs) > 3 else ''})" if runs else ""
+        lines.append(
+            f"            {report['events_sent_earlier']:>9}   in {report['batches_earlier']} batches "
+            f"sent by earlier runs{named}, not sent again"
+        )
+    lines.append(f"send time   {report['seconds']:>9}s  first submission to last finished batch")
+    return lines
 
 
 class OmnisendReportOperator(OmnisendPartitionBaseOperator):
@@ -448,6 +523,13 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
     * ``events_sent``: events of the current plan's bodies that Omnisend gave a batch id for - in this
       run or an earlier run of the partition (a rerun does not send a finished body again, and it still
       counts here); each event once, however often it was submitted. 0 in a dry run.
+    * ``events_sent_this_run`` / ``events_sent_earlier``: ``events_sent`` split by the run that
+      submitted each body, per its receipt: this run is this DAG run's id and ``clear_number`` (a task's
+      retry is still this run; clearing the run, a backfill reprocessing it or a new run of the same
+      partition is a new run); receipts that name no run (written before receipts named theirs) count
+      as earlier. ``bodies_sent_this_run``, ``batches_this_run`` / ``batches_earlier`` and
+      ``requests_this_run`` split the same way; ``run`` is ``{run_id, clear_number, try_number}`` of
+      the report's task (null outside a DAG run) and ``earlier_runs`` names the others.
     * ``events_accepted``: events Omnisend accepted, per the receipts (follow-up rounds included).
     * ``events_dead_lettered``: events given up on, with the reason in a dead-letter file: too large for
       any body (``by_stage.plan``) or refused by Omnisend (``by_stage.send``).
@@ -476,6 +558,7 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
     """
 
     template_fields: Sequence[str] = (*OmnisendPartitionBaseOperator.template_fields, "dry_run_mode")
+    operator_extra_links = (OmnisendPeriodReportLink(), OmnisendStoreDashboardLink())
     ui_color = "#e8e8f8"
 
     def __init__(
@@ -495,7 +578,7 @@ class OmnisendReportOperator(OmnisendPartitionBaseOperator):
         dry_run = parse_flag(self.dry_run_mode, "dry_run", type(self).__name__)
         partition = self.partition_staging()
         try:
-            report = build_report(partition, dry_run=dry_run)
+            report = build_report(partition, dry_run=dry_run, this_run=SendingRun.from_context(context))
         except OmnisendError as err:
             raise UnaccountedEventsFailure(
                 f"{partition.store_id} {partition.day}: cannot account for the partition's events: {err}"

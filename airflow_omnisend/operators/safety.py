@@ -22,6 +22,10 @@ Independently, the task refuses a partition whose newest valid event is in the f
 arriving through the shop's live integration. An acknowledgement does not lift this; lower
 ``min_event_age`` explicitly if that is really wanted.
 
+A block's message starts with one short line, ``BLOCKED <period>: <what>; <how to proceed>`` (kept
+as ``summary``), then where it happened and the detail, one automation a line: Airflow's log view
+cuts long lines at the window's width until Wrap is on.
+
 How the block avoids retries: it raises :class:`~airflow_omnisend.operators._failures.AutomationRiskFailure`,
 which is both an ``OmnisendAutomationRiskError`` (the provider's retry policy answers FAIL for it) and an
 ``AirflowFailException`` (the task runner fails the task before it looks at ``retries`` or any retry
@@ -50,6 +54,7 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.operators._failures import AutomationRiskFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.operators.links import OmnisendAutomationsLink, OmnisendStoreDashboardLink
 from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
@@ -82,6 +87,9 @@ _OUTCOMES = ("passed", "blocked", "acknowledged", "approved", "awaiting_approval
 #: the outcomes after which a partition's events may be planned and sent; the others hold it back
 CLEARED_OUTCOMES = frozenset({"passed", "acknowledged", "approved"})
 APPROVAL_MODES = ("none", "ui")
+#: how many automations a block's first line names, and how much of each name
+_HEADLINE_NAMES = 2
+_HEADLINE_NAME_CHARS = 24
 
 
 def check_acknowledgement(value: object, owner: str = "OmnisendAutomationSafetyOperator") -> str | None:
@@ -153,6 +161,59 @@ def explain_check_error(error: BaseException, conn_id: str) -> str:
     return f"the automations could not be listed: {type(error).__name__}: {error}"
 
 
+def _short_id(ident: str) -> str:
+    """The end of an id: Omnisend's ids start with their creation time, so they differ at the end."""
+    return ident if len(ident) <= 9 else f"...{ident[-6:]}"
+
+
+def _short_name(name: str) -> str:
+    return name if len(name) <= _HEADLINE_NAME_CHARS else f"{name[: _HEADLINE_NAME_CHARS - 3]}..."
+
+
+def _risk_headline(matches: Sequence[AutomationVerdict], check_error: BaseException | None) -> str:
+    """The automation risk in a few words and the ways forward: the block's first line."""
+    if check_error is not None:
+        return (
+            f"the automation check could not be made ({_short_check_error(check_error)}); fix that or "
+            "acknowledge to proceed"
+        )
+    named = "; ".join(f"{_short_name(m.name)!r}, {_short_id(m.id)}" for m in matches[:_HEADLINE_NAMES])
+    if len(matches) > _HEADLINE_NAMES:
+        named += f" and {len(matches) - _HEADLINE_NAMES} more"
+    noun = "automation" if len(matches) == 1 else "automations"
+    return f"{len(matches)} {noun} ({named}) could message customers; acknowledge or approve to proceed"
+
+
+def _risk_detail(matches: Sequence[AutomationVerdict], risk: str, fix: str) -> list[str]:
+    """The detail lines under the first line: the risk (one automation a line), then the fix."""
+    if not matches:
+        return [f"{risk}.", f"{fix}."]
+    return [
+        f"{len(matches)} enabled automation(s) could message customers from the imported historic events:",
+        *(f"  - {m.describe()}" for m in matches),
+        f"{fix}.",
+    ]
+
+
+def _short_check_error(error: BaseException) -> str:
+    """Why the check could not be made, in a few words (the detail lines say it in full)."""
+    if isinstance(error, OmnisendAuthError) and error.status == 403:
+        return "403: the key lacks automations.read"
+    if isinstance(error, OmnisendAPIError):
+        return f"Omnisend answered {error.status}"
+    if isinstance(error, OmnisendTransportError):
+        return "no answer from Omnisend"
+    return type(error).__name__
+
+
+def _time_headline(record: Mapping[str, Any]) -> str:
+    event_time = record["event_time"]
+    return (
+        f"the newest event ({event_time['newest']}) is too recent to send; run it after "
+        f"{event_time['ready_at']}"
+    )
+
+
 class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
     """Block the partition while an enabled automation could fire on its events (see the module).
 
@@ -172,11 +233,12 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         ``valid.ndjson`` are read where it names them. Templated.
 
     Writes ``automation_check.json`` into the partition: ``{"store_id", "partition", "outcome"
-    ("passed" | "blocked" | "acknowledged"), "reason", "acknowledgement", "checked_at", "event_names",
+    ("passed" | "blocked" | "acknowledged"), "reason", "summary" (a block's first line, else None),
+    "acknowledgement", "checked_at", "event_names",
     "origin", "automations_checked", "automations": [{"id", "name", "verdict", "reasons", "event",
     "origin", "updatedAt"}], "automations_matched": [{"id", "name", "event", "origin", "reasons"}],
     "warnings", "check_error", "event_time": {"newest", "min_event_age_seconds", "cutoff",
-    "too_recent"}, "omnisend_conn_id"}``.
+    "too_recent", "ready_at" (when too recent)}, "omnisend_conn_id"}``.
 
     Returns (XCom) a staging manifest ``{"root", "store_id", "day", "files": {"automation_check"},
     "counts": {"automations_checked", "automations_matched", "warnings"}, "hashes": {}, "outcome"}``.
@@ -191,6 +253,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         "validated",
     )
     ui_color = "#ffe0e0"
+    operator_extra_links = (OmnisendAutomationsLink(), OmnisendStoreDashboardLink())
 
     def __init__(
         self,
@@ -282,7 +345,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         try:
             acknowledgement = check_acknowledgement(self.acknowledge_automations, type(self).__name__)
         except OmnisendConfigError as err:
-            raise self._block(partition, record, str(err), err) from err
+            headline = "acknowledge_automations is not a reason in words; write why, or leave it unset"
+            raise self._block(partition, record, str(err), headline) from None
         record["acknowledgement"] = acknowledgement
         validation: dict[str, Any] | None = None
         validation_path = self.upstream_file(partition, self.validated, "validation")
@@ -290,9 +354,9 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             if self.event_names is None or validation_path.exists():
                 validation = partition.read_json(validation_path)  # says which step writes it if missing
         except OmnisendError as err:
-            raise self._block(
-                partition, record, f"cannot tell which events will be imported: {err}", err
-            ) from err
+            reason = f"cannot tell which events will be imported: {err}"
+            headline = "cannot tell which events will be imported (validation.json); run validate first"
+            raise self._block(partition, record, reason, headline) from None
         names = self._imported_names(validation)
         record["event_names"] = names
         newest = self._newest_event_time(partition, validation)
@@ -304,11 +368,14 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         risk, fix = self._risk(matches, check_error, record)
         if time_problem is not None:  # no acknowledgement lifts it
             also = f" Also: {risk}." if risk is not None else ""
-            raise self._block(partition, record, f"{time_problem}.{also}", check_error)
+            headline = _time_headline(record)
+            raise self._block(partition, record, f"{time_problem}.{also}", headline, check_error)
         if risk is not None and acknowledgement is None:
             if matches and check_error is None and self.approval == "ui":
                 return self._approval_route(partition, record, risk)
-            raise self._block(partition, record, f"{risk}. {fix}", check_error)
+            headline = _risk_headline(matches, check_error)
+            detail = _risk_detail(matches, risk, fix)
+            raise self._block(partition, record, f"{risk}. {fix}", headline, check_error, detail)
         if risk is not None:
             record["outcome"] = "acknowledged"
             record["reason"] = f"{risk}. Acknowledged: {acknowledgement}"
@@ -329,6 +396,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             "partition": partition.day,
             "outcome": "blocked",
             "reason": None,
+            "summary": None,
             "acknowledgement": None,
             "checked_at": utc_timestamp(now),
             "event_names": [],
@@ -352,13 +420,24 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         partition: PartitionStaging,
         record: dict[str, Any],
         reason: str,
+        headline: str,
         cause: BaseException | None = None,
+        detail: Sequence[str] | None = None,
     ) -> AutomationRiskFailure:
-        """Record the block in ``automation_check.json`` and return the failure to raise."""
-        record["outcome"], record["reason"] = "blocked", reason
+        """Record the block in ``automation_check.json`` and return the failure to raise.
+
+        Its message is ``BLOCKED <period>: <headline>`` on the first line, then where and the detail
+        (``reason``, or ``detail`` line by line). A provider error that caused it is already told in the
+        reason, so it is not chained (Airflow would log its traceback too); anything else is."""
+        summary = f"BLOCKED {partition.day}: {headline}"
+        record["outcome"], record["reason"], record["summary"] = "blocked", reason, summary
         self._finish(partition, record)
-        error = AutomationRiskFailure(f"{partition.store_id} {partition.day}: blocked - {reason}")
-        error.__cause__ = cause
+        where = f"store {partition.store_id}, partition {partition.day}, connection {self.omnisend_conn_id}"
+        error = AutomationRiskFailure("\n".join((summary, where, *(detail or (reason,)))))
+        if cause is not None and not isinstance(cause, OmnisendError):
+            error.__cause__ = cause
+        else:
+            error.__suppress_context__ = True
         return error
 
     def _time_problem(self, newest: str | None, now: datetime, record: dict[str, Any]) -> str | None:
@@ -371,6 +450,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             return None
         record["event_time"]["too_recent"] = True
         ready_at = instant + self.min_event_age
+        record["event_time"]["ready_at"] = utc_timestamp(ready_at)
         what = "in the future" if instant > now else f"younger than min_event_age={self.min_event_age}"
         return (
             f"the newest valid event ({newest}) is {what} (now {utc_timestamp(now)}): Omnisend "
@@ -444,11 +524,10 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
                 f"{risk}. Approved by {kept.approved_by} at {kept.approved_at} for these automations "
                 f"(kept until {kept.expires_at}): {kept.reason}"
             )
-            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
         else:
             record["outcome"], record["approval"] = "awaiting_approval", {"automations": pairs}
             record["reason"] = f"{risk}. Waiting for a person's answer in Airflow's UI (automation_approval)"
-            self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
+        self.log.warning("%s %s: %s", partition.store_id, partition.day, record["reason"])
         return self._finish(partition, record)
 
     def _passed(

@@ -48,6 +48,7 @@ from airflow_omnisend.operators._shard_sender import (
 )
 from airflow_omnisend.operators._supervisor_watch import SupervisorWatch
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
+from airflow_omnisend.operators.labels import label_shard
 from airflow_omnisend.triggers._polling import BatchPoller, check_intervals, is_terminal
 from airflow_omnisend.triggers._shared_listing import SharedRounds
 
@@ -223,6 +224,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         """One step of the state machine: reconcile, submit, then wait (defer or poll) or finish."""
         partition = self.partition_staging()
         shard = self._shard_plan(partition)
+        label_shard(context, shard)  # the mapped task's name in the UI (map_index_template)
         hook = self.get_hook()
         strict = self.strict_reconciliation
         if strict is None:
@@ -268,11 +270,12 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         finally:
             hook.close()
         self.log.info(
-            "Shard %d of %s %s done: %d bodies (%d finished before this try), %d batches submitted, "
-            "%d events sent, %d accepted, %d dead-lettered, %d items retried, %d requests",
+            "Shard %d of %s %s done: %d bodies, %d finished before this try (not sent again); this try "
+            "sent %d events in %d batches, %d requests; all tries: %d accepted, %d dead-lettered, "
+            "%d items retried",
             manifest["shard"], partition.store_id, partition.day, manifest["bodies"],
-            manifest["bodies_skipped"], manifest["batches_submitted"], manifest["events_sent"],
-            manifest["accepted"], manifest["dead_lettered"], manifest["retried_items"], manifest["requests"],
+            manifest["bodies_skipped"], manifest["events_sent"], manifest["batches_submitted"],
+            manifest["requests"], manifest["accepted"], manifest["dead_lettered"], manifest["retried_items"],
         )  # fmt: skip
         return manifest
 

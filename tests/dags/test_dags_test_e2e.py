@@ -137,6 +137,15 @@ def automation(event: str) -> dict[str, Any]:
     }
 
 
+def metadata_rows(workspace: dict[str, Any], query: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Rows of the test session's metadata DB (SQLite), as Airflow's UI would read them."""
+    url = workspace["env"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if not url.startswith("sqlite:///"):
+        pytest.skip(f"the metadata DB is not SQLite here ({url.split(':')[0]})")
+    with sqlite3.connect(url[len("sqlite:///") :]) as conn:
+        return conn.execute(query, args).fetchall()
+
+
 def explain(result: subprocess.CompletedProcess[str]) -> str:
     lines = (result.stdout + result.stderr).splitlines()
     return "\n".join(line for line in lines if re.search(r"error|Error|fail|Fail", line))[-6000:]
@@ -197,6 +206,33 @@ def test_days_are_accepted_exactly_once_and_a_rerun_sends_nothing(
         assert report["automation_check"]["outcome"] == "passed"
         assert report["requests"] == report["batches"] >= 1
     assert total_rejected >= 2, "the sample store's dirty rows of 2024-03-26 must be rejected"
+
+    # what the UI shows for a day's run: each mapped send named by its shard, links on report and check
+    run_id = reports[days[0]]["run"]["run_id"]
+    labels = metadata_rows(
+        workspace,
+        "SELECT map_index, rendered_map_index FROM task_instance WHERE dag_id = ? AND run_id = ? "
+        "AND task_id = 'send' ORDER BY map_index",
+        DAG_ID,
+        run_id,
+    )
+    assert labels, run_id
+    for index, label in labels:
+        assert re.fullmatch(rf"shard {index}: [\d,]+ bod(y|ies), [\d,]+ events?", label or ""), labels
+    links = dict(
+        metadata_rows(
+            workspace,
+            "SELECT task_id || ' ' || key, value FROM xcom WHERE dag_id = ? AND run_id = ? "
+            "AND key LIKE '_link_%'",
+            DAG_ID,
+            run_id,
+        )
+    )
+    period = f"/omnisend/stores/demo/periods/{days[0]}/report"
+    assert json.loads(links["report _link_OmnisendPeriodReportLink"]) == period, links
+    assert json.loads(links["report _link_OmnisendStoreDashboardLink"]) == "/omnisend/stores/demo", links
+    automations = json.loads(links["automation_safety_check _link_OmnisendAutomationsLink"])
+    assert automations == "https://app.omnisend.com/automations", links
     assert set(accepted) == expected_valid
 
     # a second run of the same day: every body has a finished receipt, nothing is submitted
@@ -208,6 +244,14 @@ def test_days_are_accepted_exactly_once_and_a_rerun_sends_nothing(
     assert len(emulator.store.accepted_events()) == len(accepted)
     report = json.loads((partition_dir(workspace, days[0]) / "report.json").read_text())
     assert report["events_accepted"] == reports[days[0]]["events_accepted"]
+    # ... and its report says so: nothing sent by this run, everything by the first one
+    first = reports[days[0]]
+    assert first["events_sent_this_run"] == first["events_sent"] > 0
+    assert first["earlier_runs"] == []
+    assert (report["events_sent_this_run"], report["batches_this_run"]) == (0, 0)
+    assert report["events_sent_earlier"] == first["events_sent"]
+    assert report["earlier_runs"] == [first["run"]["run_id"]] != [report["run"]["run_id"]]
+    assert re.search(r"sent +0   this run, in 0 batches", again.stdout + again.stderr), explain(again)
 
 
 def test_dry_run_sends_nothing_and_estimates_requests(
@@ -248,6 +292,8 @@ def test_automation_check_blocks_unless_acknowledged(
     check = json.loads((partition_dir(workspace, day) / "automation_check.json").read_text())
     assert check["outcome"] == "blocked"
     assert [m["id"] for m in check["automations_matched"]] == ["65f0000000000000000000e1"]
+    assert check["summary"].startswith(f"BLOCKED {day}: 1 automation (")
+    assert check["summary"] in blocked.stdout + blocked.stderr, explain(blocked)
     assert posts(emulator) == 0
     assert not (partition_dir(workspace, day) / "plan.json").exists()
 

@@ -77,3 +77,14 @@ def test_a_block_keeps_the_warnings_of_the_same_automation_among_its_reasons() -
         "events may be removed from it",
     )
     assert verdict.to_dict()["updatedAt"] is None
+
+
+def test_the_order_properties_are_read_from_the_schema_once_per_process() -> None:
+    from airflow_omnisend.events import automation_risk
+
+    automation_risk._order_property_names()
+    before = automation_risk._order_property_names.cache_info()
+    split = {"type": "split", "filter": {"property": "totalPrice"}}
+    assess_automations([_auto("a", _on("viewed product"), blocks=[split] * 5)], EVENT_NAMES)
+    after = automation_risk._order_property_names.cache_info()
+    assert (after.misses, after.hits - before.hits) == (before.misses, 5)

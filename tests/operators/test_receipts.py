@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_omnisend.exceptions import OmnisendConfigError, OmnisendInputError
-from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
+from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts, SendingRun
 
 if TYPE_CHECKING:
     from airflow_omnisend.staging import PartitionStaging
@@ -111,3 +111,50 @@ def test_remote_receipts(remote: PartitionStaging) -> None:
     receipts.write(receipt())
     assert receipts.read(BODY) == receipt()
     assert receipts.all() == [receipt()]
+
+
+def test_a_receipt_names_the_run_that_submitted_its_body(staging: PartitionStaging) -> None:
+    first_try = SendingRun("scheduled__2024-03-10T00:00:00+00:00", clear_number=0, try_number=1)
+    PartitionReceipts(staging, run=first_try).write(receipt())
+    written = PartitionReceipts(staging).read(BODY)
+    assert written is not None
+    assert (written.run_id, written.clear_number, written.try_number) == (first_try.run_id, 0, 1)
+    assert written.sending_run == first_try
+    assert first_try.same_run(written)
+
+    # a later try of a rerun reconnects to the batch and finishes it: the submitting run stays the sender
+    rerun = SendingRun(first_try.run_id, clear_number=1, try_number=2)
+    finished = written.evolve(status="finished", finished_at="2026-03-02T10:01:00Z", accepted=100)
+    PartitionReceipts(staging, run=rerun).write(finished)
+    again = PartitionReceipts(staging).read(BODY)
+    assert again is not None
+    assert again.sending_run == first_try
+    assert not rerun.same_run(again)
+    assert SendingRun(first_try.run_id, 0, try_number=3).same_run(again)  # a task's retry: same run
+    assert rerun.describe() == f"{first_try.run_id}, clear 1"
+
+    follow = receipt(body_id=OTHER, root_body_id=BODY)
+    PartitionReceipts(staging, run=rerun).write_followup(follow, 1)
+    read_follow = PartitionReceipts(staging).read_followup(BODY, 1)
+    assert read_follow is not None
+    assert read_follow.sending_run == rerun
+
+
+def test_receipts_written_before_they_named_a_run_still_read(staging: PartitionStaging) -> None:
+    old = {k: v for k, v in receipt().to_dict().items() if k not in ("run_id", "clear_number", "try_number")}
+    staging.write_json(staging.receipt_path(BODY), old)
+    read = PartitionReceipts(staging).read(BODY)
+    assert read is not None
+    assert read.sending_run is None
+    assert not SendingRun("manual__2026-12-01T22:17:31+00:00", 0, 1).same_run(read)
+
+
+def test_outside_a_task_there_is_no_current_run(staging: PartitionStaging) -> None:
+    assert SendingRun.current() is None
+    assert SendingRun.from_context({}) is None
+    PartitionReceipts(staging).write(receipt())
+    written = PartitionReceipts(staging).read(BODY)
+    assert written is not None
+    assert written.run_id is None
+    with pytest.raises(OmnisendConfigError, match="try_number must be a count"):
+        receipt(run_id="r", try_number=-1)

@@ -27,8 +27,8 @@ from send_helpers import DAY, STORE, connect, make_events
 from airflow_omnisend.exceptions import OmnisendUnaccountedEventsError
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
 from airflow_omnisend.operators.plan import OmnisendPlanBatchesOperator
-from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts
-from airflow_omnisend.operators.report import OmnisendReportOperator
+from airflow_omnisend.operators.receipts import BatchReceipt, PartitionReceipts, SendingRun
+from airflow_omnisend.operators.report import OmnisendReportOperator, build_report, describe
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.operators.send import OmnisendSendBatchesOperator
 from airflow_omnisend.operators.validate import OmnisendValidateEventsOperator
@@ -489,3 +489,55 @@ def test_a_dry_run_keeps_its_event_copies(tmp_path: Path, conns: dict[str, Any])
     )
     assert run.partition.events.exists()
     assert run.partition.valid.exists()
+
+
+def test_a_rerun_says_it_sent_nothing_and_what_earlier_runs_sent(
+    tmp_path: Path, conns: dict[str, Any], emulator: OmnisendEmulator
+) -> None:
+    run = run_partition(
+        tmp_path / "staging",
+        source_conn_id=conns["source_conn_id"],
+        omnisend_conn_id=conns["omnisend_conn_id"],
+    )
+    partition = run.partition
+    plan = current_plan(partition)
+    report = partition.read_json("report")  # executed outside a DAG run: its receipts name no run
+    assert report["run"] is None
+    assert (report["events_sent_this_run"], report["events_sent_earlier"]) == (report["events_sent"], 0)
+    assert (report["batches_this_run"], report["batches_earlier"]) == (report["batches"], 0)
+    assert report["bodies_sent_this_run"] == plan.bodies
+    assert report["requests_this_run"] == report["requests"]
+    assert report["earlier_runs"] == []
+
+    # the first bodies were sent by the scheduled run; the others by a run before receipts named theirs
+    scheduled = SendingRun("scheduled__2024-03-26T00:00:00+00:00", clear_number=0, try_number=1)
+    receipts = PartitionReceipts(partition)
+    mine = list(receipts.all())[:3]
+    for old in mine:
+        PartitionReceipts(partition, run=scheduled).write(old)
+    split = build_report(partition, dry_run=False, this_run=SendingRun(scheduled.run_id, 0, try_number=2))
+    sent_here = sum(r.items for r in mine)
+    assert (split["events_sent_this_run"], split["events_sent_earlier"]) == (
+        sent_here,
+        report["events_sent"] - sent_here,
+    )
+    assert split["bodies_sent_this_run"] == split["batches_this_run"] == 3
+    assert split["earlier_runs"] == ["a run before receipts named theirs"]
+    assert split["events_sent"] == report["events_sent"]  # the existing keys keep their meaning
+    assert split["accounted"] is True
+
+    # the run is cleared and runs again: it finds every body finished and sends nothing
+    rerun = build_report(partition, dry_run=False, this_run=SendingRun(scheduled.run_id, 1, try_number=3))
+    assert (rerun["events_sent_this_run"], rerun["batches_this_run"], rerun["requests_this_run"]) == (0, 0, 0)
+    assert rerun["events_sent_earlier"] == report["events_sent"] > 0
+    assert rerun["batches_earlier"] == report["batches"]
+    assert rerun["earlier_runs"] == ["a run before receipts named theirs", scheduled.run_id]
+    assert rerun["run"] == {"run_id": scheduled.run_id, "clear_number": 1, "try_number": 3}
+    text = describe(rerun)
+    assert re.search(r"^sent +0   this run, in 0 batches, 0 POST requests$", text, re.MULTILINE), text
+    assert re.search(
+        rf"^ +{report['events_sent']}   in {report['batches']} batches sent by earlier runs \(a run before "
+        rf"receipts named theirs, {re.escape(scheduled.run_id)}\), not sent again$",
+        text,
+        re.MULTILINE,
+    ), text

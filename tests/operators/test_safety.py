@@ -82,7 +82,13 @@ def _blocked(partition: PartitionStaging, conn_id: str, **kwargs: Any) -> tuple[
     assert OmnisendRetryPolicy().evaluate(error, try_number=1, max_tries=4).action.value == "fail"
     record = partition.read_json("automation_check")
     assert record["outcome"] == "blocked"
-    assert record["reason"] in str(error)
+    # a short first line a person reads whole in Airflow's log view, then the detail
+    first, *detail = str(error).splitlines()
+    assert first == error.headline == record["summary"]
+    assert first.startswith(f"BLOCKED {partition.day}: ")
+    assert len(first) <= 185, first
+    assert detail[0] == f"store {partition.store_id}, partition {partition.day}, connection {conn_id}"
+    assert all(len(line) <= 600 for line in detail), detail
     return str(error), record
 
 
@@ -142,6 +148,67 @@ def test_blocks_on_an_enabled_automation_triggered_by_an_imported_event(
     requests = [r for r in emulator.store.request_log() if "/automations" in r.path]
     assert requests
     assert [(r.method, r.path, r.status) for r in requests] == [("GET", "/api/automations", 200)]
+
+
+def test_a_blocks_first_line_names_the_automations_and_the_ways_forward(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    emulator.set_automations([CONFIRMATION])
+    message, record = _blocked(validated, conn)
+    first, _where, *detail = message.splitlines()
+    assert first == (
+        f"BLOCKED {DAY}: 1 automation ('Order confirmation', ...000001) could message customers; "
+        "acknowledge or approve to proceed"
+    )
+    assert detail == [
+        "1 enabled automation(s) could message customers from the imported historic events:",
+        "  - 'Order confirmation' (id 65f000000000000000000001): triggered by imported 'placed order' "
+        "from 'api'",
+        "Disable them in Omnisend for the backfill and run again, or accept the risk with "
+        "acknowledge_automations='<why, in words>'.",
+    ]
+    assert record["summary"] == first
+
+    long_name = "Post-purchase thank you with a very long name that goes on and on"
+    emulator.set_automations(
+        [
+            CONFIRMATION,
+            automation("65f000000000000000000002", long_name, "paid for order"),
+            automation("65f000000000000000000003", "Refund notice", "order refunded"),
+        ]
+    )
+    first = _blocked(validated, conn)[0].splitlines()[0]
+    assert first == (
+        f"BLOCKED {DAY}: 3 automations ('Order confirmation', ...000001; "
+        "'Post-purchase thank y...', ...000002 and 1 more) could message customers; "
+        "acknowledge or approve to proceed"
+    )
+
+
+def test_a_block_chains_no_provider_error_whose_text_it_already_tells(
+    validated: PartitionStaging, emulator: OmnisendEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Airflow logs the traceback of every chained exception: the hook's 403 would repeat the message."""
+    conn = {"conn_type": "omnisend", "host": emulator.base_url, "password": READ_ONLY_EVENTS_KEY}
+    monkeypatch.setenv("AIRFLOW_CONN_OMNISEND_NO_READ", json.dumps(conn))
+    emulator.set_automations([])
+    with pytest.raises(OmnisendAutomationRiskError) as caught:
+        _safety(validated, "omnisend_no_read").execute({})
+    assert caught.value.headline == (
+        f"BLOCKED {DAY}: the automation check could not be made (403: the key lacks automations.read); "
+        "fix that or acknowledge to proceed"
+    )
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__ is True
+
+    safety = _safety(validated, "omnisend_no_read", acknowledge_automations="{{ params.ack }}")
+    safety.acknowledge_automations = "ok"  # what the template rendered
+    with pytest.raises(OmnisendAutomationRiskError) as caught:
+        safety.execute({})
+    assert caught.value.headline == (
+        f"BLOCKED {DAY}: acknowledge_automations is not a reason in words; write why, or leave it unset"
+    )
+    assert caught.value.__cause__ is None
 
 
 def test_pages_through_every_enabled_automation(
@@ -341,6 +408,10 @@ def test_blocks_events_younger_than_min_event_age_even_when_acknowledged(
     assert f"the newest valid event ({recent['eventTime']}) is younger than min_event_age=1:00:00" in message
     assert "Run this partition after" in message
     assert record["event_time"]["too_recent"] is True
+    assert message.splitlines()[0] == (
+        f"BLOCKED {DAY}: the newest event ({recent['eventTime']}) is too recent to send; run it after "
+        f"{record['event_time']['ready_at']}"
+    )
 
     manifest = _safety(partition, conn, min_event_age=timedelta(minutes=5)).execute({})
     assert manifest["outcome"] == "passed"
