@@ -57,8 +57,9 @@ CONF_KEYS: Final = ("partition", "dry_run", "acknowledge_automations")
 #: run types whose own partition (key or data interval) names the day
 PERIODIC_RUN_TYPES: Final = frozenset({"scheduled", "backfill"})
 HOW_TO_NAME: Final = (
-    'name the {noun} in the run conf: airflow dags test {dag_id} -c \'{{"partition": "{form}"}}\' '
-    '(or airflow dags trigger {dag_id} -c ...; or the "partition" field of the UI trigger form)'
+    "name the {noun}: trigger the run with the Partition Key {form} (UI trigger form, Advanced Options; "
+    'REST "partition_key"), or in the run conf: airflow dags test {dag_id} -c \'{{"partition": "{form}"}}\' '
+    '(or airflow dags trigger {dag_id} -c ...; or the "partition" field of a week store\'s UI trigger form)'
 )
 
 
