@@ -8,9 +8,11 @@ unit-testable on their own.
 
 Rules, first match wins:
 
-1. ``partition`` in the run conf (``-c '{"partition": "2024-03-10"}'``; the UI form's field). Any run
-   type. When the run also has a partition of its own (a backfill or scheduled run) the two must agree:
-   a backfill started with a ``partition`` in ``--dag-run-conf`` would otherwise process one day N times.
+1. ``partition`` in the run conf (``-c '{"partition": "2024-03-10"}'``: the CLI's way, and a week
+   store's form field; elsewhere the UI and REST give the period as the partition key). Any run type.
+   When the run also has a partition of its own (a partition key, a backfill or scheduled run) the two
+   must agree: a backfill started with a ``partition`` in ``--dag-run-conf`` would otherwise process one
+   day N times.
 2. The run's ``partition_key`` (``CronPartitionTimetable``: scheduled and backfill runs), in the
    period's form.
 3. The run's data interval (a DAG built on ``CronDataIntervalTimetable("0 0 * * *", timezone=<store tz>)``),
