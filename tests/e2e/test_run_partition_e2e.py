@@ -138,3 +138,25 @@ def test_approved_days_say_who_approved_and_why(world: E2EWorld) -> None:
         note = _note(world, UI, second)
         assert note.startswith(f"{NOTE_MARK} APPROVED by a kept approval ({ADMIN_USER}, 20")
         assert note.endswith(f"): {REASON}")
+
+
+def test_a_person_s_note_stays_when_the_run_is_cleared(world: E2EWorld) -> None:
+    """A rerun writes the note again at each state change, but never over what a person wrote."""
+    airflow, dag = world.airflow, dag_id(ACK)
+    (keyed,) = [r for r in airflow.dag_runs(dag) if r.partition_key == DAY_KEY]
+    mine = "Checked by Ann: the batch receipts match the shop's totals"
+    with diagnosed(world, ACK):
+        airflow.api("PATCH", f"/api/v2/dags/{dag}/dagRuns/{keyed.run_id}", {"note": mine})
+        airflow.api(
+            "POST",
+            f"/api/v2/dags/{dag}/clearTaskInstances",
+            {"dag_run_id": keyed.run_id, "dry_run": False, "only_failed": False, "reset_dag_runs": True},
+        )
+        rerun = airflow.wait_for_runs(
+            dag,
+            count=1,
+            predicate=lambda r: r.run_id == keyed.run_id and r.end_date != keyed.end_date,
+            timeout=RUN_TIMEOUT,
+        )
+        assert rerun[0].state == "success"
+        assert _note(world, ACK, keyed.run_id) == mine
