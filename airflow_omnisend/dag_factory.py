@@ -37,8 +37,13 @@ period's first local midnight and the key is written from that tick, so
 ``airflow backfill create --from-date D --to-date D`` creates one run per period that starts in the
 range (read as the store's local days, DST days included); a data-interval timetable's backfill
 silently dropped a day at one end of the range.
-Partitioned runs have no ``ds``: the ``extract`` task passes the day on, and a manual run names it in
-its conf (``-c '{"partition": "2024-03-10"}'``). ``catchup`` is off; history comes from backfills, and
+Partitioned runs have no ``ds``: the ``extract`` task passes the day on. A manual run is given its
+period as Airflow's Partition Key (the trigger form's Advanced Options, REST ``partition_key``), so it
+shows as the run's partition key like a backfill's; the trigger form has no field of its own for it.
+From the CLI, whose ``dags test``/``dags trigger`` take no partition key, the conf names it
+(``-c '{"partition": "2024-03-10"}'``, which must agree with a partition key the run has) and the run's
+note says so (:mod:`airflow_omnisend.run_notes`). Week stores keep the form's *Partition* field:
+Airflow 3.3.2 cannot read a week key it is given. ``catchup`` is off; history comes from backfills, and
 the ``extract`` task refuses days outside the store's ``start_date``..``end_date``. What was tried
 and what it showed: ``docs/timetable.md``.
 
@@ -112,6 +117,7 @@ __all__ = [
     "build_store_dag",
     "build_store_dags",
     "store_timetable",
+    "takes_partition_key",
 ]
 
 IMPORT_FILE_DAG_ID: Final = "omnisend_import_file"
@@ -163,18 +169,36 @@ def _day_param(title: str, description: str, pattern: str = DAY_PATTERN) -> Para
     return Param(None, type=["null", "string"], pattern=f"^{pattern}$", title=title, description=description)
 
 
+def takes_partition_key(timetable: object, period: PartitionPeriod = PartitionPeriod.DAY) -> bool:
+    """Whether a run of this DAG can be given its period as Airflow's own partition key: the UI trigger
+    form's Partition Key (Advanced Options) and the REST API's ``partition_key``, which Airflow then
+    shows as the run's partition key everywhere. Not for a week store: Airflow 3.3.2 cannot read a
+    week key it is given (README, "Week keys"), so a week is named in the conf's ``partition``."""
+    partitioned = isinstance(timetable, CronPartitionTimetable) or bool(
+        getattr(timetable, "partitioned_at_runtime", False)
+    )
+    return partitioned and period is not PartitionPeriod.WEEK
+
+
 def run_params(
-    *, extra: Mapping[str, Param] | None = None, period: PartitionPeriod = PartitionPeriod.DAY
+    *,
+    extra: Mapping[str, Param] | None = None,
+    period: PartitionPeriod = PartitionPeriod.DAY,
+    partition_field: bool = True,
 ) -> dict[str, Param]:
     """The DAG params: the UI's trigger form, and what ``-c '{...}'`` overrides; ``partition`` takes the
-    key form of the store's ``period``."""
-    params = {
-        "partition": _day_param(
+    key form of the store's ``period``. ``partition_field=False`` leaves ``partition`` out of the form
+    for a DAG whose runs take Airflow's Partition Key (:func:`takes_partition_key`): one field names the
+    period there; the conf key ``partition`` still works (the CLI's way, ``dags test -c``)."""
+    params: dict[str, Param] = {}
+    if partition_field:
+        params["partition"] = _day_param(
             f"Partition (store-local {period.noun})",
             f"{period.form}: the {period.noun} to import. Required for manual runs; backfill and "
             "scheduled runs have their own and must leave it empty.",
             period.pattern,
-        ),
+        )
+    params |= {
         "dry_run": Param(
             False,
             type="boolean",
@@ -328,9 +352,11 @@ def build_store_dag(
         "end_date": end,
         "catchup": False,
         "max_active_runs": store.max_active_runs,
-        "params": run_params(period=store.period),
+        "params": run_params(
+            period=store.period, partition_field=not takes_partition_key(chosen, store.period)
+        ),
         "tags": ["omnisend", f"store:{store.store_id}"],
-        "doc_md": _store_doc(store),
+        "doc_md": _store_doc(store, takes_partition_key(chosen, store.period)),
         "default_args": {"owner": "omnisend", **retries},
     }
     kwargs.update(dag_kwargs or {})
@@ -385,7 +411,21 @@ def build_store_dag(
     return dag
 
 
-def _store_doc(store: StoreConfig) -> str:
+def _how_to_name(store: StoreConfig, keyed: bool) -> str:
+    """The doc's lines on naming a manual run's period: Airflow's Partition Key where the DAG takes one,
+    the conf's ``partition`` from the CLI (which has no ``--partition-key``) and otherwise."""
+    noun, form = store.period.noun, store.period.form
+    cli = f'`airflow dags test {store.dag_id} -c \'{{"partition": "{form}"}}\'`'
+    if not keyed:
+        return f"* one {noun}: {cli} (or the trigger form's *Partition* field)\n"
+    return (
+        f"* one {noun}: Trigger > Advanced Options > **Partition Key** `{form}` (REST: "
+        f'`"partition_key"`), shown as the run\'s partition key; from the CLI, which has no '
+        f"`--partition-key`: {cli} (the run's note names the {noun})\n"
+    )
+
+
+def _store_doc(store: StoreConfig, keyed: bool = True) -> str:
     source = (
         f"SQL connection `{store.source_conn_id}`" if store.source_conn_id else f"file `{store.source_path}`"
     )
@@ -394,10 +434,10 @@ def _store_doc(store: StoreConfig) -> str:
         f"One run = one calendar {store.period.noun} in **{store.timezone}**, from {store.start_date}"
         f"{f' to {store.end_date}' if store.end_date else ''}. Source: {source}; Omnisend connection "
         f"`{store.omnisend_conn_id}`; pool `{store.pool}`.\n\n"
-        f"* one {store.period.noun}: `airflow dags test "
+        + _how_to_name(store, keyed)
+        + "* a range: `airflow backfill create --dag-id "
         + store.dag_id
-        + f' -c \'{{"partition": "{store.period.form}"}}\'`\n'
-        "* a range: `airflow backfill create --dag-id " + store.dag_id + " --from-date D --to-date D`\n"
+        + " --from-date D --to-date D`\n"
         f"* rerun failed {store.period.noun}s: add `--reprocess-behavior failed`\n"
         "* conf: `partition`, `dry_run` (true: plan only), `acknowledge_automations` (a reason)\n"
     )

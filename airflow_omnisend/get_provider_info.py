@@ -74,9 +74,15 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-name": "Omnisend",
                 "connection-type": "omnisend",
                 "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login"],
-                    "relabeling": {"host": "API root URL", "password": "API key or bearer token"},
-                    "placeholders": {"host": "https://api.omnisend.com"},
+                    # the port stays visible: Airflow 3.3.2's Test button sends a blank port as 0
+                    # and refuses it against the stored NULL (README, "Test button")
+                    "hidden-fields": ["schema", "login"],
+                    "relabeling": {
+                        "host": "API root URL",
+                        "password": "API key or bearer token",
+                        "port": "Port (443 for https; the Test button needs it)",
+                    },
+                    "placeholders": {"host": "https://api.omnisend.com", "port": "443"},
                 },
                 "conn-fields": {
                     "api_version": {

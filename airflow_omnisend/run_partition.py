@@ -8,9 +8,11 @@ unit-testable on their own.
 
 Rules, first match wins:
 
-1. ``partition`` in the run conf (``-c '{"partition": "2024-03-10"}'``; the UI form's field). Any run
-   type. When the run also has a partition of its own (a backfill or scheduled run) the two must agree:
-   a backfill started with a ``partition`` in ``--dag-run-conf`` would otherwise process one day N times.
+1. ``partition`` in the run conf (``-c '{"partition": "2024-03-10"}'``: the CLI's way, and a week
+   store's form field; elsewhere the UI and REST give the period as the partition key). Any run type.
+   When the run also has a partition of its own (a partition key, a backfill or scheduled run) the two
+   must agree: a backfill started with a ``partition`` in ``--dag-run-conf`` would otherwise process one
+   day N times.
 2. The run's ``partition_key`` (``CronPartitionTimetable``: scheduled and backfill runs), in the
    period's form.
 3. The run's data interval (a DAG built on ``CronDataIntervalTimetable("0 0 * * *", timezone=<store tz>)``),
@@ -57,8 +59,9 @@ CONF_KEYS: Final = ("partition", "dry_run", "acknowledge_automations")
 #: run types whose own partition (key or data interval) names the day
 PERIODIC_RUN_TYPES: Final = frozenset({"scheduled", "backfill"})
 HOW_TO_NAME: Final = (
-    'name the {noun} in the run conf: airflow dags test {dag_id} -c \'{{"partition": "{form}"}}\' '
-    '(or airflow dags trigger {dag_id} -c ...; or the "partition" field of the UI trigger form)'
+    "name the {noun}: trigger the run with the Partition Key {form} (UI trigger form, Advanced Options; "
+    'REST "partition_key"), or in the run conf: airflow dags test {dag_id} -c \'{{"partition": "{form}"}}\' '
+    '(or airflow dags trigger {dag_id} -c ...; or the "partition" field of a week store\'s UI trigger form)'
 )
 
 

@@ -147,7 +147,7 @@ def test_no_conf_no_key_no_interval_says_how_to_name_the_day(run_type: str | Non
     text = str(info.value)
     assert "does not name the day to process" in text
     assert '-c \'{"partition": "YYYY-MM-DD"}\'' in text
-    assert '"partition" field of the UI trigger form' in text
+    assert "Partition Key YYYY-MM-DD (UI trigger form, Advanced Options" in text
 
 
 # -- unended days and the store's range ----------------------------------------------------------------------
@@ -287,7 +287,9 @@ def test_a_month_must_lie_inside_the_stores_dates() -> None:
 
 
 def test_a_month_run_without_a_partition_says_how_to_name_the_month() -> None:
-    with pytest.raises(OmnisendConfigError, match=r'name the month in the run conf: .*"YYYY-MM"'):
+    with pytest.raises(
+        OmnisendConfigError, match=r'name the month: .*Partition Key YYYY-MM .*in the run conf: .*"YYYY-MM"'
+    ):
         resolve(conf_partition=None, period="month")
 
 

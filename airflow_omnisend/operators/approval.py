@@ -100,7 +100,8 @@ class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOper
         record = partition.read_json("automation_check")
         if record.get("outcome") != "awaiting_approval":
             self.log.info("No approval needed: the automation check says %s", record.get("outcome"))
-            return {"approval": "not needed", "outcome": record.get("outcome")}
+            kept = {"kept": record.get("approval")} if record.get("outcome") == "approved" else {}
+            return {"approval": "not needed", "outcome": record.get("outcome"), **kept}
         if getattr(context.get("dag_run"), "triggering_user_name", None) == _DAGS_TEST_USER:
             raise AirflowFailException(
                 f"{partition.store_id} {partition.day}: the automation check needs a person's approval, "

@@ -98,6 +98,7 @@ class _RunPartitionTask(BaseOperator):
 
     def _done(self, context: Context, result: dict[str, Any]) -> dict[str, Any]:
         push_keys(context, result)
+        self._say_how_named(context, result)
         self.log.info(
             "%s: partition %s (%s, from the run's %s), dry_run=%s, acknowledge_automations=%s",
             self.store_id,
@@ -108,6 +109,28 @@ class _RunPartitionTask(BaseOperator):
             "yes" if result["acknowledge_automations"] else "no",
         )
         return result
+
+    def _say_how_named(self, context: Context, result: Mapping[str, Any]) -> None:
+        """Log where a conf-named period stands against Airflow's partition key, the one way the UI
+        shows a run's period (the run's note says it too: :mod:`airflow_omnisend.run_notes`)."""
+        if result["source"] != "conf":
+            return
+        key = context.get("partition_key") or getattr(context["dag_run"], "partition_key", None)
+        if key:
+            self.log.info(
+                "run conf partition %s agrees with the run's partition key %s (the conf key is an alias)",
+                result["partition"],
+                key,
+            )
+            return
+        self.log.warning(
+            "%s is named by the run conf 'partition' (the CLI's way: airflow dags test/trigger take no "
+            "--partition-key); this run has no partition key, so the run's note names the %s. From the UI "
+            "or the REST API, give it as the Partition Key (trigger form, Advanced Options; "
+            '"partition_key") to show it as the run\'s partition key.',
+            result["partition"],
+            self.period.noun,
+        )
 
 
 class OmnisendPartitionOperator(_RunPartitionTask):

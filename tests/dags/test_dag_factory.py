@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_omnisend import dag_factory
+from airflow_omnisend.events.partition import PartitionPeriod
 from airflow_omnisend.operators import import_request, partition, select_events
 from airflow_omnisend.stores import STORES_ENV
 
@@ -59,9 +60,16 @@ def test_both_dags_share_the_steps_from_validate_to_report(store_dag: DAG, first
 
 
 def test_the_params_use_the_shared_patterns(store_dag: DAG) -> None:
+    from airflow_omnisend.stores import StoreConfig
+
     imported = dag_factory.build_import_file_dag(default_stores_path=STORES)
     day = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-    assert store_dag.params.get_param("partition").schema["pattern"] == day
+    manual_only = StoreConfig(
+        store_id="shop", omnisend_conn_id="o", source_conn_id="s", timezone="UTC",
+        start_date=date(2024, 1, 1), schedule=None,
+    )  # fmt: skip
+    assert "partition" not in store_dag.params  # a day store: the Partition Key names its day
+    assert dag_factory.build_store_dag(manual_only).params.get_param("partition").schema["pattern"] == day
     assert imported.params.get_param("partition").schema["pattern"] == day
     assert imported.params.get_param("store_id").schema["pattern"] == r"^[a-z0-9_]+$"
 
@@ -88,7 +96,14 @@ def test_a_store_dag_follows_its_period(period: str, cron: str, key_format: str,
     timetable: Any = dag_factory.store_timetable(store)
     assert (timetable.expression, timetable.key_format, timetable.run_offset) == (cron, key_format, -1)
     dag = dag_factory.build_store_dag(store)
-    assert dag.params.get_param("partition").schema["pattern"] == pattern
+    if period == "week":  # Airflow 3.3.2 cannot read a week key it is given: the form names the week
+        assert not dag_factory.takes_partition_key(timetable, PartitionPeriod.WEEK)
+        assert dag.params.get_param("partition").schema["pattern"] == pattern
+    else:  # the trigger form's Partition Key names the period: no field of its own
+        assert dag_factory.takes_partition_key(timetable, PartitionPeriod(period))
+        assert "partition" not in dag.params
+        assert "**Partition Key**" in str(dag.doc_md)
+    assert '-c \'{"partition": "' in str(dag.doc_md)
     assert dag.get_task("extract").period == period
     assert dag.dag_id == "omnisend_orders__shop"
     assert dag.get_task("send").partial_kwargs["pool"] == "omnisend_shop"

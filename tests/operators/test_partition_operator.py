@@ -153,3 +153,28 @@ def test_extract_task_defers_until_the_day_has_settled_then_extracts(
     manifest = op.execute_complete(context)  # type: ignore[arg-type]
     assert StagingManifest.from_dict(manifest).partition.day == yesterday.isoformat()
     assert context["ti"].pushed["partition"] == yesterday.isoformat()
+
+
+def test_a_conf_named_period_without_a_partition_key_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    op = OmnisendPartitionOperator(task_id="partition", store_id="demo", timezone=VILNIUS)
+    op.execute(_context({"partition": "2024-03-10"}))  # type: ignore[arg-type]
+    (warning,) = [
+        line for line in capsys.readouterr().out.splitlines() if "[warning" in line and "named" in line
+    ]
+    assert "2024-03-10 is named by the run conf 'partition'" in warning
+    assert "the run's note names the day" in warning
+    assert "Partition Key" in warning
+
+
+def test_a_conf_partition_that_agrees_with_the_key_is_an_alias(capsys: pytest.CaptureFixture[str]) -> None:
+    op = OmnisendPartitionOperator(task_id="partition", store_id="demo", timezone=VILNIUS)
+    context = _context({"partition": "2024-03-10"})
+    context["dag_run"].partition_key = "2024-03-10"
+    assert op.execute(context)["partition"] == "2024-03-10"  # type: ignore[arg-type]
+    out = capsys.readouterr().out
+    assert "agrees with the run's partition key 2024-03-10 (the conf key is an alias)" in out
+    assert "is named by the run conf" not in out
+    context = _context({"partition": "2024-03-11"})
+    context["dag_run"].partition_key = "2024-03-10"
+    with pytest.raises(OmnisendConfigError, match="differs from this run's own partition 2024-03-10"):
+        op.execute(context)  # type: ignore[arg-type]
