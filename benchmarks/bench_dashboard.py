@@ -91,7 +91,8 @@ def table(result: dict[str, Any]) -> str:
         "",
         f"`benchmarks/bench_dashboard.py`: the store page of {result['periods']:,} periods on synthetic "
         f"staging, best of the runs ({platform.python_version()}, {os.cpu_count()} cores, "
-        f"{dt.date.today().isoformat()}). Target: whole page under 1 s, cold.",
+        f"{dt.date.today().isoformat()}; a shared machine, so figures vary by about 2x with its load). "
+        "Target: whole page under 1 s, cold.",
         "",
         "| what | time |",
         "|---|---|",
