@@ -266,7 +266,8 @@ def summarize_period(
         requests=_count(report, "requests"),
         check_outcome=outcome if isinstance(outcome, str) else None,
         has_report=report is not None,
-        has_rejected=bool(report and report.get("rejected_file")),
+        # a period that stopped before its report (failed, blocked) still has validation's rejected file
+        has_rejected=bool(report.get("rejected_file")) if report else bool(_count(validation, "rejected")),
         has_dead_letters=bool(report and report.get("dead_letter_files")),
     )
     return summary, check, validation

@@ -79,6 +79,9 @@ def test_states_marks_and_counts(tmp_path: Path) -> None:
         True,
         False,
     )
+    blocked = summary.period("2024-03-07")
+    assert blocked is not None
+    assert (blocked.has_report, blocked.has_rejected) == (False, True)
     assert last is not None
     assert last.has_dead_letters
     assert not last.has_rejected

@@ -92,7 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, emulator: OmnisendEmulator) 
     root = tmp_path_factory.mktemp("dashboard")
     shim = entry_point_dir(root / "entry-point")
     paths = [*([str(shim)] if shim else []), str(REPO), os.environ.get("PYTHONPATH", "")]
-    extra = {"api_version": "v5", "retry_budget": 2, "brand_budget_per_minute": 120}
+    extra = {"api_version": "v5", "timeout": 5, "retry_budget": 5, "brand_budget_per_minute": 120}
     connection = {
         "conn_type": "omnisend",
         "host": emulator.base_url,
@@ -194,6 +194,10 @@ def test_the_store_page_shows_what_the_runs_left(ran: E2EWorld) -> None:
     run_links = [h for k, h in links if k == "run"]
     assert len(run_links) == 3
     assert f"/omnisend/stores/{STORE}/periods/{GOOD}/report" in [h for k, h in links if k == "report"]
+    rejected_links = {h for k, h in links if k == "rejected"}
+    for day in DAYS:  # the failed and the blocked day have no report, but their rejected file
+        if expected[day]["rejected"]:
+            assert f"/omnisend/stores/{STORE}/periods/{day}/rejected" in rejected_links, day
     (check,) = [s for s in doc.having("section") if s.get("id") == "automation-check"]
     assert check["data-verdict"] == "block"
     assert "Order confirmation" in "".join(doc.text)
