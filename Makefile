@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: venv test lint typecheck unit demo lock clean
+.PHONY: venv test lint typecheck unit demo browser lock clean
 
 venv: $(STAMP)
 
@@ -23,12 +23,17 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# Fast loop while developing: no Airflow end-to-end runs.
+# Chromium + chromedriver for the browser tests: installed with apt-get when missing and possible,
+# otherwise says why (the browser tests then skip with that reason).
+browser:
+	@.ci/install-browser.sh
+
+# Fast loop while developing: no Airflow end-to-end runs, no browser.
 unit: venv
-	$(VENV)/bin/pytest -m "not e2e and not distributed" $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -m "not e2e and not distributed and not browser" $(PYTEST_ARGS)
 
 demo: venv
 	$(VENV)/bin/airflow-omnisend demo
