@@ -35,8 +35,9 @@ browser:
 unit: venv
 	$(VENV)/bin/pytest -m "not e2e and not distributed and not browser" $(PYTEST_ARGS)
 
+# `make demo DEMO_ARGS=--keep-up`: Airflow stays up after the demo (UI and dashboard) until Ctrl-C.
 demo: venv
-	$(VENV)/bin/airflow-omnisend demo
+	$(VENV)/bin/airflow-omnisend demo $(DEMO_ARGS)
 
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:

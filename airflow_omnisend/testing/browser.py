@@ -36,7 +36,7 @@ from airflow_omnisend.testing.local_airflow_config import free_port
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["Browser", "BrowserError", "Element", "browser_unavailable", "find_browser"]
+__all__ = ["Browser", "BrowserError", "Element", "airflow_login", "browser_unavailable", "find_browser"]
 
 #: the W3C key of an element reference in WebDriver answers
 ELEMENT_KEY = "element-6066-11e4-a52e-4f735466cecf"
@@ -316,3 +316,14 @@ class Browser:
             lambda: text in str(self.execute("return document.body ? document.body.innerText : ''")),
             timeout,
         )
+
+
+def airflow_login(browser: Browser, api_url: str, username: str, password: str, path: str = "/") -> None:
+    """Log in through Airflow's own login page (the simple auth manager's form), as a person does: it
+    sets the UI's ``_token`` cookie; returns on ``path`` once the login page is left."""
+    browser.get(f"{api_url.rstrip('/')}{path}")
+    browser.wait_for_element('input[name="username"]').type(username)
+    browser.find('input[name="password"]').type(password)
+    browser.find('button[type="submit"]').click()
+    browser.wait_for("the _token cookie", lambda: "_token" in browser.cookies())
+    browser.wait_for("leaving the login page", lambda: "/auth/login" not in browser.url)

@@ -24,6 +24,7 @@ from e2e_deployment import (
     store_entry,
 )
 
+from airflow_omnisend.testing.browser import airflow_login
 from airflow_omnisend.testing.emulator import FaultConfig, OmnisendEmulator
 from airflow_omnisend.testing.local_airflow import ADMIN_USER
 
@@ -59,7 +60,7 @@ class BrowserWorld:
 
     @property
     def api_url(self) -> str:
-        return self.e2e.airflow.api_url
+        return str(self.e2e.airflow.api_url)
 
 
 def _omnisend_connection(emulator: OmnisendEmulator) -> str:
@@ -74,7 +75,9 @@ def _trigger(world: E2EWorld, day: str) -> DagRunInfo:
     airflow = world.airflow
     made = airflow.api("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None, "partition_key": day})
     run_id = str(made["dag_run_id"])
-    runs = airflow.wait_for_runs(DAG, count=1, predicate=lambda r: r.run_id == run_id, timeout=RUN_TIMEOUT)
+    runs: list[DagRunInfo] = airflow.wait_for_runs(
+        DAG, count=1, predicate=lambda r: r.run_id == run_id, timeout=RUN_TIMEOUT
+    )
     return runs[0]
 
 
@@ -109,11 +112,5 @@ def browser_world(root: Path) -> Iterator[BrowserWorld]:
 
 
 def log_in(browser: Browser, world: BrowserWorld, path: str = "/") -> None:
-    """Log in as the admin through Airflow's own login page (the simple auth manager's form), which
-    sets the ``_token`` cookie, and land on ``path``."""
-    browser.get(f"{world.api_url}{path}")
-    browser.wait_for_element('input[name="username"]').type(ADMIN_USER)
-    browser.find('input[name="password"]').type(world.password)
-    browser.find('button[type="submit"]').click()
-    browser.wait_for("the _token cookie", lambda: "_token" in browser.cookies())
-    browser.wait_for("leaving the login page", lambda: "/auth/login" not in browser.url)
+    """Log in as the admin through Airflow's login page and land on ``path``."""
+    airflow_login(browser, world.api_url, ADMIN_USER, world.password, path)

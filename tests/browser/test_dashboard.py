@@ -180,7 +180,7 @@ def test_each_period_links_to_its_run_and_its_files(browser: Browser, world: Bro
 def test_store_page_lists_top_reasons_and_the_automation_check(browser: Browser, world: BrowserWorld) -> None:
     browser.get(f"{world.api_url}/omnisend/stores/{STORE}")
     items = browser.wait_for_element("ol#rejection-reasons").find_all("li[data-reason]")
-    shown = [(li.attribute("data-reason"), int(li.attribute("data-count") or -1)) for li in items]
+    shown = [(str(li.attribute("data-reason")), int(li.attribute("data-count") or -1)) for li in items]
     expected: Counter[str] = Counter()
     for day in DAYS:
         validation = _staged(world, day, "validation.json")
