@@ -104,7 +104,11 @@ def browser_world(root: Path) -> Iterator[BrowserWorld]:
     """The emulator, the deployment and its history (see the module's docstring)."""
     entry = store_entry(STORE, retries=0, retry_delay_seconds=0, max_active_runs=1)
     with OmnisendEmulator(emulator_config([STORE], processing_delay=0.05)) as emulator:
-        env = {f"AIRFLOW_CONN_{omnisend_conn_id(STORE).upper()}": _omnisend_connection(emulator)}
+        env = {
+            f"AIRFLOW_CONN_{omnisend_conn_id(STORE).upper()}": _omnisend_connection(emulator),
+            # the connections page's Test button (disabled by default)
+            "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+        }
         with e2e_world(root, emulator, [entry], extra_env=env) as world, diagnosed(world, STORE):
             runs = _history(world, emulator)
             passwords = json.loads((world.airflow.home / "simple_auth_manager_passwords.json").read_text())
