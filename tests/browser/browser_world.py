@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from e2e_deployment import (
+    REPO,
     E2EWorld,
     api_key,
     dag_id,
@@ -29,7 +31,7 @@ from airflow_omnisend.testing.emulator import FaultConfig, OmnisendEmulator
 from airflow_omnisend.testing.local_airflow import ADMIN_USER
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
     from pathlib import Path
 
     from airflow_omnisend.testing.browser import Browser
@@ -57,6 +59,8 @@ class BrowserWorld:
     e2e: E2EWorld
     runs: dict[str, DagRunInfo]
     password: str
+    #: user -> password of every user of the simple auth manager
+    passwords: dict[str, str]
 
     @property
     def api_url(self) -> str:
@@ -99,20 +103,38 @@ def _history(world: E2EWorld, emulator: OmnisendEmulator) -> dict[str, DagRunInf
     return runs
 
 
+def _plugin_env(root: Path) -> dict[str, str]:
+    """Where the installed metadata lacks the dashboard plugin's entry point (an editable install made
+    before it was declared), the provider's test helper writes a dist-info declaring it, put on the
+    deployment's PYTHONPATH; nothing when the metadata has it or the helper is not in this build."""
+    try:
+        from airflow_omnisend.testing.plugin_entry_point import entry_point_dir
+    except ImportError:
+        return {}
+    shim = entry_point_dir(root / "entry-point")
+    if shim is None:
+        return {}
+    paths = (str(shim), str(REPO), os.environ.get("PYTHONPATH", ""))
+    return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+
+
 @contextlib.contextmanager
-def browser_world(root: Path) -> Iterator[BrowserWorld]:
-    """The emulator, the deployment and its history (see the module's docstring)."""
+def browser_world(root: Path, extra_env: Mapping[str, str] | None = None) -> Iterator[BrowserWorld]:
+    """The emulator, the deployment and its history (see the module's docstring); ``extra_env`` is
+    added to the deployment's environment (e.g. another auth manager)."""
     entry = store_entry(STORE, retries=0, retry_delay_seconds=0, max_active_runs=1)
     with OmnisendEmulator(emulator_config([STORE], processing_delay=0.05)) as emulator:
         env = {
             f"AIRFLOW_CONN_{omnisend_conn_id(STORE).upper()}": _omnisend_connection(emulator),
             # the connections page's Test button (disabled by default)
             "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
+            **_plugin_env(root),
+            **dict(extra_env or {}),
         }
         with e2e_world(root, emulator, [entry], extra_env=env) as world, diagnosed(world, STORE):
             runs = _history(world, emulator)
             passwords = json.loads((world.airflow.home / "simple_auth_manager_passwords.json").read_text())
-            yield BrowserWorld(world, runs, str(passwords[ADMIN_USER]))
+            yield BrowserWorld(world, runs, str(passwords[ADMIN_USER]), passwords)
 
 
 def log_in(browser: Browser, world: BrowserWorld, path: str = "/") -> None:

@@ -31,7 +31,8 @@ from browser_world import (
 )
 from e2e_deployment import api_key
 
-from airflow_omnisend.testing.browser import Browser, browser_unavailable
+from airflow_omnisend.testing.browser import Browser, airflow_login, browser_unavailable
+from airflow_omnisend.testing.local_airflow import ADMIN_USER
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,6 +48,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.integration]
 
 DAYS = (*SENT_DAYS, BLOCKED_DAY, FAILED_DAY)
 FIELDS = ("done", "running", "failed", "blocked", "accepted", "rejected", "dead_lettered", "last_run")
+OUTSIDER = "outsider"
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
@@ -59,9 +61,23 @@ def browser() -> Iterator[Browser]:
         yield started
 
 
+def _outsider_env() -> dict[str, str]:
+    """A logged-in user refused the store's DAG: the provider's test auth manager (SimpleAuthManager
+    that denies every DAG to the users named), when this build has it; else no such user."""
+    try:
+        from airflow_omnisend.testing.dashboard_auth import DENIED_USERS_ENV
+    except ImportError:
+        return {}
+    return {
+        "AIRFLOW__CORE__AUTH_MANAGER": "airflow_omnisend.testing.dashboard_auth.DenyingAuthManager",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin,{OUTSIDER}:viewer",
+        DENIED_USERS_ENV: OUTSIDER,
+    }
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, browser: Browser) -> Iterator[BrowserWorld]:
-    with browser_world(tmp_path_factory.mktemp("browser-dashboard")) as built:
+    with browser_world(tmp_path_factory.mktemp("browser-dashboard"), _outsider_env()) as built:
         log_in(browser, built)
         yield built
 
@@ -213,6 +229,28 @@ def test_without_a_login_the_dashboard_says_to_log_in(browser: Browser, world: B
         browser.wait_for("a page that says to log in", lambda: "log in" in browser.page_source.lower())
         assert not browser.find_all("#stores tr[data-store]")
     finally:
+        log_in(browser, world, "/omnisend/")
+
+
+def test_a_user_refused_the_dag_does_not_see_the_store(browser: Browser, world: BrowserWorld) -> None:
+    if OUTSIDER not in world.passwords:
+        pytest.skip(
+            "this build has no auth manager that refuses a logged-in user a DAG (SimpleAuthManager "
+            "lets every role read every DAG): airflow_omnisend.testing.dashboard_auth is missing"
+        )
+    browser.delete_cookies()
+    try:
+        airflow_login(browser, world.api_url, OUTSIDER, world.passwords[OUTSIDER], "/omnisend/")
+        browser.get(f"{world.api_url}/omnisend/")
+        browser.wait_for_element("#stores")
+        assert not browser.find_all(f'#stores tr[data-store="{STORE}"]')
+        browser.get(f"{world.api_url}/omnisend/stores/{STORE}")
+        browser.wait_for_text(DAG)
+        assert not browser.find_all("#periods")
+        status, _body = _get(world, f"/omnisend/api/stores/{STORE}", browser.cookies()["_token"])
+        assert status == 403
+    finally:
+        browser.delete_cookies()
         log_in(browser, world, "/omnisend/")
 
 
