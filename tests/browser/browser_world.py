@@ -114,7 +114,7 @@ def _plugin_env(root: Path) -> dict[str, str]:
     shim = entry_point_dir(root / "entry-point")
     if shim is None:
         return {}
-    paths = (str(shim), str(REPO), os.environ.get("PYTHONPATH", ""))
+    paths = (str(shim), os.environ.get("PYTHONPATH", ""), str(REPO))
     return {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
 
