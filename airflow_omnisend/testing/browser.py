@@ -320,10 +320,14 @@ class Browser:
 
 def airflow_login(browser: Browser, api_url: str, username: str, password: str, path: str = "/") -> None:
     """Log in through Airflow's own login page (the simple auth manager's form), as a person does: it
-    sets the UI's ``_token`` cookie; returns on ``path`` once the login page is left."""
-    browser.get(f"{api_url.rstrip('/')}{path}")
+    sets the UI's ``_token`` cookie. Starts from the UI's home page (which sends a visitor without a
+    session to the login page) and ends on ``path``."""
+    base = api_url.rstrip("/")
+    browser.get(f"{base}/")
     browser.wait_for_element('input[name="username"]').type(username)
     browser.find('input[name="password"]').type(password)
     browser.find('button[type="submit"]').click()
     browser.wait_for("the _token cookie", lambda: "_token" in browser.cookies())
     browser.wait_for("leaving the login page", lambda: "/auth/login" not in browser.url)
+    if path != "/":
+        browser.get(f"{base}{path}")
