@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CONSTRAINTS := .ci/constraints.txt
 
-.PHONY: venv test lint typecheck unit demo lock clean
+.PHONY: venv test lint typecheck unit demo browser lock clean
 
 venv: $(STAMP)
 
@@ -23,15 +23,21 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: lint typecheck
+test: lint typecheck browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-# Fast loop while developing: no Airflow end-to-end runs, no chaos runs.
-unit: venv
-	$(VENV)/bin/pytest -m "not e2e and not distributed and not chaos" $(PYTEST_ARGS)
+# Chromium + chromedriver for the browser tests: installed with apt-get when missing and possible,
+# otherwise says why (the browser tests then skip with that reason).
+browser:
+	@.ci/install-browser.sh
 
+# Fast loop while developing: no Airflow end-to-end runs, no browser, no chaos runs.
+unit: venv
+	$(VENV)/bin/pytest -m "not e2e and not distributed and not browser and not chaos" $(PYTEST_ARGS)
+
+# `make demo DEMO_ARGS=--keep-up`: Airflow stays up after the demo (UI and dashboard) until Ctrl-C.
 demo: venv
-	$(VENV)/bin/airflow-omnisend demo
+	$(VENV)/bin/airflow-omnisend demo $(DEMO_ARGS)
 
 # Re-resolve the pinned versions after changing dependencies in pyproject.toml.
 lock:

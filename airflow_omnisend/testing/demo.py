@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from datetime import date, timedelta
 from pathlib import Path
@@ -26,7 +27,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_omnisend.events.partition import PartitionPeriod, PartitionWindow
 from airflow_omnisend.stores import load_stores
 from airflow_omnisend.testing.emulator import EmulatorConfig, OmnisendEmulator
-from airflow_omnisend.testing.local_airflow import ExecutorProfile, LocalAirflow, LocalAirflowError
+from airflow_omnisend.testing.local_airflow import (
+    ADMIN_USER,
+    ExecutorProfile,
+    LocalAirflow,
+    LocalAirflowError,
+)
 from airflow_omnisend.testing.sample_store import build_sample_store
 
 if TYPE_CHECKING:
@@ -41,6 +47,10 @@ TIMEZONE = "Europe/Vilnius"
 FIRST_DAY = date(2024, 3, 4)
 DAYS = 7
 API_KEY = "demo-api-key"
+#: where the provider's plugin mounts the dashboard on the api-server
+DASHBOARD_PATH = "/omnisend/"
+#: what ``--keep-up`` prints once the demo is done and Airflow stays up (tests wait for it)
+KEEP_UP_LINE = "Airflow stays up until Ctrl-C."
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +61,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--orders", type=int, default=2000, help="orders in the sample shop (first run)")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the backfill")
+    parser.add_argument(
+        "--keep-up",
+        action="store_true",
+        help="keep Airflow and the emulator running after the demo, to look at the UI and the "
+        "dashboard, until Ctrl-C",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,33 +109,67 @@ def run(args: argparse.Namespace) -> int:
         print(f"starting Airflow in {airflow.home} (logs: {airflow.logs_dir}) ...", flush=True)
         try:
             with airflow:
+                print(_where_to_look(airflow), flush=True)
                 period = load_stores(dags_folder / "stores.yaml").get(STORE_ID).period
                 runs = _backfill(airflow, FIRST_DAY, last_day, args.timeout, period)
                 lines = [_day_line(airflow, staging, run_info) for run_info in runs]
+                emulator.wait_until_idle()
+                posts = emulator.store.request_count(path_prefix="/v5/batches", method="POST") - posts_before
+                accepted = emulator.store.accepted_count() - accepted_before
+                failed = [r for r in runs if r.state != "success"]
+                print()
+                print("\n".join(lines))
+                print()
+                _summary(runs, posts, accepted, emulator.store.duplicate_count(), started, staging)
+                _closing(home, airflow, posts == 0 and not failed)
+                if args.keep_up:
+                    _keep_up(airflow)
         except LocalAirflowError as exc:
             print(f"demo: {exc}\n{airflow.diagnostics()}", file=sys.stderr)
             return 1
-        emulator.wait_until_idle()
-        posts = emulator.store.request_count(path_prefix="/v5/batches", method="POST") - posts_before
-        accepted = emulator.store.accepted_count() - accepted_before
-        duplicates = emulator.store.duplicate_count()
+    return 1 if failed else 0
 
-    failed = [r for r in runs if r.state != "success"]
-    print()
-    print("\n".join(lines))
-    print()
+
+def dashboard_url(airflow: LocalAirflow) -> str:
+    """The provider's dashboard on this deployment's api-server."""
+    return f"{airflow.api_url}{DASHBOARD_PATH}"
+
+
+def _where_to_look(airflow: LocalAirflow) -> str:
+    passwords = airflow.home / "simple_auth_manager_passwords.json"
+    return (
+        f"Airflow UI: {airflow.api_url}/  dashboard: {dashboard_url(airflow)}  "
+        f"(log in as {ADMIN_USER}; password in {passwords})"
+    )
+
+
+def _summary(
+    runs: list[DagRunInfo], posts: int, accepted: int, duplicates: int, started: float, staging: Path
+) -> None:
     print(
         f"{len(runs)} days in {time.monotonic() - started:.0f}s: {posts} batches sent this run, "
         f"{accepted} new events accepted by the emulator ({duplicates} duplicates ever seen). "
         f"Staging: {staging / STORE_ID}"
     )
-    if posts == 0 and not failed:
+
+
+def _closing(home: Path, airflow: LocalAirflow, nothing_sent: bool) -> None:
+    if nothing_sent:
         print("Nothing was sent: every body of these days already has a finished receipt.")
     print(
         "Run it again (`make demo`): the days are reprocessed and no batch is sent. Task logs: "
         f"{airflow.home / 'logs'}; remove {home} to start from scratch."
     )
-    return 1 if failed else 0
+
+
+def _keep_up(airflow: LocalAirflow) -> None:
+    """Keep Airflow (and the emulator) running until Ctrl-C, then return so both stop cleanly."""
+    print(f"\n{KEEP_UP_LINE} {_where_to_look(airflow)}", flush=True)
+    stop = threading.Event()
+    try:
+        stop.wait()  # only Ctrl-C (KeyboardInterrupt) ends this wait
+    except KeyboardInterrupt:
+        print("\nCtrl-C: stopping Airflow and the emulator ...", flush=True)
 
 
 def _backfill(
