@@ -167,18 +167,7 @@ class ChaosEmulator:
         self.revoked -= set(grant)
         self.granted |= set(grant)
         self.granted -= set(revoke)
-        try:
-            self.control("POST", "keys", {"revoke": list(revoke), "grant": list(grant)})
-        except urllib.error.HTTPError as exc:
-            if exc.code != 404:
-                raise
-            self._set_keys_in_process(revoke, grant)  # an emulator without the keys endpoint yet
-
-    def _set_keys_in_process(self, revoke: tuple[str, ...], grant: tuple[str, ...]) -> None:
-        for key in revoke:
-            self.emulator.grants.pop(key, None)
-        for key in grant:
-            self.emulator.grants[key] = ApiKeyGrant(key)
+        self.control("POST", "keys", {"revoke": list(revoke), "grant": list(grant)})
 
     def restart(self) -> None:
         """Stop the emulator (open connections are cut) and start it again on the same port and record;
