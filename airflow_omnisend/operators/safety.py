@@ -139,8 +139,8 @@ def explain_check_error(error: BaseException, conn_id: str) -> str:
         )
     if isinstance(error, OmnisendAuthError):
         return (
-            f"Omnisend refused the credentials ({error.status}) on connection {conn_id!r} ({error}). Check "
-            "the connection's password"
+            f"Omnisend refused the credentials ({error.status}) on connection {conn_id!r}: the key is wrong "
+            "or was revoked. Check the connection's password (a new key if it was revoked)"
         )
     if isinstance(error, OmnisendNotFoundError):
         return (

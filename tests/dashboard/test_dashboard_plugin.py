@@ -33,9 +33,8 @@ def test_the_plugin_mounts_the_app_and_adds_the_nav_entry() -> None:
 
 
 def test_it_is_registered_once_through_the_entry_point() -> None:
-    name, value = declared_entry_point(REPO / "pyproject.toml")
+    value = declared_entry_point(OmnisendDashboardPlugin.name, REPO / "pyproject.toml")
     assert value == f"{OmnisendDashboardPlugin.__module__}:{OmnisendDashboardPlugin.__name__}"
-    assert name == OmnisendDashboardPlugin.name
     # not also in the provider metadata: with lazy_discover_providers off it would load twice
     assert "plugins" not in get_provider_info()
 
