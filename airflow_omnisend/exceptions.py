@@ -206,6 +206,19 @@ class OmnisendAutomationRiskError(OmnisendError):
         return str(self).partition("\n")[0]
 
 
+class OmnisendAutomationCheckUnavailableError(OmnisendError):
+    """Omnisend did not answer the automation check (5xx, 429 or no response after the hook's retries).
+
+    Nothing is planned or sent while it lasts, as with a block; unlike a block, it is no verdict on the
+    automations, so the task is retried and goes on once Omnisend answers.
+    """
+
+    @property
+    def headline(self) -> str:
+        """The first line of the message: the short verdict."""
+        return str(self).partition("\n")[0]
+
+
 class OmnisendUnaccountedEventsError(OmnisendError):
     """The report found extracted events that were neither accepted, rejected nor dead-lettered."""
 

@@ -17,7 +17,8 @@ Decisions, by the provider's exception types (found on the exception or anywhere
   Another attempt sends the same key / the same bytes / the same configuration and gets the same
   answer; a retry would only delay the alert and spend rate limit.
 * rate limit (429 after the hook's own budget): RETRY after the time Omnisend named, capped.
-* 5xx, transport failures (incl. lost responses) and stopped batches: RETRY with the task's delay.
+* 5xx, transport failures (incl. lost responses), stopped batches and an automation check Omnisend
+  did not answer: RETRY with the task's delay.
 * anything else: DEFAULT.
 
 Input files no retry can fix (missing, a folder, not NDJSON, a line over the cap, an unknown URL
@@ -34,6 +35,7 @@ from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 
 from airflow_omnisend.exceptions import (
     OmnisendAuthError,
+    OmnisendAutomationCheckUnavailableError,
     OmnisendAutomationRiskError,
     OmnisendBatchStoppedError,
     OmnisendConfigError,
@@ -64,6 +66,7 @@ NOT_RETRYABLE: tuple[type[OmnisendError], ...] = (
 )
 #: errors that usually pass with time
 RETRYABLE: tuple[type[OmnisendError], ...] = (
+    OmnisendAutomationCheckUnavailableError,
     OmnisendServerError,
     OmnisendTransportError,
     OmnisendBatchStoppedError,

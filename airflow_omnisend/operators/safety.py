@@ -13,7 +13,10 @@ every automation considered with its verdict.
 
 When the check cannot be made (401, 403 - the key lacks ``automations.read`` -, 404 - an API root
 without the 2026 automations endpoint -, 5xx after the hook's retries, no response, any other error),
-that counts as a risk and blocks too, saying why. The only way past a block is
+that counts as a risk and blocks too, saying why - except an outage (5xx or 429 after the hook's
+retries, no response): it holds the partition the same way but raises the retryable
+:class:`~airflow_omnisend.exceptions.OmnisendAutomationCheckUnavailableError`, since another attempt may
+get the answer; a person need not rerun the day. The only way past a block is
 ``acknowledge_automations``: the reason, in words, why the risk is accepted. It is logged and kept in
 ``automation_check.json`` (and so in the report).
 
@@ -46,9 +49,11 @@ from airflow_omnisend.events.timefmt import parse_instant
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendAuthError,
+    OmnisendAutomationCheckUnavailableError,
     OmnisendConfigError,
     OmnisendError,
     OmnisendNotFoundError,
+    OmnisendRateLimitError,
     OmnisendServerError,
     OmnisendTransportError,
 )
@@ -87,6 +92,8 @@ _OUTCOMES = ("passed", "blocked", "acknowledged", "approved", "awaiting_approval
 #: the outcomes after which a partition's events may be planned and sent; the others hold it back
 CLEARED_OUTCOMES = frozenset({"passed", "acknowledged", "approved"})
 APPROVAL_MODES = ("none", "ui")
+#: failures to check that pass with time: the partition is held and the task retried, not blocked
+_OUTAGES = (OmnisendServerError, OmnisendTransportError, OmnisendRateLimitError)
 #: how many automations a block's first line names, and how much of each name
 _HEADLINE_NAMES = 2
 _HEADLINE_NAME_CHARS = 24
@@ -366,6 +373,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         for warning in record["warnings"]:
             self.log.warning("Automation warning: %s", warning)
         risk, fix = self._risk(matches, check_error, record)
+        if isinstance(check_error, _OUTAGES) and time_problem is None and acknowledgement is None:
+            raise self._hold(partition, record, check_error)
         if time_problem is not None:  # no acknowledgement lifts it
             also = f" Also: {risk}." if risk is not None else ""
             headline = _time_headline(record)
@@ -423,7 +432,9 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         headline: str,
         cause: BaseException | None = None,
         detail: Sequence[str] | None = None,
-    ) -> AutomationRiskFailure:
+        *,
+        failure: type[OmnisendError] = AutomationRiskFailure,
+    ) -> OmnisendError:
         """Record the block in ``automation_check.json`` and return the failure to raise.
 
         Its message is ``BLOCKED <period>: <headline>`` on the first line, then where and the detail
@@ -433,12 +444,28 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         record["outcome"], record["reason"], record["summary"] = "blocked", reason, summary
         self._finish(partition, record)
         where = f"store {partition.store_id}, partition {partition.day}, connection {self.omnisend_conn_id}"
-        error = AutomationRiskFailure("\n".join((summary, where, *(detail or (reason,)))))
+        error = failure("\n".join((summary, where, *(detail or (reason,)))))
         if cause is not None and not isinstance(cause, OmnisendError):
             error.__cause__ = cause
         else:
             error.__suppress_context__ = True
         return error
+
+    def _hold(
+        self, partition: PartitionStaging, record: dict[str, Any], cause: BaseException
+    ) -> OmnisendError:
+        """Record the partition as blocked for now and return the retryable error to raise: Omnisend
+        did not answer the check, which says nothing about the automations."""
+        headline = (
+            f"the automation check could not be made ({_short_check_error(cause)}); nothing is sent, "
+            "the task is retried"
+        )
+        reason = (
+            f"{record['check_error']}. Nothing is planned or sent until the check is made; the task is "
+            "retried (an acknowledgement would skip the check)"
+        )
+        unavailable = OmnisendAutomationCheckUnavailableError
+        return self._block(partition, record, reason, headline, failure=unavailable)
 
     def _time_problem(self, newest: str | None, now: datetime, record: dict[str, Any]) -> str | None:
         """Why the newest valid event is too recent to send (in the future or younger than

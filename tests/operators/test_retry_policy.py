@@ -11,6 +11,7 @@ from airflow.sdk.definitions.retry_policy import RetryAction, RetryPolicy
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendAuthError,
+    OmnisendAutomationCheckUnavailableError,
     OmnisendAutomationRiskError,
     OmnisendBatchStoppedError,
     OmnisendConfigError,
@@ -80,6 +81,7 @@ def test_rate_limit_retries_after_the_named_time_capped() -> None:
         OmnisendTransportError("refused"),
         OmnisendResponseLostError("lost"),
         OmnisendBatchStoppedError("stopped", batch_id="b1"),
+        OmnisendAutomationCheckUnavailableError("BLOCKED 2024-03-07: the automation check could not be made"),
     ],
 )
 def test_transient_failures_retry_with_the_task_delay(exc: BaseException) -> None:

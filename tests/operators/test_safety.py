@@ -13,7 +13,11 @@ from airflow.sdk.exceptions import AirflowFailException
 from pipeline_helpers import automation
 from send_helpers import DAY, STORE, connect, make_events, order_events, stage_valid
 
-from airflow_omnisend.exceptions import OmnisendAutomationRiskError, OmnisendConfigError
+from airflow_omnisend.exceptions import (
+    OmnisendAutomationCheckUnavailableError,
+    OmnisendAutomationRiskError,
+    OmnisendConfigError,
+)
 from airflow_omnisend.hooks._pacing import RetryConfig
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator, check_acknowledgement
@@ -262,17 +266,44 @@ def test_blocks_when_the_api_has_no_automations_endpoint(
     assert "(404" in message
 
 
-def test_blocks_on_5xx_after_the_hooks_retries(
+def test_an_outage_holds_the_partition_and_is_retried_not_taken_for_a_verdict(
     validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
 ) -> None:
+    """5xx after the hook's retries says nothing about the automations: the partition is held (recorded
+    blocked, so nothing is planned) but the task is retried instead of failed outright."""
     emulator.set_automations([])
     emulator.set_faults(FaultConfig(targets=frozenset({"automations"}), error_5xx_rate=1.0, seed=3))
     retry = RetryConfig(max_attempts=3, base_delay=0.01, max_delay=0.05, total_budget=10)
-    message, record = _blocked(validated, conn, api_retry=retry)
-    assert "Omnisend kept failing (50" in message
-    assert "after the hook's retries" in message
+    with pytest.raises(OmnisendAutomationCheckUnavailableError) as caught:
+        _safety(validated, conn, retries=3, api_retry=retry).execute({})
+    error = caught.value
+    assert not isinstance(error, (AirflowFailException, OmnisendAutomationRiskError))
+    assert OmnisendRetryPolicy().evaluate(error, try_number=1, max_tries=4).action.value == "retry"
     assert emulator.store.request_count(path_prefix="/api/automations") == 3  # the hook did retry
-    assert record["check_error"] in message
+    record = validated.read_json("automation_check")
+    assert record["outcome"] == "blocked"
+    first, where, detail = str(error).splitlines()
+    assert first == error.headline == record["summary"]
+    assert first.startswith(f"BLOCKED {DAY}: the automation check could not be made (Omnisend answered 50")
+    assert first.endswith("the task is retried"), first
+    assert len(first) <= 185, first
+    assert where == f"store {STORE}, partition {DAY}, connection {conn}"
+    assert "Omnisend kept failing (50" in detail
+    assert "after the hook's retries" in detail
+    assert record["check_error"] in detail
+    # once Omnisend answers again, the next attempt makes the check
+    emulator.set_faults(FaultConfig())
+    assert _safety(validated, conn, api_retry=retry).execute({})["outcome"] == "passed"
+
+
+def test_an_acknowledgement_goes_on_through_an_outage_at_the_check(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    emulator.set_faults(FaultConfig(targets=frozenset({"automations"}), error_5xx_rate=1.0, seed=3))
+    retry = RetryConfig(max_attempts=2, base_delay=0.01, max_delay=0.05, total_budget=10)
+    manifest = _safety(validated, conn, acknowledge_automations=ACK, api_retry=retry).execute({})
+    assert manifest["outcome"] == "acknowledged"
+    assert "Omnisend kept failing (50" in validated.read_json("automation_check")["check_error"]
 
 
 def test_exit_conditions_and_near_misses_are_warnings_not_blocks(
