@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -70,7 +71,7 @@ class ChaosSettings:
     #: chance per hit of a kill point, the kills one point may take, and the kills of the whole run
     kill_probability: float = 0.5
     kills_per_point: int = 2
-    max_task_kills: int = 6
+    max_task_kills: int = 8
     task_retries: int = 6
     retry_delay_seconds: int = 2
     #: a connection's retry budget (seconds one hook call may spend) and the outage, longer than it
@@ -577,10 +578,17 @@ def _fill_ledgers(report: ChaosReport, root: Path, emulator: ChaosEmulator, sett
     report.dropped_responses = sum(1 for r in store.request_log() if r.dropped)
 
 
-def _cause(text: str) -> str:
-    if "refused the credentials" in text or " 401 " in text:
+_CREDENTIALS = re.compile(r"refused the credentials|\(40[13]\)")
+_OUTAGE = re.compile(r"kept failing \(5\d\d\)|answered 5\d\d")
+
+
+def failure_cause(log_text: str) -> str:
+    """Why a task failed, from its log: ``credentials`` when Omnisend refused the key (the provider's
+    401/403 messages all put the status in brackets), ``outage`` for 5xx after the hook's retries,
+    else ``other``."""
+    if _CREDENTIALS.search(log_text):
         return "credentials"
-    if "kept failing (5" in text or "answered 503" in text:
+    if _OUTAGE.search(log_text):
         return "outage"
     return "other"
 
@@ -600,7 +608,7 @@ def failed_tries(airflow: LocalAirflow, store_id: str) -> list[FailedTry]:
                 partitions.get(ti["dag_run_id"], "?"),
                 str(ti["task_id"]),
                 int(ti["try_number"]),
-                _cause(text),
+                failure_cause(text),
                 conn_id(store_id) in text,
             )
         )

@@ -10,7 +10,18 @@ from typing import TYPE_CHECKING
 import requests
 from emulator_http import make_event
 
-from airflow_omnisend.testing.chaos import STORE_A, STORE_B, ChaosEmulator, ChaosSettings, api_key, ledger
+from airflow_omnisend.hooks._responses import api_error
+from airflow_omnisend.operators.safety import explain_check_error
+from airflow_omnisend.testing.chaos import (
+    STORE_A,
+    STORE_B,
+    ChaosEmulator,
+    ChaosSettings,
+    api_key,
+    conn_id,
+    failure_cause,
+    ledger,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -59,3 +70,24 @@ def test_the_ledger_counts_expected_accepted_duplicated_lost_and_rejected(tmp_pa
 
     assert (led.expected, led.accepted, led.lost, led.unexpected) == (3, 2, 1, 0)
     assert (led.extracted, led.rejected, led.rejected_without_reason, led.unaccounted) == (4, 1, 0, 0)
+
+
+def _messages() -> dict[str, list[str]]:
+    """What the provider logs when a task fails on a refused key and on an outage (built by its own
+    code, so a reworded message cannot slip past the chaos run's bookkeeping)."""
+    conn = conn_id(STORE_B)
+    request = "POST /v5/batches"
+    auth = api_error(401, {}, request=request, conn_id=conn)
+    forbidden = api_error(403, {}, request="GET /api/automations", conn_id=conn)
+    outage = api_error(503, {}, request=request, attempts=4)
+    return {
+        "credentials": [str(auth), str(forbidden), explain_check_error(auth, conn)],
+        "outage": [str(outage), explain_check_error(outage, conn)],
+        "other": ["Task failed with exception: ValueError: something else", ""],
+    }
+
+
+def test_failure_causes_are_read_from_what_the_provider_logs() -> None:
+    for cause, texts in _messages().items():
+        for text in texts:
+            assert failure_cause(f"[2024-03-06 10:00:00] ERROR - {text}\n") == cause, text
