@@ -68,17 +68,14 @@ def test_the_runs_page_lists_every_day_and_the_blocked_run_says_why(
 UI_CONNECTION = "omnisend_from_the_ui"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="Airflow 3.3.2's Test button sends port 0 and the masked password ('***'); passes once the "
-    "provider's server-side fix (h3, issue 12) is merged - then drop this mark",
-)
 def test_the_connections_test_button_succeeds_for_a_connection_made_in_the_ui(
     browser: Browser, world: BrowserWorld
 ) -> None:
+    """The Test button in the connections list, for what the Add Connection form posts when the user
+    fills the fields the provider's form shows: host, API key and the port (the form asks for it because
+    Airflow 3.3.2's Test sends a blank port as 0 and then refuses it; tests/e2e/test_connection_test_e2e.py
+    pins that refusal)."""
     emulator = world.e2e.emulator
-    # what the Add Connection form posts for an Omnisend connection (its port field is hidden)
     world.e2e.airflow.api(
         "POST",
         "/api/v2/connections",
@@ -86,6 +83,7 @@ def test_the_connections_test_button_succeeds_for_a_connection_made_in_the_ui(
             "connection_id": UI_CONNECTION,
             "conn_type": "omnisend",
             "host": emulator.base_url,
+            "port": int(emulator.base_url.rsplit(":", 1)[1].rstrip("/")),
             "password": api_key(STORE),
             "extra": "{}",
         },
