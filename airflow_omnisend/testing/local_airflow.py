@@ -144,6 +144,8 @@ class LocalAirflow:
         self._password = secrets.token_urlsafe(16)
         self._token: str | None = None
         self._components: list[_Component] = []
+        #: process groups of components killed by kill_component: their children live on there
+        self._killed_groups: dict[int, str] = {}
         #: name -> (CLI args, extra env) each component was started with: how a killed one restarts
         self._specs: dict[str, tuple[list[str], dict[str, str]]] = {}
         self._extra_env = dict(env or {})
@@ -288,6 +290,7 @@ class LocalAirflow:
             raise LocalAirflowError(f"{name} (pid {comp.process.pid}) outlived signal {sig}") from exc
         comp.log_file.close()
         self._components.remove(comp)
+        self._killed_groups[comp.process.pid] = name
         return comp.process.pid
 
     def restart_component(self, name: str) -> None:
@@ -322,6 +325,7 @@ class LocalAirflow:
                 comp.process.wait(timeout=10)
             comp.log_file.close()
         self._components.clear()
+        killed.extend(self._kill_orphaned_groups())
         for proc in self.processes():
             killed.append(f"straggler pid {proc.pid} {' '.join(proc.cmdline())[:120]!r}")
             with contextlib.suppress(Exception):
@@ -331,6 +335,24 @@ class LocalAirflow:
             raise LocalAirflowError(
                 f"processes of deployment {self.deployment_id} survived SIGKILL: {[p.pid for p in survivors]}"
             )
+        return killed
+
+    def _kill_orphaned_groups(self) -> list[str]:
+        """SIGKILL what is left in the groups of killed components (a killed scheduler's executor
+        workers and log server: their retitled processes no longer show the marker)."""
+        import psutil
+
+        killed = []
+        for pgid, name in self._killed_groups.items():
+            for proc in psutil.process_iter():
+                with contextlib.suppress(psutil.Error, ProcessLookupError):
+                    if os.getpgid(proc.pid) == pgid:
+                        killed.append(
+                            f"orphan pid {proc.pid} of the killed {name} {' '.join(proc.cmdline())[:80]!r}"
+                        )
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        self._killed_groups.clear()
         return killed
 
     def processes(self) -> list[Any]:

@@ -13,6 +13,7 @@ import textwrap
 import time
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
 from airflow_omnisend.testing.local_airflow import (
@@ -176,6 +177,46 @@ def test_stop_kills_components_that_ignore_sigterm_and_their_escaped_children(tm
     assert any("stubborn" in k and "ignored SIGTERM" in k for k in killed), killed
     assert any("straggler" in k for k in killed), killed
     assert deployment.processes() == []
+
+
+ORPHANING_AIRFLOW = """\
+#!{python}
+# Stands in for `airflow scheduler`: a child in the same process group whose environment does not carry
+# the deployment's marker (as an executor worker that retitled itself), then waits.
+import os, subprocess, sys
+ready = os.environ["FAKE_READY"]
+subprocess.Popen(
+    [sys.executable, "-c",
+     "import os, signal; open(%r, 'w').write(str(os.getpid())); signal.pause()" % (ready,)],
+    env={{}},
+)
+import signal
+signal.pause()
+"""
+
+
+def test_stop_kills_what_a_killed_component_left_in_its_group(tmp_path: Path) -> None:
+    fake = tmp_path / "airflow"
+    fake.write_text(textwrap.dedent(ORPHANING_AIRFLOW.format(python=sys.executable)))
+    fake.chmod(0o755)
+    ready = tmp_path / "child-pid"
+    deployment = _deployment(tmp_path, airflow_bin=fake, env={"FAKE_READY": str(ready)})
+    deployment.logs_dir.mkdir(parents=True)
+    deployment._spawn("scheduler", ["scheduler"])
+    deadline = time.monotonic() + 30
+    while not ready.exists() or not ready.read_text():
+        assert time.monotonic() < deadline, "the fake scheduler's child never started"
+        time.sleep(0.05)  # polling the pid file; the condition is what is waited on
+    child = psutil.Process(int(ready.read_text()))
+    deployment.kill_component("scheduler")
+    assert child.is_running(), "the child should outlive its killed parent, as a crash leaves it"
+    assert deployment.processes() == []  # the marker cannot find it
+
+    killed = deployment.stop(grace=1.0)
+
+    assert any(f"orphan pid {child.pid} of the killed scheduler" in k for k in killed), killed
+    child.wait(timeout=10)
+    assert not child.is_running()
 
 
 def test_run_cli_failure_carries_the_output(tmp_path: Path) -> None:
