@@ -192,9 +192,8 @@ def _rebuild_stopped(message: str, batch_id: str) -> OmnisendBatchStoppedError:
     return OmnisendBatchStoppedError(message, batch_id=batch_id)
 
 
-class OmnisendAutomationRiskError(OmnisendError):
-    """An enabled automation could message customers from the imported events, or the check could not be
-    made. Only an explicit ``acknowledge_automations`` reason gets past it.
+class OmnisendPartitionHeldError(OmnisendError):
+    """The automation safety check holds a partition back: nothing of it is planned or sent.
 
     The message's first line is a short verdict a person reads first (Airflow's log view shows a line
     cut at the window's width); the detail follows on the next lines.
@@ -206,17 +205,17 @@ class OmnisendAutomationRiskError(OmnisendError):
         return str(self).partition("\n")[0]
 
 
-class OmnisendAutomationCheckUnavailableError(OmnisendError):
+class OmnisendAutomationRiskError(OmnisendPartitionHeldError):
+    """An enabled automation could message customers from the imported events, or the check could not be
+    made. Only an explicit ``acknowledge_automations`` reason gets past it."""
+
+
+class OmnisendAutomationCheckUnavailableError(OmnisendPartitionHeldError):
     """Omnisend did not answer the automation check (5xx, 429 or no response after the hook's retries).
 
-    Nothing is planned or sent while it lasts, as with a block; unlike a block, it is no verdict on the
-    automations, so the task is retried and goes on once Omnisend answers.
+    Unlike a block, it is no verdict on the automations, so the task is retried and goes on once
+    Omnisend answers.
     """
-
-    @property
-    def headline(self) -> str:
-        """The first line of the message: the short verdict."""
-        return str(self).partition("\n")[0]
 
 
 class OmnisendUnaccountedEventsError(OmnisendError):

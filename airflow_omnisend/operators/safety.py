@@ -53,6 +53,7 @@ from airflow_omnisend.exceptions import (
     OmnisendConfigError,
     OmnisendError,
     OmnisendNotFoundError,
+    OmnisendPartitionHeldError,
     OmnisendRateLimitError,
     OmnisendServerError,
     OmnisendTransportError,
@@ -433,8 +434,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         cause: BaseException | None = None,
         detail: Sequence[str] | None = None,
         *,
-        failure: type[OmnisendError] = AutomationRiskFailure,
-    ) -> OmnisendError:
+        failure: type[OmnisendPartitionHeldError] = AutomationRiskFailure,
+    ) -> OmnisendPartitionHeldError:
         """Record the block in ``automation_check.json`` and return the failure to raise.
 
         Its message is ``BLOCKED <period>: <headline>`` on the first line, then where and the detail
@@ -453,7 +454,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
 
     def _hold(
         self, partition: PartitionStaging, record: dict[str, Any], cause: BaseException
-    ) -> OmnisendError:
+    ) -> OmnisendPartitionHeldError:
         """Record the partition as blocked for now and return the retryable error to raise: Omnisend
         did not answer the check, which says nothing about the automations."""
         headline = (

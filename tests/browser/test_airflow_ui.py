@@ -83,7 +83,7 @@ def test_the_connections_test_button_succeeds_for_a_connection_made_in_the_ui(
             "connection_id": UI_CONNECTION,
             "conn_type": "omnisend",
             "host": emulator.base_url,
-            "port": int(emulator.base_url.rsplit(":", 1)[1].rstrip("/")),
+            "port": emulator.port,
             "password": api_key(STORE),
             "extra": "{}",
         },

@@ -103,7 +103,7 @@ def test_the_form_shows_the_port_the_test_button_needs(airflow: LocalAirflow) ->
 def test_test_button_passes_for_a_connection_made_in_the_form(
     airflow: LocalAirflow, emulator: OmnisendEmulator
 ) -> None:
-    port = emulator.base_url.rsplit(":", 1)[1].rstrip("/")
+    port = str(emulator.port)
     typed = {"host": emulator.base_url, "port": port, "password": api_key(STORE)}
     result = _create_and_test(airflow, "omnisend_ui_form", typed)
     assert result["status"] is True, result
@@ -111,7 +111,7 @@ def test_test_button_passes_for_a_connection_made_in_the_form(
 
 
 def test_test_button_names_a_wrong_key(airflow: LocalAirflow, emulator: OmnisendEmulator) -> None:
-    port = emulator.base_url.rsplit(":", 1)[1].rstrip("/")
+    port = str(emulator.port)
     typed = {"host": emulator.base_url, "port": port, "password": "not-a-key-of-this-brand"}
     result = _create_and_test(airflow, "omnisend_ui_wrong_key", typed)
     assert result["status"] is False, result

@@ -17,6 +17,7 @@ from airflow_omnisend.exceptions import (
     OmnisendAutomationCheckUnavailableError,
     OmnisendAutomationRiskError,
     OmnisendConfigError,
+    OmnisendPartitionHeldError,
 )
 from airflow_omnisend.hooks._pacing import RetryConfig
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
@@ -80,6 +81,7 @@ def _blocked(partition: PartitionStaging, conn_id: str, **kwargs: Any) -> tuple[
     with pytest.raises(OmnisendAutomationRiskError) as caught:
         _safety(partition, conn_id, retries=3, **kwargs).execute({})
     error = caught.value
+    assert isinstance(error, OmnisendPartitionHeldError)
     # it never retries: Airflow fails an AirflowFailException before looking at retries or the policy,
     # and the provider's policy would say FAIL anyway
     assert isinstance(error, AirflowFailException)
@@ -278,6 +280,7 @@ def test_an_outage_holds_the_partition_and_is_retried_not_taken_for_a_verdict(
         _safety(validated, conn, retries=3, api_retry=retry).execute({})
     error = caught.value
     assert not isinstance(error, (AirflowFailException, OmnisendAutomationRiskError))
+    assert isinstance(error, OmnisendPartitionHeldError)  # caught with a block, but retried
     assert OmnisendRetryPolicy().evaluate(error, try_number=1, max_tries=4).action.value == "retry"
     assert emulator.store.request_count(path_prefix="/api/automations") == 3  # the hook did retry
     record = validated.read_json("automation_check")

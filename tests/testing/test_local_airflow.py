@@ -158,18 +158,25 @@ signal.pause()
 """
 
 
-def test_stop_kills_components_that_ignore_sigterm_and_their_escaped_children(tmp_path: Path) -> None:
+def _fake_component(tmp_path: Path, script: str, name: str) -> tuple[LocalAirflow, Path]:
+    """A deployment running ``script`` (a stand-in for ``airflow``) as component ``name``, once the
+    script's child has written the file returned (FAKE_READY)."""
     fake = tmp_path / "airflow"
-    fake.write_text(textwrap.dedent(FAKE_AIRFLOW.format(python=sys.executable)))
+    fake.write_text(textwrap.dedent(script.format(python=sys.executable)))
     fake.chmod(0o755)
     ready = tmp_path / "child-ready"
     deployment = _deployment(tmp_path, airflow_bin=fake, env={"FAKE_READY": str(ready)})
     deployment.logs_dir.mkdir(parents=True)
-    deployment._spawn("stubborn", ["scheduler"])
+    deployment._spawn(name, ["scheduler"])
     deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert time.monotonic() < deadline, "the fake component's child never started"
+    while not ready.exists() or not ready.read_text():
+        assert time.monotonic() < deadline, f"the fake {name}'s child never started"
         time.sleep(0.05)  # polling the ready file; the condition is what is waited on
+    return deployment, ready
+
+
+def test_stop_kills_components_that_ignore_sigterm_and_their_escaped_children(tmp_path: Path) -> None:
+    deployment, _ = _fake_component(tmp_path, FAKE_AIRFLOW, "stubborn")
     assert len(deployment.processes()) == 2
 
     killed = deployment.stop(grace=1.0)
@@ -196,17 +203,7 @@ signal.pause()
 
 
 def test_stop_kills_what_a_killed_component_left_in_its_group(tmp_path: Path) -> None:
-    fake = tmp_path / "airflow"
-    fake.write_text(textwrap.dedent(ORPHANING_AIRFLOW.format(python=sys.executable)))
-    fake.chmod(0o755)
-    ready = tmp_path / "child-pid"
-    deployment = _deployment(tmp_path, airflow_bin=fake, env={"FAKE_READY": str(ready)})
-    deployment.logs_dir.mkdir(parents=True)
-    deployment._spawn("scheduler", ["scheduler"])
-    deadline = time.monotonic() + 30
-    while not ready.exists() or not ready.read_text():
-        assert time.monotonic() < deadline, "the fake scheduler's child never started"
-        time.sleep(0.05)  # polling the pid file; the condition is what is waited on
+    deployment, ready = _fake_component(tmp_path, ORPHANING_AIRFLOW, "scheduler")
     child = psutil.Process(int(ready.read_text()))
     deployment.kill_component("scheduler")
     assert child.is_running(), "the child should outlive its killed parent, as a crash leaves it"
