@@ -209,18 +209,27 @@ class Ledger:
 
 @dataclass(frozen=True)
 class FailedTry:
-    """A task instance the chaos left failed: which, on which try, why (from its log: ``credentials``
-    for a 401/403, ``outage`` for Omnisend's 5xx after the hook's retries, else ``other``), and whether
-    its log names the store's Omnisend connection."""
+    """A task instance the chaos left failed: which, on which try, why each of its tries ended (from its
+    logs, see :func:`failure_cause`; the last is why it failed), and whether its logs name the store's
+    Omnisend connection. Earlier tries ended in a kill or a retryable error; one that ended on the
+    revoked key and was still retried would show as ``credentials`` before the last."""
 
     partition: str
     task: str
     try_number: int
-    cause: str
+    attempt_causes: tuple[str, ...]
     names_connection: bool
 
+    @property
+    def cause(self) -> str:
+        return self.attempt_causes[-1] if self.attempt_causes else "other"
+
+    @property
+    def retried_on_credentials(self) -> bool:
+        return "credentials" in self.attempt_causes[:-1]
+
     def __str__(self) -> str:
-        return f"{self.partition} {self.task} try {self.try_number} ({self.cause})"
+        return f"{self.partition} {self.task} try {self.try_number} ({', '.join(self.attempt_causes)})"
 
 
 @dataclass
@@ -593,6 +602,12 @@ def failure_cause(log_text: str) -> str:
     return "other"
 
 
+def attempt_causes(task_logs: Path) -> tuple[str, ...]:
+    """Why each try of one task instance ended, in try order, from its ``attempt=N.log`` files."""
+    logs = sorted(task_logs.rglob("attempt=*.log"), key=lambda p: int(p.stem.removeprefix("attempt=")))
+    return tuple(failure_cause(p.read_text("utf-8", "replace")) for p in logs)
+
+
 def failed_tries(airflow: LocalAirflow, store_id: str) -> list[FailedTry]:
     """The task instances of ``store_id`` in state failed, each with its cause read from its log."""
     found = []
@@ -608,7 +623,7 @@ def failed_tries(airflow: LocalAirflow, store_id: str) -> list[FailedTry]:
                 partitions.get(ti["dag_run_id"], "?"),
                 str(ti["task_id"]),
                 int(ti["try_number"]),
-                failure_cause(text),
+                attempt_causes(folder),
                 conn_id(store_id) in text,
             )
         )

@@ -69,12 +69,14 @@ def test_store_a_is_failed_by_nothing(report: ChaosReport) -> None:
 def test_store_b_fails_fast_on_its_revoked_key_without_retries_naming_its_connection(
     report: ChaosReport,
 ) -> None:
+    """The try that meets the revoked key is the task's last; earlier tries of the same task may have
+    ended in a kill or the outage (those are retried)."""
     states = report.first_states[STORE_B]
     assert "success" in states.values(), "store B's key was revoked before any of its runs ended"
     revoked = [f for f in report.failures[STORE_B] if f.cause == "credentials"]
     assert revoked, f"no task of store B failed on its revoked key: {report.failures[STORE_B]}"
     for failed in revoked:
-        assert failed.try_number == 1, f"{failed}: retried on a revoked key"
+        assert not failed.retried_on_credentials, f"{failed}: retried on a revoked key"
         assert failed.names_connection, f"{failed}: its log does not name the connection omnisend_{STORE_B}"
     assert {f.cause for f in report.failures[STORE_B]} <= {"credentials", "outage"}, report.failures
 

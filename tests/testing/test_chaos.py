@@ -17,7 +17,9 @@ from airflow_omnisend.testing.chaos import (
     STORE_B,
     ChaosEmulator,
     ChaosSettings,
+    FailedTry,
     api_key,
+    attempt_causes,
     conn_id,
     failure_cause,
     ledger,
@@ -91,3 +93,20 @@ def test_failure_causes_are_read_from_what_the_provider_logs() -> None:
     for cause, texts in _messages().items():
         for text in texts:
             assert failure_cause(f"[2024-03-06 10:00:00] ERROR - {text}\n") == cause, text
+
+
+def test_each_try_has_its_own_cause_and_a_retry_after_the_revoked_key_shows(tmp_path: Path) -> None:
+    messages = _messages()
+    task_logs = tmp_path / "run_id=backfill__2024-03-05" / "task_id=send"
+    task_logs.mkdir(parents=True)
+    tries = {1: "killed at send.after_post", 10: messages["credentials"][0], 2: messages["outage"][0]}
+    for number, text in tries.items():
+        (task_logs / f"attempt={number}.log").write_text(f"[2024-03-06 10:00:00] ERROR - {text}\n", "utf-8")
+    causes = attempt_causes(task_logs)
+    assert causes == ("other", "outage", "credentials")
+    last_try = FailedTry("2024-03-05", "send", 10, causes, names_connection=True)
+    assert (last_try.cause, last_try.retried_on_credentials) == ("credentials", False)
+    causes = ("credentials", "outage", "credentials")
+    retried = FailedTry("2024-03-05", "send", 3, causes, names_connection=True)
+    assert retried.retried_on_credentials
+    assert str(retried) == "2024-03-05 send try 3 (credentials, outage, credentials)"
