@@ -214,8 +214,19 @@ class OmnisendAutomationCheckUnavailableError(OmnisendPartitionHeldError):
     """Omnisend did not answer the automation check (5xx, 429 or no response after the hook's retries).
 
     Unlike a block, it is no verdict on the automations, so the task is retried and goes on once
-    Omnisend answers.
+    Omnisend answers. ``retry_after`` is the wait a 429 named (the retry policy takes it as the delay).
     """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_unavailable, (self.args[0] if self.args else "", self.retry_after))
+
+
+def _rebuild_unavailable(message: str, retry_after: float | None) -> OmnisendAutomationCheckUnavailableError:
+    return OmnisendAutomationCheckUnavailableError(message, retry_after=retry_after)
 
 
 class OmnisendUnaccountedEventsError(OmnisendError):

@@ -29,7 +29,7 @@ they fail at once even under a user's own policy.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from airflow.sdk.definitions.retry_policy import RetryDecision, RetryPolicy
 
@@ -84,6 +84,15 @@ def _omnisend_error(exception: BaseException) -> OmnisendError | None:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _rate_limited(
+    error: OmnisendError,
+) -> TypeGuard[OmnisendRateLimitError | OmnisendAutomationCheckUnavailableError]:
+    """A 429, or the automation check held by a 429 that named its wait."""
+    if isinstance(error, OmnisendRateLimitError):
+        return True
+    return isinstance(error, OmnisendAutomationCheckUnavailableError) and error.retry_after is not None
 
 
 def _reason(prefix: str, error: BaseException) -> str:
@@ -154,7 +163,7 @@ class OmnisendRetryPolicy(RetryPolicy):
             return RetryDecision.default()
         if isinstance(error, NOT_RETRYABLE):
             return RetryDecision.fail(reason=_reason("not retryable (the same request fails again)", error))
-        if isinstance(error, OmnisendRateLimitError):
+        if _rate_limited(error):
             delay = self.rate_limit_delay(error.retry_after)
             said = "no wait named" if delay is None else f"waiting {delay.total_seconds():g}s"
             return RetryDecision.retry(delay=delay, reason=_reason(f"Omnisend rate limit ({said})", error))

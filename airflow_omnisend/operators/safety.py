@@ -38,6 +38,7 @@ policy).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -64,7 +65,7 @@ from airflow_omnisend.operators.links import OmnisendAutomationsLink, OmnisendSt
 from airflow_omnisend.staging import utc_timestamp
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow.sdk import Context
 
@@ -434,7 +435,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         cause: BaseException | None = None,
         detail: Sequence[str] | None = None,
         *,
-        failure: type[OmnisendPartitionHeldError] = AutomationRiskFailure,
+        failure: Callable[[str], OmnisendPartitionHeldError] = AutomationRiskFailure,
     ) -> OmnisendPartitionHeldError:
         """Record the block in ``automation_check.json`` and return the failure to raise.
 
@@ -465,7 +466,8 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
             f"{record['check_error']}. Nothing is planned or sent until the check is made; the task is "
             "retried (an acknowledgement would skip the check)"
         )
-        unavailable = OmnisendAutomationCheckUnavailableError
+        retry_after = cause.retry_after if isinstance(cause, OmnisendRateLimitError) else None
+        unavailable = partial(OmnisendAutomationCheckUnavailableError, retry_after=retry_after)
         return self._block(partition, record, reason, headline, failure=unavailable)
 
     def _time_problem(self, newest: str | None, now: datetime, record: dict[str, Any]) -> str | None:

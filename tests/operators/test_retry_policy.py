@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import datetime, timedelta
 
 import pytest
@@ -88,6 +89,15 @@ def test_transient_failures_retry_with_the_task_delay(exc: BaseException) -> Non
     decision = decide(exc)
     assert decision.action is RetryAction.RETRY
     assert decision.retry_delay is None
+
+
+def test_a_check_held_by_a_429_retries_after_the_named_time() -> None:
+    held = OmnisendAutomationCheckUnavailableError("BLOCKED 2024-03-07: ... (429)", retry_after=30.0)
+    decision = decide(held)
+    assert (decision.action, decision.retry_delay) == (RetryAction.RETRY, timedelta(seconds=30))
+    assert "Omnisend rate limit (waiting 30s)" in (decision.reason or "")
+    again = pickle.loads(pickle.dumps(held))
+    assert (type(again), again.args, again.retry_after) == (type(held), held.args, 30.0)
 
 
 @pytest.mark.parametrize(

@@ -299,6 +299,27 @@ def test_an_outage_holds_the_partition_and_is_retried_not_taken_for_a_verdict(
     assert _safety(validated, conn, api_retry=retry).execute({})["outcome"] == "passed"
 
 
+def test_a_rate_limited_check_holds_the_partition_and_retries_after_the_named_wait(
+    validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
+) -> None:
+    """A 429 that outlasts the hook's budget holds the day like an outage; the retry waits what
+    Omnisend named instead of the task's own delay."""
+    emulator.set_automations([])
+    faults = FaultConfig(
+        targets=frozenset({"automations"}), burst_429_every=1, burst_429_length=100, burst_429_retry_after=30
+    )
+    emulator.set_faults(faults)
+    retry = RetryConfig(max_attempts=3, base_delay=0.01, max_delay=0.05, total_budget=1)
+    with pytest.raises(OmnisendAutomationCheckUnavailableError) as caught:
+        _safety(validated, conn, retries=3, api_retry=retry).execute({})
+    assert caught.value.retry_after == 30
+    assert caught.value.headline.startswith(f"BLOCKED {DAY}: the automation check could not be made")
+    assert "429" in caught.value.headline
+    decision = OmnisendRetryPolicy().evaluate(caught.value, try_number=1, max_tries=4)
+    assert (decision.action.value, decision.retry_delay) == ("retry", timedelta(seconds=30))
+    assert validated.read_json("automation_check")["outcome"] == "blocked"
+
+
 def test_an_acknowledgement_goes_on_through_an_outage_at_the_check(
     validated: PartitionStaging, conn: str, emulator: OmnisendEmulator
 ) -> None:
