@@ -1,7 +1,8 @@
 """OmnisendBatchSensor: wait until an Omnisend batch has ended (for users wiring their own DAGs).
 
 ``finished`` succeeds; ``stopped`` (Omnisend gave up on the batch for too many item errors) fails with
-:class:`~airflow_omnisend.exceptions.OmnisendBatchStoppedError` unless ``allow_stopped=True``. The
+:class:`~airflow_omnisend.exceptions.OmnisendBatchStoppedError` unless ``allow_stopped=True``. A
+refused key (401/403) fails the task at once, whatever its retries, as the send task does. The
 XCom value is the batch summary ``{status, totalCount, finishedCount, errorsCount}``; read the items
 with ``OmnisendHook.get_batch_items`` when you need them.
 """
@@ -13,8 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue, conf
 
-from airflow_omnisend.exceptions import OmnisendBatchStoppedError, OmnisendConfigError, OmnisendInputError
+from airflow_omnisend.exceptions import (
+    OmnisendAuthError,
+    OmnisendBatchStoppedError,
+    OmnisendConfigError,
+    OmnisendInputError,
+)
 from airflow_omnisend.hooks.omnisend import OmnisendHook
+from airflow_omnisend.operators._failures import auth_failure
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.triggers._polling import batch_summary, is_terminal
 from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger, exception_from_event
@@ -96,6 +103,8 @@ class OmnisendBatchSensor(BaseSensorOperator):
         hook = OmnisendHook(self.omnisend_conn_id)
         try:
             batch = hook.get_batch(batch_id)
+        except OmnisendAuthError as err:  # a revoked key: fail now, whatever retries the task has
+            raise auth_failure(err) from None
         finally:
             hook.close()
         if not is_terminal(batch):
@@ -124,7 +133,8 @@ class OmnisendBatchSensor(BaseSensorOperator):
         if not isinstance(event, dict) or event.get("status") not in ("done", "error"):
             raise OmnisendInputError(f"OmnisendBatchSensor: unexpected trigger event {event!r}")
         if event["status"] == "error":
-            raise exception_from_event(event)
+            error = exception_from_event(event)
+            raise auth_failure(error) if isinstance(error, OmnisendAuthError) else error
         summary = (event.get("batches") or {}).get(self.batch_id)
         if not isinstance(summary, dict):
             raise OmnisendInputError(

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from airflow.sdk import PokeReturnValue
 from airflow.sdk.definitions.retry_policy import RetryAction
-from airflow.sdk.exceptions import TaskDeferred
+from airflow.sdk.exceptions import AirflowFailException, TaskDeferred
 
-from airflow_omnisend.exceptions import OmnisendBatchStoppedError, OmnisendNotFoundError
+from airflow_omnisend.exceptions import OmnisendAuthError, OmnisendBatchStoppedError, OmnisendNotFoundError
 from airflow_omnisend.hooks.omnisend import OmnisendHook
 from airflow_omnisend.sensors.batch import OmnisendBatchSensor
 from airflow_omnisend.testing.emulator import EmulatorConfig, FaultConfig, OmnisendEmulator
@@ -121,6 +121,25 @@ def test_deferrable_raises_the_triggers_error_typed(emulator: OmnisendEmulator) 
     event = asyncio.run(_first(deferred.value.trigger))  # type: ignore[arg-type]
     with pytest.raises(OmnisendNotFoundError):
         waiting.execute_complete({}, event=event)
+
+
+def test_a_revoked_key_fails_at_once_naming_the_connection(emulator: OmnisendEmulator) -> None:
+    """Polling and deferred alike: a 401 fails the task whatever its retries (another try meets it
+    again), and says which connection's key to replace."""
+    batch_id = OmnisendHook(CONN).create_batch(_events(2))
+    emulator.set_keys(revoke=[emulator.api_key])
+    with pytest.raises(AirflowFailException) as polled:
+        sensor(batch_id, poke_interval=0.02, retries=3).execute({})
+    assert isinstance(polled.value, OmnisendAuthError)
+    assert (polled.value.status, f"connection '{CONN}'" in str(polled.value)) == (401, True)
+    waiting = sensor(batch_id, deferrable=True, poke_interval=0.05)
+    with pytest.raises(TaskDeferred) as deferred:
+        waiting.execute({})
+    event = asyncio.run(_first(deferred.value.trigger))  # type: ignore[arg-type]
+    with pytest.raises(AirflowFailException) as triggered:
+        waiting.execute_complete({}, event=event)
+    assert isinstance(triggered.value, OmnisendAuthError)
+    assert f"connection '{CONN}'" in str(triggered.value)
 
 
 def test_templated_fields() -> None:
