@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.standard.operators.hitl import HITLOperator
 from airflow.sdk import Param
-from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_omnisend.approvals import AutomationApproval, approval_path, automation_set
 from airflow_omnisend.exceptions import OmnisendConfigError
+from airflow_omnisend.operators._failures import AutomationRiskFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
 from airflow_omnisend.operators.safety import check_acknowledgement
 
@@ -56,6 +56,13 @@ def _body(record: Mapping[str, Any]) -> str:
         "--reprocess-behavior failed`.",
     ]
     return "\n".join(lines)
+
+
+def _refusal(partition: PartitionStaging, headline: str, *detail: str) -> AutomationRiskFailure:
+    """The failure of a period nobody approved: ``BLOCKED <period>: <headline>`` on the first line (as
+    the check's own blocks), then where, then the ways forward and the detail."""
+    where = f"store {partition.store_id}, partition {partition.day}"
+    return AutomationRiskFailure("\n".join((f"BLOCKED {partition.day}: {headline}", where, *detail)))
 
 
 class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOperator):
@@ -103,11 +110,12 @@ class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOper
             kept = {"kept": record.get("approval")} if record.get("outcome") == "approved" else {}
             return {"approval": "not needed", "outcome": record.get("outcome"), **kept}
         if getattr(context.get("dag_run"), "triggering_user_name", None) == _DAGS_TEST_USER:
-            raise AirflowFailException(
-                f"{partition.store_id} {partition.day}: the automation check needs a person's approval, "
-                "and `airflow dags test` cannot wait for one. Trigger the run through the scheduler and "
-                f"answer in the UI, pass acknowledge_automations='<why>' in the run conf, or disable the "
-                f"automations. {record['reason']}"
+            raise _refusal(
+                partition,
+                "needs a person's approval, which `airflow dags test` cannot wait for",
+                "Trigger the run through the scheduler and answer in the UI, pass "
+                "acknowledge_automations='<why>' in the run conf, or disable the automations.",
+                record["reason"],
             )
         self.subject = f"{partition.store_id} {partition.day}: send although automations could fire?"
         self.body = _body(record)
@@ -153,19 +161,30 @@ class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOper
         try:
             reason = check_acknowledgement(given, type(self).__name__)
         except OmnisendConfigError as err:
-            self._stopped(partition, record, who, when, f"{SEND_ANYWAY} without a usable reason ({err})")
+            self._stopped(partition, record, who, when, f"{SEND_ANYWAY} without a usable reason", str(err))
         if reason is None:
             self._stopped(partition, record, who, when, f"{SEND_ANYWAY} without a reason")
         return reason
 
     def _stopped(
-        self, partition: PartitionStaging, record: dict[str, Any], who: str, when: str | None, why: str
+        self,
+        partition: PartitionStaging,
+        record: dict[str, Any],
+        who: str,
+        when: str | None,
+        why: str,
+        detail: str | None = None,
     ) -> NoReturn:
+        """Record the period as stopped and fail: ``why`` goes in the short first line, ``detail``
+        after it."""
         record.update(outcome="blocked", approval={"answer": STOP, "answered_by": who, "answered_at": when})
-        record["reason"] = f"{record['reason']}. Stopped: {why}"
+        record["reason"] = f"{record['reason']}. Stopped: {why}" + (f" ({detail})" if detail else "")
+        record["summary"] = f"BLOCKED {partition.day}: stopped at the approval: {why}"
         partition.write_json("automation_check", record)
-        raise AirflowFailException(
-            f"{partition.store_id} {partition.day}: stopped - {why}. Rerun it with `airflow backfill "
-            "create ... --reprocess-behavior failed` once the automations are off, or answer "
-            f"{SEND_ANYWAY} with a reason"
+        raise _refusal(
+            partition,
+            f"stopped at the approval: {why}",
+            "Rerun it with `airflow backfill create ... --reprocess-behavior failed` once the automations "
+            f"are off, or answer {SEND_ANYWAY} with a reason.",
+            *((detail,) if detail else ()),
         )

@@ -113,6 +113,12 @@ def test_dags_test_fails_at_once_with_the_ways_forward(tmp_path: Path, conn: str
     with pytest.raises(AirflowFailException, match="`airflow dags test` cannot wait") as caught:
         _approval(partition).execute(_context(user="dag_test"))
     assert "acknowledge_automations" in str(caught.value)
+    first, where, *_ = str(caught.value).splitlines()
+    assert (
+        first
+        == f"BLOCKED {partition.day}: needs a person's approval, which `airflow dags test` cannot wait for"
+    )
+    assert where == f"store {partition.store_id}, partition {partition.day}"
 
 
 def test_send_anyway_is_kept_for_the_same_automations_and_asked_again_when_one_changes(
@@ -169,9 +175,15 @@ def test_stop_a_bad_reason_or_no_answer_fails_the_run_and_keeps_nothing(
     _check(partition, conn)
     with pytest.raises(AirflowFailException, match="reprocess-behavior failed") as caught:
         _approval(partition).execute_complete(_context(), event)
-    assert why in str(caught.value)
+    assert why in caught.value.headline  # the short first line says why, the ways forward follow
+    assert caught.value.headline.startswith(f"BLOCKED {partition.day}: stopped at the approval: ")
+    assert len(caught.value.headline) <= 185, caught.value.headline
     record = partition.read_json("automation_check")
     assert record["outcome"] == "blocked"
+    assert record["summary"] == caught.value.headline
+    if "usable" in why:  # what was wrong with the reason follows the short line
+        assert "says yes but not why" in str(caught.value).splitlines()[-1]
+        assert "says yes but not why" in record["reason"]
     assert record["approval"]["answer"] == STOP
     assert not approval_path(partition).exists()
 
