@@ -20,8 +20,6 @@ Files and keys are named by a hash of the API key, never the key itself. Times a
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import math
@@ -33,9 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_omnisend.exceptions import OmnisendConfigError
+from airflow_omnisend.hooks._locked_file import LockedFile, locked_file
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Mapping
 
 BACKENDS = ("file", "redis", "process")
 DEFAULT_BACKEND = "file"
@@ -202,32 +201,10 @@ class FileBudget:
         self.window = window
         self._thread_lock = threading.Lock()
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[int]:
-        with self._thread_lock:
-            try:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as err:
-                raise OmnisendConfigError(
-                    f"brand budget directory {str(self.directory)!r} is not writable ({err.strerror}). "
-                    "Fix: set the connection extra brand_budget_dir to a directory every task process "
-                    "can write, or brand_budget to redis or process."
-                ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield fd
-            finally:
-                os.close(fd)  # closing releases the lock
-
     @staticmethod
-    def _read(fd: int) -> tuple[list[float], float]:
-        os.lseek(fd, 0, os.SEEK_SET)
-        raw = b""
-        while chunk := os.read(fd, 65536):
-            raw += chunk
+    def _read(state_file: LockedFile) -> tuple[list[float], float]:
         try:
-            state = json.loads(raw) if raw else {}
+            state = json.loads(state_file.raw) if state_file.raw else {}
             starts = [float(t) for t in state.get("starts", [])]
             held = state.get("blocked_until")
             blocked = -math.inf if held is None else float(held)
@@ -236,31 +213,28 @@ class FileBudget:
         return starts, blocked
 
     @staticmethod
-    def _write(fd: int, starts: list[float], blocked: float) -> None:
+    def _write(state_file: LockedFile, starts: list[float], blocked: float) -> None:
         state = {"starts": starts, "blocked_until": blocked if math.isfinite(blocked) else None}
-        data = json.dumps(state, separators=(",", ":")).encode()
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, data)
-        os.ftruncate(fd, len(data))
+        state_file.replace(json.dumps(state, separators=(",", ":")).encode())
 
     def try_reserve(self, now: float) -> float:
-        with self._locked() as fd:
-            starts, blocked = self._read(fd)
+        with locked_file(self.path, self._thread_lock) as state_file:
+            starts, blocked = self._read(state_file)
             live, wait = _decide(starts, blocked, now, self.limit, self.window)
             if wait <= 0:
                 live.append(now)
-            self._write(fd, live, blocked)
+            self._write(state_file, live, blocked)
             return wait
 
     def hold_until(self, until: float) -> None:
-        with self._locked() as fd:
-            starts, blocked = self._read(fd)
+        with locked_file(self.path, self._thread_lock) as state_file:
+            starts, blocked = self._read(state_file)
             if until > blocked:
-                self._write(fd, starts, until)
+                self._write(state_file, starts, until)
 
     def blocked_until(self) -> float:
-        with self._locked() as fd:
-            return self._read(fd)[1]
+        with locked_file(self.path, self._thread_lock) as state_file:
+            return self._read(state_file)[1]
 
 
 #: KEYS: starts (sorted set), blocked (string); ARGV: now, window, limit, member. Returns the wait as text.

@@ -25,19 +25,17 @@ lists its own batches, and only a listing (or a batch's own read) ever marks a b
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.hooks._brand_budget import brand_id, default_budget_dir
+from airflow_omnisend.hooks._locked_file import locked_file
 from airflow_omnisend.triggers._polling import batch_summary, is_terminal
 
 if TYPE_CHECKING:
@@ -134,29 +132,10 @@ class _FileStore:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[ListingState]:
-        with self._thread_lock:
-            try:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-            except OSError as err:
-                raise OmnisendConfigError(
-                    f"brand budget directory {str(self.directory)!r} is not writable ({err.strerror}). "
-                    "Fix: set the connection extra brand_budget_dir to a directory every task process "
-                    "can write, or brand_budget to redis or process."
-                ) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                raw = b""
-                while chunk := os.read(fd, 65536):
-                    raw += chunk
-                state = ListingState.from_json(raw)
-                yield state
-                data = state.to_json()
-                os.lseek(fd, 0, os.SEEK_SET)
-                os.write(fd, data)
-                os.ftruncate(fd, len(data))
-            finally:
-                os.close(fd)
+        with locked_file(self.path, self._thread_lock) as state_file:
+            state = ListingState.from_json(state_file.raw)
+            yield state
+            state_file.replace(state.to_json())
 
 
 @dataclass(frozen=True)
