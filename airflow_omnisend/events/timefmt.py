@@ -25,12 +25,13 @@ alone, minutes without seconds, ISO week or ordinal dates, offsets beyond ±14:5
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from airflow_omnisend.events.partition import DAY_PATTERN
 
 __all__ = [
+    "DEFAULT_MIN_EVENT_AGE",
     "EARLIEST_EVENT_TIME",
     "UTC",
     "InstantCache",
@@ -47,6 +48,10 @@ __all__ = [
 #: the earliest eventTime a backfill sends: older ones are a source's placeholder dates (0001-01-01,
 #: 1900-01-01, 1970-01-01 ...), not orders, and would become false purchase history in Omnisend
 EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+#: How old an event must be before it is sent by default: Omnisend de-duplicates only historic events,
+#: and a younger one could still fire an automation. The DAGs, the safety check and the CLI share it.
+DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
 
 # Offsets are limited to ±14:59 like SQLite's date functions, so that SQL prefilters and Python agree.
 _STRICT_TEXT = re.compile(

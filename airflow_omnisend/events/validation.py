@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from airflow_omnisend.events.explanations import (
     Issue,
@@ -34,7 +34,12 @@ from airflow_omnisend.events.explanations import (
 from airflow_omnisend.events.names import CANCELED, EVENT_NAMES, FULFILLED, PAID, PLACED, REFUNDED
 from airflow_omnisend.events.schema import line_item_screen, schema_documents
 from airflow_omnisend.events.screen import inlined_screen, passes
-from airflow_omnisend.events.timefmt import EARLIEST_EVENT_TIME, InstantError, read_event_time
+from airflow_omnisend.events.timefmt import (
+    DEFAULT_MIN_EVENT_AGE,
+    EARLIEST_EVENT_TIME,
+    InstantError,
+    read_event_time,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,10 +51,6 @@ __all__ = [
     "EventVerdict",
     "Issue",
 ]
-
-#: How old an event must be before it is sent by default: Omnisend de-duplicates only historic events,
-#: and a younger one could still fire an automation. The DAGs, the safety check and the CLI share it.
-DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
 
 #: eventName -> (property, warning code): recommended ``properties`` whose absence is a warning. Kept
 #: small on purpose: a warning that fires on every event is noise. Omnisend's own example (the seed

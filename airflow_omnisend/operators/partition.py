@@ -13,11 +13,12 @@ triggerer, holding no worker slot - until the period has been over that long.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from airflow_omnisend.events.partition import parse_period
+from airflow_omnisend.events.timefmt import DEFAULT_MIN_EVENT_AGE
 from airflow_omnisend.operators.base import DEFAULT_RETRY_POLICY, push_keys
 from airflow_omnisend.operators.extract import OmnisendExtractOrdersOperator
 from airflow_omnisend.operators.safety import check_acknowledgement
@@ -30,9 +31,6 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 __all__ = ["DEFAULT_MIN_EVENT_AGE", "OmnisendExtractPartitionOperator", "OmnisendPartitionOperator"]
-
-#: the safety check's minimum event age, and how long after a day's end its scheduled run waits
-DEFAULT_MIN_EVENT_AGE: Final = timedelta(hours=1)
 
 
 class _RunPartitionTask(BaseOperator):

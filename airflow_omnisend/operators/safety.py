@@ -46,7 +46,7 @@ import orjson
 from airflow_omnisend.approvals import automation_set, load_approval
 from airflow_omnisend.events.automation_risk import IMPORT_ORIGIN, AutomationVerdict, assess_automations
 from airflow_omnisend.events.names import EVENT_NAMES
-from airflow_omnisend.events.timefmt import parse_instant
+from airflow_omnisend.events.timefmt import DEFAULT_MIN_EVENT_AGE, parse_instant
 from airflow_omnisend.exceptions import (
     OmnisendAPIError,
     OmnisendAuthError,
@@ -269,7 +269,7 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         *,
         omnisend_conn_id: str = "omnisend_default",
         acknowledge_automations: str | None = None,
-        min_event_age: timedelta = timedelta(hours=1),
+        min_event_age: timedelta = DEFAULT_MIN_EVENT_AGE,
         event_names: Sequence[str] | None = None,
         api_retry: RetryConfig | None = None,
         validated: Mapping[str, Any] | None = None,

@@ -290,11 +290,18 @@ def test_bad_limits_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
         assert option.lstrip("-").replace("-", "_") in capsys.readouterr().err.replace("-", "_")
 
 
-def test_the_cli_min_age_is_the_dags_default() -> None:
+def test_the_cli_min_age_is_the_dags_and_the_safety_checks_default() -> None:
+    """One rule, defined in events/timefmt.py and imported by the CLI, the DAGs and the safety check."""
+    import inspect
+
+    from airflow_omnisend.events.timefmt import DEFAULT_MIN_EVENT_AGE as RULE
     from airflow_omnisend.events.validate_cli import DEFAULT_MIN_EVENT_AGE
     from airflow_omnisend.operators.partition import DEFAULT_MIN_EVENT_AGE as DAG_DEFAULT
+    from airflow_omnisend.operators.safety import OmnisendAutomationSafetyOperator
 
-    assert DEFAULT_MIN_EVENT_AGE == DAG_DEFAULT
+    assert DEFAULT_MIN_EVENT_AGE is DAG_DEFAULT is RULE
+    check = inspect.signature(OmnisendAutomationSafetyOperator.__init__).parameters["min_event_age"]
+    assert check.default is RULE
 
 
 def test_times_in_the_events_contract_forms_validate_and_are_written_canonical(tmp_path: Path) -> None:
