@@ -178,13 +178,14 @@ class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOper
         """Record the period as stopped and fail: ``why`` goes in the short first line, ``detail``
         after it."""
         record.update(outcome="blocked", approval={"answer": STOP, "answered_by": who, "answered_at": when})
-        record["reason"] = f"{record['reason']}. Stopped: {why}" + (f" ({detail})" if detail else "")
-        record["summary"] = f"BLOCKED {partition.day}: stopped at the approval: {why}"
-        partition.write_json("automation_check", record)
-        raise _refusal(
+        refusal = _refusal(
             partition,
             f"stopped at the approval: {why}",
             "Rerun it with `airflow backfill create ... --reprocess-behavior failed` once the automations "
             f"are off, or answer {SEND_ANYWAY} with a reason.",
             *((detail,) if detail else ()),
         )
+        record["reason"] = f"{record['reason']}. Stopped: {why}" + (f" ({detail})" if detail else "")
+        record["summary"] = refusal.headline
+        partition.write_json("automation_check", record)
+        raise refusal
