@@ -16,9 +16,10 @@ Decisions, by the provider's exception types (found on the exception or anywhere
   unaccounted events: FAIL.
   Another attempt sends the same key / the same bytes / the same configuration and gets the same
   answer; a retry would only delay the alert and spend rate limit.
-* rate limit (429 after the hook's own budget): RETRY after the time Omnisend named, capped.
+* rate limit (429 after the hook's own budget), also when it held the automation check: RETRY after
+  the time Omnisend named, capped.
 * 5xx, transport failures (incl. lost responses), stopped batches and an automation check Omnisend
-  did not answer: RETRY with the task's delay.
+  did not answer otherwise: RETRY with the task's delay.
 * anything else: DEFAULT.
 
 Input files no retry can fix (missing, a folder, not NDJSON, a line over the cap, an unknown URL
