@@ -17,6 +17,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from airflow_omnisend.exceptions import (
     OmnisendAuthError,
     OmnisendAutomationRiskError,
+    OmnisendError,
     OmnisendInputError,
     OmnisendRejectRatioError,
     OmnisendUnaccountedEventsError,
@@ -29,6 +30,7 @@ __all__ = [
     "RejectRatioFailure",
     "UnaccountedEventsFailure",
     "auth_failure",
+    "failing_fast",
     "input_failure",
 ]
 
@@ -79,3 +81,9 @@ def auth_failure(err: OmnisendAuthError) -> AuthFailure:
     return AuthFailure(
         str(err), status=err.status, problem=err.problem, retry_after=err.retry_after, request=err.request
     )
+
+
+def failing_fast(error: OmnisendError) -> OmnisendError:
+    """The error to raise for ``error``: a refused key as :class:`AuthFailure` (it ends the task whatever
+    its retries), anything else as it is."""
+    return auth_failure(error) if isinstance(error, OmnisendAuthError) else error

@@ -26,7 +26,7 @@ from airflow_omnisend.approvals import AutomationApproval, approval_path, automa
 from airflow_omnisend.exceptions import OmnisendConfigError
 from airflow_omnisend.operators._failures import AutomationRiskFailure
 from airflow_omnisend.operators.base import OmnisendPartitionBaseOperator
-from airflow_omnisend.operators.safety import check_acknowledgement
+from airflow_omnisend.operators.safety import check_acknowledgement, held_message
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -59,10 +59,8 @@ def _body(record: Mapping[str, Any]) -> str:
 
 
 def _refusal(partition: PartitionStaging, headline: str, *detail: str) -> AutomationRiskFailure:
-    """The failure of a period nobody approved: ``BLOCKED <period>: <headline>`` on the first line (as
-    the check's own blocks), then where, then the ways forward and the detail."""
-    where = f"store {partition.store_id}, partition {partition.day}"
-    return AutomationRiskFailure("\n".join((f"BLOCKED {partition.day}: {headline}", where, *detail)))
+    """The failure of a period nobody approved, worded as the check's own blocks (:func:`held_message`)."""
+    return AutomationRiskFailure(held_message(partition, headline, *detail))
 
 
 class OmnisendAutomationApprovalOperator(OmnisendPartitionBaseOperator, HITLOperator):

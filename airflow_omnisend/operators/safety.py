@@ -223,6 +223,15 @@ def _time_headline(record: Mapping[str, Any]) -> str:
     )
 
 
+def held_message(partition: PartitionStaging, headline: str, *detail: str, conn_id: str | None = None) -> str:
+    """The text of a partition held back: ``BLOCKED <period>: <headline>`` first (the short line a person
+    reads first), then where it happened, then the detail line by line."""
+    where = f"store {partition.store_id}, partition {partition.day}"
+    if conn_id is not None:
+        where += f", connection {conn_id}"
+    return "\n".join((f"BLOCKED {partition.day}: {headline}", where, *detail))
+
+
 class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
     """Block the partition while an enabled automation could fire on its events (see the module).
 
@@ -442,11 +451,10 @@ class OmnisendAutomationSafetyOperator(OmnisendPartitionBaseOperator):
         Its message is ``BLOCKED <period>: <headline>`` on the first line, then where and the detail
         (``reason``, or ``detail`` line by line). A provider error that caused it is already told in the
         reason, so it is not chained (Airflow would log its traceback too); anything else is."""
-        summary = f"BLOCKED {partition.day}: {headline}"
-        record["outcome"], record["reason"], record["summary"] = "blocked", reason, summary
+        message = held_message(partition, headline, *(detail or (reason,)), conn_id=self.omnisend_conn_id)
+        record["outcome"], record["reason"], record["summary"] = "blocked", reason, message.partition("\n")[0]
         self._finish(partition, record)
-        where = f"store {partition.store_id}, partition {partition.day}, connection {self.omnisend_conn_id}"
-        error = failure("\n".join((summary, where, *(detail or (reason,)))))
+        error = failure(message)
         if cause is not None and not isinstance(cause, OmnisendError):
             error.__cause__ = cause
         else:

@@ -38,7 +38,7 @@ from airflow_omnisend.exceptions import (
 )
 from airflow_omnisend.flags import parse_flag
 from airflow_omnisend.hooks._responses import COUNTER_FIELDS, merge_batch_items
-from airflow_omnisend.operators._failures import auth_failure
+from airflow_omnisend.operators._failures import auth_failure, failing_fast
 from airflow_omnisend.operators._shard_sender import (
     BatchOutcome,
     SendSettings,
@@ -329,8 +329,7 @@ class OmnisendSendBatchesOperator(OmnisendPartitionBaseOperator):
         if event["status"] == "error":
             from airflow_omnisend.triggers.batches import exception_from_event
 
-            error = exception_from_event(event)
-            raise auth_failure(error) if isinstance(error, OmnisendAuthError) else error
+            raise failing_fast(exception_from_event(event))
         batches = event.get("batches") or {}
         ended = {
             batch_id: _outcome(summary)

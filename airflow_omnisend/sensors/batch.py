@@ -21,7 +21,7 @@ from airflow_omnisend.exceptions import (
     OmnisendInputError,
 )
 from airflow_omnisend.hooks.omnisend import OmnisendHook
-from airflow_omnisend.operators._failures import auth_failure
+from airflow_omnisend.operators._failures import auth_failure, failing_fast
 from airflow_omnisend.operators.retry import OmnisendRetryPolicy
 from airflow_omnisend.triggers._polling import batch_summary, is_terminal
 from airflow_omnisend.triggers.batches import OmnisendBatchesTrigger, exception_from_event
@@ -133,8 +133,7 @@ class OmnisendBatchSensor(BaseSensorOperator):
         if not isinstance(event, dict) or event.get("status") not in ("done", "error"):
             raise OmnisendInputError(f"OmnisendBatchSensor: unexpected trigger event {event!r}")
         if event["status"] == "error":
-            error = exception_from_event(event)
-            raise auth_failure(error) if isinstance(error, OmnisendAuthError) else error
+            raise failing_fast(exception_from_event(event))
         summary = (event.get("batches") or {}).get(self.batch_id)
         if not isinstance(summary, dict):
             raise OmnisendInputError(

@@ -602,10 +602,10 @@ def failure_cause(log_text: str) -> str:
     return "other"
 
 
-def attempt_causes(task_logs: Path) -> tuple[str, ...]:
-    """Why each try of one task instance ended, in try order, from its ``attempt=N.log`` files."""
+def attempt_logs(task_logs: Path) -> list[str]:
+    """The log of each try of one task instance, in try order (its ``attempt=N.log`` files)."""
     logs = sorted(task_logs.rglob("attempt=*.log"), key=lambda p: int(p.stem.removeprefix("attempt=")))
-    return tuple(failure_cause(p.read_text("utf-8", "replace")) for p in logs)
+    return [p.read_text("utf-8", "replace") for p in logs]
 
 
 def failed_tries(airflow: LocalAirflow, store_id: str) -> list[FailedTry]:
@@ -617,14 +617,14 @@ def failed_tries(airflow: LocalAirflow, store_id: str) -> list[FailedTry]:
         if ti["state"] != "failed":
             continue
         folder = logs / f"run_id={ti['dag_run_id']}" / f"task_id={ti['task_id']}"
-        text = "\n".join(p.read_text("utf-8", "replace") for p in folder.rglob("attempt=*.log"))
+        tries = attempt_logs(folder)
         found.append(
             FailedTry(
                 partitions.get(ti["dag_run_id"], "?"),
                 str(ti["task_id"]),
                 int(ti["try_number"]),
-                attempt_causes(folder),
-                conn_id(store_id) in text,
+                tuple(failure_cause(text) for text in tries),
+                any(conn_id(store_id) in text for text in tries),
             )
         )
     return sorted(found, key=lambda f: (f.partition, f.task))

@@ -19,7 +19,7 @@ from airflow_omnisend.testing.chaos import (
     ChaosSettings,
     FailedTry,
     api_key,
-    attempt_causes,
+    attempt_logs,
     conn_id,
     failure_cause,
     ledger,
@@ -102,7 +102,7 @@ def test_each_try_has_its_own_cause_and_a_retry_after_the_revoked_key_shows(tmp_
     tries = {1: "killed at send.after_post", 10: messages["credentials"][0], 2: messages["outage"][0]}
     for number, text in tries.items():
         (task_logs / f"attempt={number}.log").write_text(f"[2024-03-06 10:00:00] ERROR - {text}\n", "utf-8")
-    causes = attempt_causes(task_logs)
+    causes = tuple(failure_cause(text) for text in attempt_logs(task_logs))
     assert causes == ("other", "outage", "credentials")
     last_try = FailedTry("2024-03-05", "send", 10, causes, names_connection=True)
     assert (last_try.cause, last_try.retried_on_credentials) == ("credentials", False)
